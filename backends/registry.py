@@ -1,0 +1,85 @@
+"""String -> backend registry with lazy imports and an ``RSGN_BACKEND`` default.
+
+``import rsgn`` imports no backend module: each entry names a module and class that are
+imported on first use, so triton and simpy load only when their backend is asked for.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+
+from rsgn.backends.base import Backend
+from rsgn.errors import RsgnError
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    name: str
+    module: str
+    cls: str
+    summary: str
+
+
+_REGISTRY: dict[str, BackendEntry] = {}
+
+
+def register(name: str, module: str, cls: str, summary: str) -> None:
+    """Register a backend by import path (imported lazily)."""
+    _REGISTRY[name] = BackendEntry(name, module, cls, summary)
+
+
+register(
+    "torch",
+    "rsgn.backends.torch_backend",
+    "TorchBackend",
+    "PyTorch reference (CPU/CUDA), differentiable; the definition of every op",
+)
+
+
+def names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def default_name() -> str:
+    """The backend named by ``RSGN_BACKEND``, else ``torch``."""
+    return os.environ.get("RSGN_BACKEND", "torch") or "torch"
+
+
+def _entry(name: str) -> BackendEntry:
+    if name not in _REGISTRY:
+        raise RsgnError(f"unknown backend {name!r} (known: {', '.join(names())})")
+    return _REGISTRY[name]
+
+
+def backend_class(name: str) -> type[Backend]:
+    e = _entry(name)
+    try:
+        mod = importlib.import_module(e.module)
+    except ImportError as exc:
+        raise RsgnError(f"backend {name!r} is not available: {exc}") from None
+    return getattr(mod, e.cls)
+
+
+def get_backend(name: str | None = None, **kwargs) -> Backend:
+    """Instantiate the backend called ``name`` (default: ``RSGN_BACKEND`` or ``torch``)."""
+    name = name or default_name()
+    cls = backend_class(name)
+    ok, why = cls.available()
+    if not ok:
+        raise RsgnError(f"backend {name!r} is not available here: {why}")
+    return cls(**kwargs)
+
+
+def availability() -> list[tuple[str, bool, str, str]]:
+    """(name, available, reason-if-not, summary) for every registered backend."""
+    rows = []
+    for n in names():
+        e = _REGISTRY[n]
+        try:
+            ok, why = backend_class(n).available()
+        except RsgnError as exc:
+            ok, why = False, str(exc)
+        rows.append((n, ok, why, e.summary))
+    return rows

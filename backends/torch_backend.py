@@ -1,0 +1,414 @@
+"""The torch backend: the reference definition of every RSGN op (CPU or CUDA, differentiable).
+
+Sparse by construction: only active nodes hold state (``ActiveState`` is ``[B, k_active, d]``),
+messages flow only along the out-edges of active nodes (a CSR over sources), and no tensor of
+size N x N or B x N x d is ever formed. Per-node *scalars* over ``[B, N]`` are used for the
+exact active-set selection (O(N) integer work per step, 1-2 orders below the message work).
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+
+from rsgn.backends.base import (
+    ActiveState,
+    Backend,
+    Candidates,
+    Capabilities,
+    Graph,
+    Program,
+    Report,
+)
+from rsgn.backends.cost import CostLedger, load_energy_table
+from rsgn.backends.selection import mask_to_ids, radix_select_mask, statistical_mask
+from rsgn.geometry import dist_from_parts
+
+if TYPE_CHECKING:  # pragma: no cover
+    from rsgn.model import RSGN
+
+_IGNITE_CHUNK_ELEMS = 1 << 24  # B*T*chunk distance evaluations per no-grad chunk
+
+
+def out_csr(in_idx: torch.Tensor, in_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """CSR over sources of the live in-edges: (ptr [N+1], flat edge ids sorted by source)."""
+    n, k = in_idx.shape
+    flat_src = in_idx.reshape(-1)
+    live = in_mask.reshape(-1)
+    edge_ids = torch.arange(n * k, device=in_idx.device)[live]
+    src = flat_src[live]
+    order = torch.argsort(src, stable=True)
+    counts = torch.bincount(src, minlength=n)
+    ptr = torch.zeros(n + 1, dtype=torch.int64, device=in_idx.device)
+    ptr[1:] = counts.cumsum(0)
+    return ptr, edge_ids[order]
+
+
+def gather_out_edges(
+    ptr: torch.Tensor, out_edge: torch.Tensor, src: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """All out-edges of the given sources: (flat edge ids [E], position in ``src`` [E])."""
+    start = ptr[src]
+    cnt = ptr[src + 1] - start
+    owner = torch.repeat_interleave(torch.arange(src.numel(), device=src.device), cnt)
+    first = torch.cumsum(cnt, 0) - cnt
+    offs = torch.arange(owner.numel(), device=src.device) - first[owner]
+    return out_edge[start[owner] + offs], owner
+
+
+def _csr_matrix(crow, col, values, shape):
+    """A CSR matrix without torch's beta / invariant-check warnings (indices are ours)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.sparse_csr_tensor(crow, col, values, shape, check_invariants=False)
+
+
+class EdgeSpMM(torch.autograd.Function):
+    """out[dst[e]] += w[e] * g[src[e]] over all edges e, plus a bias row: a sparse [M, S]
+    matrix times g [S, d].
+
+    Edges must arrive grouped by source (as :func:`gather_out_edges` yields them), with
+    ``src_ptr`` the CSR row pointer of S^T over the ``S`` source rows. Forward is a CSR
+    sparse-dense product S @ g (one stable sort of the destinations builds S); backward uses
+    S^T (free, edges are source-major): grad_g = S^T @ grad_out, and the weight gradient
+    grad_w[e] = <g[src[e]], grad_out[dst[e]]> is a sampled dense-dense product (SDDMM) on the
+    pattern of S^T. Nothing of size E x d or M x S is materialised (``torch.sparse.mm``'s own
+    backward forms a dense M x S matrix).
+    """
+
+    @staticmethod
+    def forward(ctx, dst, src_ptr, w, g, bias, m):  # noqa: D102
+        n_src = g.shape[0]
+        src = torch.repeat_interleave(
+            torch.arange(n_src, device=g.device), src_ptr[1:] - src_ptr[:-1]
+        )
+        order = torch.argsort(dst, stable=True)
+        crow = torch.zeros(m + 1, dtype=torch.int64, device=g.device)
+        crow[1:] = torch.bincount(dst, minlength=m).cumsum(0)
+        s_mat = _csr_matrix(crow, src[order], w[order], (m, n_src))
+        out = s_mat @ g if dst.numel() else g.new_zeros(m, g.shape[1])
+        out.add_(bias)
+        ctx.save_for_backward(dst, src_ptr, w, g)
+        ctx.m = m
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out):  # noqa: D102
+        dst, src_ptr, w, g = ctx.saved_tensors
+        grad_g = grad_w = grad_b = None
+        grad_out = grad_out.contiguous()
+        if ctx.needs_input_grad[4]:
+            grad_b = grad_out.sum(0)
+        if dst.numel() == 0:
+            return None, None, torch.zeros_like(w), torch.zeros_like(g), grad_b, None
+        shape = (g.shape[0], ctx.m)
+        if ctx.needs_input_grad[3]:
+            grad_g = _csr_matrix(src_ptr, dst, w, shape) @ grad_out
+        if ctx.needs_input_grad[2]:
+            pattern = _csr_matrix(src_ptr, dst, torch.zeros_like(w), shape)
+            grad_w = torch.sparse.sampled_addmm(pattern, g, grad_out.T, beta=0.0).values()
+        return None, None, grad_w, grad_g, grad_b, None
+
+
+class TorchBackend(Backend):
+    """Reference backend. ``energy_table`` names the per-event energy preset used for the
+    modelled energy in reports (default: Horowitz 45 nm)."""
+
+    name = "torch"
+
+    def __init__(
+        self, device: str | torch.device | None = None, energy_table: str = "electronic_45nm"
+    ) -> None:
+        super().__init__()
+        self.device = torch.device(device) if device is not None else None
+        self.energy_table_name = energy_table
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            differentiable=True,
+            devices=("cpu", "cuda") if torch.cuda.is_available() else ("cpu",),
+            metrics={
+                "accuracy": "measured",
+                "active_fraction": "measured",
+                "latency": "measured (wall clock; CUDA-synchronised on GPU)",
+                "energy_modelled": "modelled (counted events x Horowitz 45 nm per-event energy)",
+                "energy_measured": "n/a: the torch backend reads no power counter",
+            },
+            notes="the reference definition; every other backend is tested against it",
+        )
+
+    # ---------------------------------------------------------------------------- graph
+    def graph(self, x, a, u, v, level, hebb, in_idx, in_mask, *, tau, inhibition_radius):
+        """w_ji = sigmoid(u_i . v_j + hebb_ij) exp(-d_H(p_i, p_j)/tau) softplus(l_i - l_j + 1)."""
+        n, k = in_idx.shape
+        self.count_op("graph")
+        xj = x[in_idx]  # [N, K, D]
+        d = dist_from_parts(x.unsqueeze(1), xj, a.unsqueeze(1), a[in_idx])
+        aff = (u.unsqueeze(1) * v[in_idx]).sum(-1) + hebb
+        lvl = F.softplus(level.unsqueeze(1) - level[in_idx] + 1.0)
+        w = torch.sigmoid(aff) * torch.exp(-d / tau) * lvl
+        w = w * in_mask
+        ptr, out_edge = out_csr(in_idx, in_mask)
+        inh = in_mask & (d.detach() < inhibition_radius)
+        e = n * k
+        self.count("mac_fp32", e * (u.shape[1] + x.shape[1]))
+        self.count("transcendental_fp32", e * 4)
+        self.count("sram_word_32b", e * (u.shape[1] + x.shape[1] + 2))
+        return Graph(
+            x=x,
+            a=a,
+            in_idx=in_idx,
+            in_mask=in_mask,
+            w=w,
+            out_ptr=ptr,
+            out_edge=out_edge,
+            inh_mask=inh,
+        )
+
+    # ---------------------------------------------------------------------------- ignite
+    def ignite(self, sparks, spark_a, graph, *, sigma, eps, cap, method):
+        """alpha_i(0) = max_t exp(-d_H(s_t, p_i)^2 / (2 sigma^2)), top-``cap`` per sample.
+
+        The max over tokens is taken on the monotone proxy delta = |s-p|^2/(a_s a_p) without
+        gradient (chunked over nodes); the exact distance and its gradient are then evaluated
+        only for the selected (sample, node, token) triples.
+        """
+        self.count_op("ignite")
+        bsz, t, dsp = sparks.shape
+        n = graph.n_nodes
+        x, a = graph.x, graph.a
+        with torch.no_grad():
+            # |s - p|^2 = |s|^2 + |p|^2 - 2 s.p as one GEMM per chunk: used only to choose the
+            # nearest spark per node and the active set; exact distances are recomputed below.
+            chunk = max(1, _IGNITE_CHUNK_ELEMS // max(1, bsz * t))
+            dmin = torch.empty(bsz, n, device=sparks.device, dtype=sparks.dtype)
+            tok = torch.empty(bsz, n, device=sparks.device, dtype=torch.int64)
+            sp, sa = sparks.detach(), spark_a.detach()
+            s2 = (sp * sp).sum(-1, keepdim=True)  # [B, T, 1]
+            xd, ad = x.detach(), a.detach()
+            p2 = (xd * xd).sum(-1)
+            for s0 in range(0, n, chunk):
+                sl = slice(s0, s0 + chunk)
+                num = torch.baddbmm(s2 + p2[sl], sp, xd[sl].T.expand(bsz, -1, -1), alpha=-2.0)
+                dl = num.clamp_min_(0) / sa.unsqueeze(2)
+                dmin[:, sl], tok[:, sl] = dl.min(1)
+                dmin[:, sl] /= ad[sl]
+        ids, valid = self._select_dense(-dmin, cap, method)
+        tsel = tok.gather(1, ids)
+        s_sel = sparks[torch.arange(bsz, device=sparks.device).unsqueeze(1), tsel]  # [B,W,D]
+        a_sel = spark_a.gather(1, tsel)
+        d = dist_from_parts(s_sel, x[ids], a_sel, a[ids])
+        alpha = torch.exp(-(d * d) / (2 * sigma * sigma))
+        valid = valid & (alpha.detach() > eps)
+        alpha = alpha * valid
+        self.count("mac_fp32", bsz * t * n * (dsp + 1))
+        self.count("add_fp32", bsz * t * n)  # min over tokens
+        self.count("int_op_32b", bsz * n * 4)  # three histogram passes + compare
+        self.count("transcendental_fp32", ids.numel() * 3)
+        self.count("sram_word_32b", bsz * t * (dsp + 1) + n * (dsp + 1))
+        return ActiveState(ids=ids, valid=valid, alpha=alpha, token=tsel)
+
+    # ---------------------------------------------------------------------------- propagate
+    def propagate(self, state, graph, w_h, b_h, theta, *, gamma, temperature):
+        """One step over the active set A (sparse push along out-edges):
+
+        h~_i = sum_{j in A, j->i} w_ji alpha_j (W_h h_j) + b_h   (= W_h m_i + b_h, W_h linear)
+        alpha_i' = sigmoid((alpha_i + gamma |h~_i| - theta_i) / T)
+
+        for every node i reached from A or in A. Nodes neither active nor reached stay silent.
+        """
+        self.count_op("propagate")
+        bsz, width = state.ids.shape
+        n = graph.n_nodes
+        dev = state.ids.device
+        d = state.h.shape[-1]
+        flat_valid = state.valid.reshape(-1)
+        act_rows = flat_valid.nonzero(as_tuple=True)[0]  # rows into [B*W]
+        act_b = act_rows // width
+        act_ids = state.ids.reshape(-1)[act_rows]
+        g = (state.alpha.unsqueeze(-1) * (state.h @ w_h.T)).reshape(bsz * width, d)
+        edges, owner = gather_out_edges(graph.out_ptr, graph.out_edge, act_ids)
+        kslots = graph.in_idx.shape[1]
+        dst = edges // kslots
+        b_e = act_b[owner]
+        # candidate set: every (sample, node) reached from A or in A, compacted through a
+        # [B*N] scratch map (linear, sort-free)
+        hit = torch.zeros(bsz * n, dtype=torch.bool, device=dev)
+        hit[b_e * n + dst] = True
+        hit[act_b * n + act_ids] = True
+        uniq = hit.nonzero(as_tuple=True)[0]
+        m = uniq.numel()
+        slot = torch.empty(bsz * n, dtype=torch.int64, device=dev)
+        slot[uniq] = torch.arange(m, device=dev)
+        inv_e, inv_a = slot[b_e * n + dst], slot[act_b * n + act_ids]
+        w_e = graph.w.reshape(-1)[edges]
+        # edges arrive grouped by active source; CSR pointer over all B*W source slots
+        per_src = torch.zeros(bsz * width, dtype=torch.int64, device=dev)
+        per_src[act_rows] = torch.bincount(owner, minlength=act_rows.numel())
+        src_ptr = torch.zeros(bsz * width + 1, dtype=torch.int64, device=dev)
+        src_ptr[1:] = per_src.cumsum(0)
+        htilde = EdgeSpMM.apply(inv_e, src_ptr, w_e, g, b_h, m)
+        alpha_prev = torch.zeros(m, device=dev, dtype=g.dtype).index_put(
+            (inv_a,), state.alpha.reshape(-1)[act_rows]
+        )
+        prev_row = torch.full((m,), -1, dtype=torch.int64, device=dev)
+        prev_row[inv_a] = act_rows
+        cand_b, cand_i = uniq // n, uniq % n
+        norm = torch.linalg.vector_norm(htilde, dim=-1)
+        alpha = torch.sigmoid((alpha_prev + gamma * norm - theta[cand_i]) / temperature)
+        na, ne = act_rows.numel(), edges.numel()
+        self.count("mac_fp32", na * d * d + ne * d + m * d)
+        self.count("sram_word_32b", ne * (d + 2) + na * d + d * d)
+        self.count("int_op_32b", ne * 4)
+        self.count("transcendental_fp32", 2 * m)
+        return Candidates(
+            batch=cand_b, node=cand_i, htilde=htilde, alpha=alpha, prev_row=prev_row, n_batch=bsz
+        )
+
+    # ---------------------------------------------------------------------------- inhibit
+    def inhibit(self, cand, graph, *, strength):
+        """alpha_i <- alpha_i / (1 + beta * mean_{j in R(i)} alpha_j),
+        R(i) = in-neighbours of i within the inhibition radius (hyperbolic)."""
+        self.count_op("inhibit")
+        if strength == 0:
+            return cand.alpha
+        n = graph.n_nodes
+        bsz = cand.n_batch
+        scratch = torch.zeros(bsz * n, device=cand.alpha.device, dtype=cand.alpha.dtype)
+        scratch = scratch.index_put((cand.batch * n + cand.node,), cand.alpha)
+        nb = graph.in_idx[cand.node]  # [M, K]
+        nmask = graph.inh_mask[cand.node]
+        vals = scratch[cand.batch.unsqueeze(1) * n + nb] * nmask
+        cnt = nmask.sum(1).clamp_min(1)
+        mean = vals.sum(1) / cnt
+        m, k = nb.shape
+        self.count("add_fp32", m * (k + 2))
+        self.count("sram_word_32b", m * k)
+        return cand.alpha / (1.0 + strength * mean)
+
+    # ---------------------------------------------------------------------------- select
+    def _select_dense(self, score: torch.Tensor, cap: int, method: str):
+        if method == "radix":
+            mask = radix_select_mask(score.detach(), cap)
+            return mask_to_ids(mask, width=min(cap, score.shape[1]))
+        if method == "stat":
+            mask = statistical_mask(score.detach(), cap, torch.isfinite(score))
+            return mask_to_ids(mask)
+        raise ValueError(f"unknown selection method {method!r} (radix, stat)")
+
+    def select(self, batch, node, score, n_batch, n_nodes, *, cap, eps, method):
+        """Exact k-winners per sample (``radix``) among the scored rows; the rest score -inf."""
+        self.count_op("select")
+        dev = score.device
+        if score.numel() == 0:  # nothing reached: the network has gone silent
+            w = min(cap, n_nodes)
+            ids = torch.zeros(n_batch, w, dtype=torch.int64, device=dev)
+            return ids, torch.full_like(ids, -1), torch.zeros_like(ids, dtype=torch.bool)
+        flat = batch * n_nodes + node
+        dense = torch.full((n_batch * n_nodes,), float("-inf"), device=dev)
+        dense[flat] = score.detach().float()
+        rowmap = torch.full((n_batch * n_nodes,), -1, dtype=torch.int64, device=dev)
+        rowmap[flat] = torch.arange(flat.numel(), device=dev)
+        dense = dense.view(n_batch, n_nodes)
+        if method == "radix":
+            dense = torch.nan_to_num(dense, neginf=torch.finfo(torch.float32).min)
+        ids, valid = self._select_dense(dense, cap, method)
+        row = rowmap.view(n_batch, n_nodes).gather(1, ids)
+        valid = valid & (row >= 0)
+        sel_score = torch.where(
+            row >= 0, score.detach()[row.clamp_min(0)], torch.zeros_like(row, dtype=score.dtype)
+        )
+        valid = valid & (sel_score > eps)
+        row = torch.where(valid, row, torch.full_like(row, -1))
+        self.count("int_op_32b", n_batch * n_nodes * 4)
+        return ids, row, valid
+
+    # ---------------------------------------------------------------------------- update
+    def update(self, cand, alpha, prev, ids, row, valid, ln_weight, ln_bias):
+        """h_i = LN(h~_i + h_i_prev) * alpha_i on the selected rows (h_prev = 0 if newly lit)."""
+        self.count_op("update")
+        d = cand.htilde.shape[-1]
+        if cand.htilde.shape[0] == 0:  # silent network: an empty state, zero readout
+            z = torch.zeros(*ids.shape, d, device=ids.device, dtype=cand.htilde.dtype)
+            return ActiveState(ids=ids, valid=valid, alpha=z[..., 0] + 0 * ln_weight.sum(), h=z)
+        r = row.clamp_min(0)
+        ht = cand.htilde[r]  # [B, W, d]
+        prow = cand.prev_row[r]
+        hprev_flat = prev.h.reshape(-1, d)
+        hprev = torch.where(
+            (prow >= 0).unsqueeze(-1), hprev_flat[prow.clamp_min(0)], torch.zeros_like(ht)
+        )
+        a = alpha[r] * valid
+        h = F.layer_norm(ht + hprev, (d,), ln_weight, ln_bias) * a.unsqueeze(-1)
+        nv = int(valid.sum().item())
+        self.count("add_fp32", nv * d * 6)
+        self.count("sram_word_32b", nv * d * 3)
+        return ActiveState(
+            ids=torch.where(valid, ids, torch.zeros_like(ids)), valid=valid, alpha=a, h=h
+        )
+
+    # ---------------------------------------------------------------------------- readout
+    def readout(self, state, w_o, b_o, *, normalise):
+        """logits = W_o sum_i alpha_i h_i + b_o (sum over each sample's active set)."""
+        self.count_op("readout")
+        pooled = (state.alpha.unsqueeze(-1) * state.h).sum(1)
+        if normalise:
+            pooled = pooled / state.valid.sum(1, keepdim=True).clamp_min(1)
+        nv = int(state.valid.sum().item())
+        c, d = w_o.shape
+        self.count("mac_fp32", nv * d + state.ids.shape[0] * c * d)
+        self.count("sram_word_32b", nv * d + c * d)
+        return pooled @ w_o.T + b_o
+
+    # ---------------------------------------------------------------------------- helpers
+    def count_op(self, op: str) -> None:
+        if self.ledger is not None:
+            self.ledger.op(op)
+
+    def prepare(self, model: RSGN) -> Program:
+        return TorchProgram(self, model)
+
+
+class TorchProgram(Program):
+    """The model on the torch backend: eval mode, graph cached, costs counted per batch."""
+
+    def __init__(self, backend: TorchBackend, model: RSGN) -> None:
+        self.backend = backend
+        self.model = model.eval()
+        self.table = load_energy_table(backend.energy_table_name)
+        dev = backend.device or next(model.parameters()).device
+        self.model.to(dev)
+        self.device = dev
+        with torch.no_grad():
+            self.graph = model.build_graph(backend)
+
+    @torch.no_grad()
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+        ledger = CostLedger(self.table)
+        self.backend.ledger = ledger
+        x = x.to(self.device)
+        try:
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            t0 = time.perf_counter()
+            out = self.model(x, backend=self.backend, graph=self.graph)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize(self.device)
+            dt = time.perf_counter() - t0
+        finally:
+            self.backend.ledger = None
+        ledger.op("input").add("dram_word_32b", x.numel())
+        per_step = [float(f) for f in out.active_fraction_per_step]
+        report = Report(
+            backend=self.backend.name,
+            n_samples=int(x.shape[0]),
+            active_fraction=float(sum(per_step[1:]) / max(1, len(per_step) - 1)),
+            active_fraction_per_step=per_step,
+            ledger=ledger,
+            latency_s=dt,
+        )
+        return out.logits, report

@@ -1,0 +1,434 @@
+"""Typed hardware profiles with provenance, loaded from TOML presets.
+
+A profile describes one chip family: its mesh (tiles, cores per tile), the capacity of a core,
+per-event energies, per-event latencies and static power. Every constant in a preset file is a
+table ``{value, unit, source, evidence, scope}``; the loader checks the unit, the range and the
+evidence class of each, and refuses unknown or missing keys with an error that names the key.
+
+Units are fixed per key: energies in pJ, times in ns (converted to integer picoseconds, the
+simulator's clock unit, so that distinct times never merge), static power in mW per chip,
+memory in bytes, widths in bits, counts in ``count``.
+
+Scope ``all-in`` on ``energy.synop`` (TrueNorth's 26 pJ per synaptic event, which already
+contains leakage and routing) forbids non-zero hop, tile-spike, neuron-update, barrier and
+static terms: adding them would count the same energy twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import PresetError
+
+try:  # Python >= 3.11
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10 needs the tomli backport
+    import tomli as tomllib  # type: ignore[no-redef]
+
+__all__ = [
+    "EVIDENCE_CLASSES",
+    "Constant",
+    "CoreSpec",
+    "ChipSpec",
+    "EnergyTable",
+    "TimingTable",
+    "HardwareProfile",
+    "list_presets",
+    "load_preset",
+    "load_profile",
+    "profile_from_dict",
+    "override",
+]
+
+EVIDENCE_CLASSES = ("measured", "datasheet", "estimate")
+
+# key -> (unit, kind) ; kind "int+" = integer >= 1, "float0" = finite float >= 0
+_SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
+    "chip": {
+        "tiles_x": ("count", "int+"),
+        "tiles_y": ("count", "int+"),
+        "cores_per_tile": ("count", "int+"),
+    },
+    "core": {
+        "max_neurons": ("count", "int+"),
+        "max_axons_in": ("count", "int+"),
+        "max_axons_out": ("count", "int+"),
+        "syn_mem_bytes": ("byte", "int+"),
+        "synapse_bits": ("bit", "int+"),
+        "weight_bits": ("bit", "int+"),
+        "max_payload_bits": ("bit", "int+"),
+        "accumulator_bits": ("bit", "int+"),
+    },
+    "energy": {
+        "synop": ("pJ", "float0"),
+        "neuron_update_active": ("pJ", "float0"),
+        "neuron_update_idle": ("pJ", "float0"),
+        "tile_spike": ("pJ", "float0"),
+        "hop_ew": ("pJ", "float0"),
+        "hop_ns": ("pJ", "float0"),
+        "chip_hop": ("pJ", "float0"),
+        "barrier": ("pJ", "float0"),
+        "static_power": ("mW", "float0"),
+    },
+    "timing": {
+        "synop": ("ns", "float0"),
+        "neuron_update_active": ("ns", "float0"),
+        "neuron_update_idle": ("ns", "float0"),
+        "tile_spike": ("ns", "float0"),
+        "hop_ew": ("ns", "float0"),
+        "hop_ns": ("ns", "float0"),
+        "chip_hop": ("ns", "float0"),
+        "link_packet": ("ns", "float0"),
+        "barrier": ("ns", "float0"),
+        "min_step": ("ns", "float0"),
+    },
+}
+
+_ALL_IN_ZERO = (
+    "energy.neuron_update_active",
+    "energy.neuron_update_idle",
+    "energy.tile_spike",
+    "energy.hop_ew",
+    "energy.hop_ns",
+    "energy.chip_hop",
+    "energy.barrier",
+    "energy.static_power",
+)
+
+
+@dataclass(frozen=True)
+class Constant:
+    """One hardware constant with its provenance.
+
+    Attributes
+    ----------
+    value : float
+        The number, in ``unit``.
+    unit : str
+        ``pJ``, ``ns``, ``mW``, ``byte``, ``bit`` or ``count`` (fixed per key).
+    source : str
+        Where the number comes from (paper, table, or the derivation).
+    evidence : str
+        One of ``measured``, ``datasheet``, ``estimate``.
+    scope : str
+        What the number covers (``per-event``, ``all-in``, ``per chip`` ...).
+    """
+
+    value: float
+    unit: str
+    source: str
+    evidence: str
+    scope: str
+
+
+@dataclass(frozen=True)
+class CoreSpec:
+    """Capacity of one neuro-core.
+
+    Attributes
+    ----------
+    max_neurons : int
+        Neurons (compartments) per core.
+    max_axons_in : int
+        Fan-in axons per core: distinct source neurons whose synapses end on the core.
+    max_axons_out : int
+        Fan-out axons per core: distinct (source neuron on the core, destination core) routes.
+    syn_mem_bytes : int
+        Synaptic memory per core; a core holds at most ``8 * syn_mem_bytes // synapse_bits``
+        synapses (those whose destination neuron lives on the core).
+    synapse_bits : int
+        Bits of synaptic memory per stored synapse (weight plus index/format overhead).
+    weight_bits : int
+        Signed integer weight width in fixed-point mode.
+    max_payload_bits : int
+        Widest graded-spike payload (1 = binary spikes only).
+    accumulator_bits : int
+        Signed width of the dendritic accumulator in fixed-point mode (saturating).
+    """
+
+    max_neurons: int
+    max_axons_in: int
+    max_axons_out: int
+    syn_mem_bytes: int
+    synapse_bits: int
+    weight_bits: int
+    max_payload_bits: int
+    accumulator_bits: int
+
+    @property
+    def max_synapses(self) -> int:
+        """Synapses one core can store: ``8 * syn_mem_bytes // synapse_bits``."""
+        return 8 * self.syn_mem_bytes // self.synapse_bits
+
+
+@dataclass(frozen=True)
+class ChipSpec:
+    """One chip: a ``tiles_x`` x ``tiles_y`` mesh of tiles (routers), each with cores.
+
+    Core ``k`` of a chip sits on tile ``k // cores_per_tile``; tile ``j`` is at
+    ``(j % tiles_x, j // tiles_x)``.
+    """
+
+    tiles_x: int
+    tiles_y: int
+    cores_per_tile: int
+    core: CoreSpec
+
+    @property
+    def tiles_per_chip(self) -> int:
+        """``tiles_x * tiles_y``."""
+        return self.tiles_x * self.tiles_y
+
+    @property
+    def cores_per_chip(self) -> int:
+        """``tiles_x * tiles_y * cores_per_tile``."""
+        return self.tiles_per_chip * self.cores_per_tile
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Per-event energies in pJ and static power in mW per chip.
+
+    The run energy is
+    ``E = sum_k count_k * e_k + static_power_mw * n_chips * latency_ps * 1e-3`` (pJ),
+    since 1 mW x 1 ps = 1e-3 pJ.
+    """
+
+    synop: float
+    neuron_update_active: float
+    neuron_update_idle: float
+    tile_spike: float
+    hop_ew: float
+    hop_ns: float
+    chip_hop: float
+    barrier: float
+    static_power_mw: float
+
+
+@dataclass(frozen=True)
+class TimingTable:
+    """Per-event latencies in integer picoseconds (converted from the preset's ns).
+
+    ``link_packet_ps`` is a link's serialisation time per packet (its occupancy); a hop's
+    uncontended latency ``hop_*_ps`` includes it. ``min_step_ps`` is a floor on the step time
+    (a real-time tick such as TrueNorth's 1 ms).
+    """
+
+    synop_ps: int
+    neuron_update_active_ps: int
+    neuron_update_idle_ps: int
+    tile_spike_ps: int
+    hop_ew_ps: int
+    hop_ns_ps: int
+    chip_hop_ps: int
+    link_packet_ps: int
+    barrier_ps: int
+    min_step_ps: int
+
+
+@dataclass(frozen=True)
+class HardwareProfile:
+    """A chip family: mesh, core capacity, energies, timings and every constant's provenance.
+
+    Attributes
+    ----------
+    name, description : str
+    chip : ChipSpec
+    energy : EnergyTable
+    timing : TimingTable
+    constants : Mapping[str, Constant]
+        Provenance keyed ``"section.key"`` (e.g. ``"energy.synop"``).
+    """
+
+    name: str
+    description: str
+    chip: ChipSpec
+    energy: EnergyTable
+    timing: TimingTable
+    constants: Mapping[str, Constant] = field(repr=False)
+
+    @property
+    def all_in(self) -> bool:
+        """True when ``energy.synop`` has scope ``all-in`` (no other dynamic/static terms)."""
+        return self.constants["energy.synop"].scope.strip().lower().startswith("all-in")
+
+    def evidence_summary(self) -> dict[str, int]:
+        """Number of constants per evidence class."""
+        out = {e: 0 for e in EVIDENCE_CLASSES}
+        for c in self.constants.values():
+            out[c.evidence] += 1
+        return out
+
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """Every constant as a plain dict (for JSON reports)."""
+        return {k: dataclasses.asdict(c) for k, c in sorted(self.constants.items())}
+
+
+def _ns_to_ps(ns: float) -> int:
+    return int(round(ns * 1000.0))
+
+
+def _check_constant(key: str, raw: Any, unit: str, kind: str) -> Constant:
+    if not isinstance(raw, Mapping):
+        raise PresetError(f"{key}: expected a table with value, unit, source, evidence, scope")
+    fields = {"value", "unit", "source", "evidence", "scope"}
+    extra = sorted(set(raw) - fields)
+    if extra:
+        raise PresetError(f"{key}: unknown field(s) {', '.join(extra)}")
+    missing = sorted(fields - set(raw))
+    if missing:
+        raise PresetError(f"{key}: missing field(s) {', '.join(missing)}")
+    value = raw["value"]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise PresetError(f"{key}: value must be a number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise PresetError(f"{key}: value must be finite, got {value!r}")
+    if kind == "int+":
+        if float(value) != int(value) or int(value) < 1:
+            raise PresetError(f"{key}: value must be an integer >= 1, got {value!r}")
+        value = int(value)
+    elif float(value) < 0:
+        raise PresetError(f"{key}: value must be >= 0, got {value!r}")
+    else:
+        value = float(value)
+    if raw["unit"] != unit:
+        raise PresetError(f"{key}: unit must be '{unit}', got {raw['unit']!r}")
+    if raw["evidence"] not in EVIDENCE_CLASSES:
+        raise PresetError(
+            f"{key}: evidence must be one of {', '.join(EVIDENCE_CLASSES)}, got {raw['evidence']!r}"
+        )
+    for f in ("source", "scope"):
+        if not isinstance(raw[f], str) or not raw[f].strip():
+            raise PresetError(f"{key}: {f} must be a non-empty string")
+    return Constant(value, unit, raw["source"], raw["evidence"], raw["scope"])
+
+
+def profile_from_dict(data: Mapping[str, Any], name: str | None = None) -> HardwareProfile:
+    """Build and validate a :class:`HardwareProfile` from a parsed TOML mapping.
+
+    Raises
+    ------
+    PresetError
+        Naming the offending key (unknown, missing, wrong unit, out of range, bad evidence,
+        or an all-in synaptic energy combined with non-zero extra terms).
+    """
+    top = set(data) - {"name", "description", *_SCHEMA}
+    if top:
+        raise PresetError(f"unknown key(s) in profile: {', '.join(sorted(top))}")
+    pname = str(data.get("name", name or "custom"))
+    desc = str(data.get("description", ""))
+    consts: dict[str, Constant] = {}
+    for section, keys in _SCHEMA.items():
+        sec = data.get(section)
+        if not isinstance(sec, Mapping):
+            raise PresetError(f"{section}: missing section")
+        unknown = sorted(set(sec) - set(keys))
+        if unknown:
+            raise PresetError(f"{section}.{unknown[0]}: unknown key")
+        for key, (unit, kind) in keys.items():
+            full = f"{section}.{key}"
+            if key not in sec:
+                raise PresetError(f"{full}: missing key")
+            consts[full] = _check_constant(full, sec[key], unit, kind)
+    v = {k: c.value for k, c in consts.items()}
+    core = CoreSpec(
+        **{k: int(v[f"core.{k}"]) for k in _SCHEMA["core"]},
+    )
+    if core.weight_bits < 2:
+        raise PresetError("core.weight_bits: value must be >= 2 (signed weights)")
+    chip = ChipSpec(
+        int(v["chip.tiles_x"]), int(v["chip.tiles_y"]), int(v["chip.cores_per_tile"]), core
+    )
+    e = {k: v[f"energy.{k}"] for k in _SCHEMA["energy"] if k != "static_power"}
+    energy = EnergyTable(**e, static_power_mw=v["energy.static_power"])
+    timing = TimingTable(**{f"{k}_ps": _ns_to_ps(v[f"timing.{k}"]) for k in _SCHEMA["timing"]})
+    for hop in ("hop_ew_ps", "hop_ns_ps", "chip_hop_ps"):
+        if getattr(timing, hop) < timing.link_packet_ps:
+            raise PresetError(
+                f"timing.{hop[:-3]}: hop latency must be >= timing.link_packet "
+                "(a hop includes its link serialisation)"
+            )
+    prof = HardwareProfile(pname, desc, chip, energy, timing, consts)
+    if prof.all_in:
+        for key in _ALL_IN_ZERO:
+            if consts[key].value != 0.0:
+                raise PresetError(
+                    f"{key}: must be 0 when energy.synop has scope 'all-in' (double counting)"
+                )
+    return prof
+
+
+def _preset_dir() -> Any:
+    return resources.files("rsgn.neuromorphic").joinpath("presets")
+
+
+def list_presets() -> list[str]:
+    """Names of the packaged presets (``presets/*.toml``), sorted."""
+    names = [p.name[:-5] for p in _preset_dir().iterdir() if p.name.endswith(".toml")]
+    return sorted(names)
+
+
+def load_preset(name: str) -> HardwareProfile:
+    """Load a packaged hardware preset by name.
+
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_presets` (``loihi``, ``loihi2_est``, ``spinnaker2``, ``truenorth``).
+
+    Raises
+    ------
+    PresetError
+        ``unknown neuromorphic preset 'x'; known: ...`` or an invalid value naming its key.
+    """
+    known = list_presets()
+    key = name.strip().lower()
+    if key not in known:
+        raise PresetError(f"unknown neuromorphic preset {name!r}; known: {', '.join(known)}")
+    text = _preset_dir().joinpath(f"{key}.toml").read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"preset {key}: invalid TOML: {exc}") from None
+    return profile_from_dict(data, name=key)
+
+
+def load_profile(path: str | Path) -> HardwareProfile:
+    """Load a user hardware profile from a TOML file with the preset schema."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"{p}: invalid TOML: {exc}") from None
+    return profile_from_dict(data, name=p.stem)
+
+
+def override(
+    profile: HardwareProfile, values: Mapping[str, float], *, source: str = "user override"
+) -> HardwareProfile:
+    """Return a copy of ``profile`` with some constants replaced (evidence ``estimate``).
+
+    Parameters
+    ----------
+    profile : HardwareProfile
+    values : Mapping[str, float]
+        ``{"section.key": value}`` in the preset's unit (e.g. ``{"timing.hop_ew": 5.0}`` ns).
+    source : str
+        Provenance recorded for the new values.
+    """
+    data: dict[str, Any] = {"name": profile.name, "description": profile.description}
+    for full, c in profile.constants.items():
+        section, key = full.split(".", 1)
+        data.setdefault(section, {})[key] = dataclasses.asdict(c)
+    for full, val in values.items():
+        if full not in profile.constants:
+            raise PresetError(f"{full}: unknown key")
+        section, key = full.split(".", 1)
+        data[section][key].update(value=val, source=source, evidence="estimate")
+    return profile_from_dict(data)

@@ -1,0 +1,121 @@
+"""Checkpoints and result files, written atomically.
+
+A checkpoint holds the weights, the model arguments, the full run config, the package
+versions, and (while training) the optimiser/scheduler state for resuming. Files are written
+to a temporary name in the same folder, flushed to disk and renamed over the target, so a
+crash never leaves a half-written checkpoint and never destroys the previous one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import rsgn
+from rsgn.config import RunConfig
+from rsgn.errors import RsgnError
+
+FORMAT = "rsgn-checkpoint"
+FORMAT_VERSION = 1
+CKPT_NAME = "checkpoint.pt"
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
+
+
+def versions() -> dict[str, str]:
+    import numpy
+
+    return {
+        "rsgn": rsgn.__version__,
+        "torch": str(torch.__version__),
+        "numpy": str(numpy.__version__),
+        "python": platform.python_version(),
+    }
+
+
+def save_checkpoint(path: str | Path, model, cfg: RunConfig, extra: dict[str, Any]) -> None:
+    """Atomically save model weights + args + config + versions + ``extra`` (training state)."""
+    import io
+
+    payload = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "model_args": model.model_args(),
+        "config": cfg.to_dict(),
+        "versions": versions(),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        **extra,
+    }
+    buf = io.BytesIO()
+    torch.save(payload, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def resolve(path: str | Path) -> Path:
+    """A checkpoint file, or a run folder containing ``checkpoint.pt``."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / CKPT_NAME
+    if not p.is_file():
+        raise RsgnError(f"checkpoint not found: {p}")
+    return p
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read and check a checkpoint; a corrupt or incompatible file raises RsgnError."""
+    p = resolve(path)
+    try:
+        payload = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise RsgnError(f"checkpoint {p} is corrupt or unreadable ({type(exc).__name__})") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise RsgnError(f"{p} is not an rsgn checkpoint")
+    if payload.get("format_version") != FORMAT_VERSION:
+        raise RsgnError(
+            f"{p} has checkpoint format {payload.get('format_version')}, this rsgn reads "
+            f"{FORMAT_VERSION}"
+        )
+    for key in ("model_args", "config", "state_dict"):
+        if key not in payload:
+            raise RsgnError(f"checkpoint {p} lacks '{key}'")
+    return payload
+
+
+def load_model(path: str | Path):
+    """Rebuild the model of a checkpoint: returns (model, RunConfig, payload)."""
+    from rsgn.model import RSGN
+
+    payload = read_checkpoint(path)
+    cfg = RunConfig.from_dict(payload["config"], where=str(path))
+    model = RSGN(cfg=cfg.model, **payload["model_args"])
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise RsgnError(f"checkpoint {path} does not match its model arguments: {first}") from None
+    return model, cfg, payload

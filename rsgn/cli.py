@@ -1,0 +1,183 @@
+"""The ``rsgn`` command line: ``train``, ``eval``, ``backends`` and ``demo``.
+
+Every user error prints one line, ``rsgn: error: <what is wrong>``, and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from rsgn.errors import RsgnError
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--task", help="built-in task: hierarchical | long-range")
+    g.add_argument("--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rsgn", description="Resonant Sparse Geometry Networks")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a model and write a checkpoint + metrics.json")
+    _add_data_args(t)
+    t.add_argument("--backend", default=None, help="backend name (default: $RSGN_BACKEND or torch)")
+    t.add_argument("--config", default=None, help="TOML config with [model] [train] [data]")
+    t.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set model.n_nodes=128 (repeatable)",
+    )
+    t.add_argument("--epochs", type=int, default=None)
+    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json)")
+    t.add_argument("--resume", action="store_true", help="continue the run in --out")
+    t.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
+
+    e = sub.add_parser("eval", help="evaluate a checkpoint; prints JSON")
+    e.add_argument("--ckpt", required=True, help="run folder or checkpoint file")
+    _add_data_args(e)
+    e.add_argument("--backend", default=None)
+    e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument("--out", default=None, help="also write the JSON report to this file")
+
+    sub.add_parser("backends", help="list the backends and whether each is available")
+
+    d = sub.add_parser("demo", help="train briefly on a built-in task, evaluate, print a summary")
+    d.add_argument("--task", default="hierarchical")
+    d.add_argument("--epochs", type=int, default=4)
+    d.add_argument("--samples", type=int, default=2000)
+    d.add_argument("--out", default=None, help="keep the run here (default: a temp folder)")
+    return p
+
+
+def _load_data(args, seed: int, cfg=None, n_classes: int | None = None):
+    from rsgn.data import load_npz, make_task
+
+    if args.task:
+        return make_task(args.task, cfg.data if cfg else None, seed=seed)
+    vf = cfg.data.val_fraction if cfg else 0.2
+    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes)
+
+
+def cmd_train(args) -> int:
+    from rsgn.config import apply_overrides, load_config
+    from rsgn.train import train
+
+    cfg = load_config(args.config)
+    ov = list(args.overrides)
+    if args.epochs is not None:
+        ov.append(f"train.epochs={args.epochs}")
+    if args.seed is not None:
+        ov.append(f"train.seed={args.seed}")
+    cfg = apply_overrides(cfg, ov)
+    ds = _load_data(args, cfg.train.seed, cfg)
+    m = train(
+        cfg,
+        ds,
+        args.out,
+        backend=args.backend,
+        resume=args.resume,
+        log=None if args.quiet else sys.stderr,
+    )
+    summary = {k: m[k] for k in ("accuracy", "params", "active_fraction", "seconds_per_step")}
+    print(json.dumps({"out": str(args.out), **summary}))
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from rsgn.checkpoint import atomic_write_json, load_model
+    from rsgn.data import check_features
+    from rsgn.evaluate import evaluate
+
+    if args.batch_size <= 0:
+        raise RsgnError(f"--batch-size must be positive, got {args.batch_size}")
+    model, cfg, _ = load_model(args.ckpt)
+    ds = _load_data(args, cfg.train.seed, cfg, n_classes=model.n_classes)
+    check_features(ds, model.d_in)
+    if ds.n_classes != model.n_classes:
+        raise RsgnError(f"task has {ds.n_classes} classes but the model has {model.n_classes}")
+    res = evaluate(model, ds.x_val, ds.y_val, args.backend, batch_size=args.batch_size)
+    res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
+    if args.out:
+        atomic_write_json(args.out, res)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+def cmd_backends(_args) -> int:
+    from rsgn.backends import availability, default_name
+
+    dflt = default_name()
+    for name, ok, why, summary in availability():
+        mark = "*" if name == dflt else " "
+        state = "available" if ok else f"unavailable ({why})"
+        print(f"{mark} {name:14s} {state:12s}  {summary}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from rsgn.config import apply_overrides, load_config
+    from rsgn.data import make_task
+    from rsgn.evaluate import evaluate
+    from rsgn.train import train
+
+    cfg = apply_overrides(
+        load_config(None), [f"train.epochs={args.epochs}", f"data.n_samples={args.samples}"]
+    )
+    ds = make_task(args.task, cfg.data, seed=cfg.train.seed)
+    print(
+        f"rsgn demo: {args.task} task, {len(ds.y_train)} train / {len(ds.y_val)} val samples, "
+        f"{cfg.model.n_nodes} nodes, target active fraction {cfg.model.target_active:.0%}, "
+        f"{args.epochs} epochs",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out) if args.out else Path(tmp) / "demo"
+        t0 = time.perf_counter()
+        m = train(cfg, ds, out, log=sys.stdout)
+        wall = time.perf_counter() - t0
+        from rsgn.checkpoint import load_model
+
+        model, _, _ = load_model(out)
+        res = evaluate(model, ds.x_val, ds.y_val, "torch")
+    chance = 1.0 / ds.n_classes
+    print(
+        f"validation accuracy {res['accuracy']:.3f} (chance {chance:.3f}), "
+        f"active fraction {res['active_fraction']:.2%} of nodes per step, "
+        f"{m['params']} parameters"
+    )
+    print(
+        f"train time {wall:.1f} s ({m['seconds_per_step'] * 1e3:.1f} ms per step), "
+        f"eval latency {res['latency_s_per_sample'] * 1e3:.3f} ms per sample, "
+        f"modelled energy {res['cost']['energy_j_per_inference'] * 1e6:.2f} uJ per inference"
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    cmds = {"train": cmd_train, "eval": cmd_eval, "backends": cmd_backends, "demo": cmd_demo}
+    try:
+        return cmds[args.cmd](args)
+    except RsgnError as exc:
+        print(f"rsgn: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "rsgn: interrupted (the last completed epoch is saved; use --resume)", file=sys.stderr
+        )
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

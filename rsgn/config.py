@@ -1,0 +1,329 @@
+"""Typed, validated run configuration: ``[model]``, ``[train]`` and ``[data]`` sections.
+
+Configs load from TOML (``load_config``) and take ``--set key=value`` overrides
+(``apply_overrides``), where ``key`` is ``section.field`` or a bare field name that is unique
+across sections. Unknown keys and out-of-range values raise :class:`~rsgn.errors.RsgnError`
+naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rsgn.errors import RsgnError
+
+
+@dataclass
+class ModelConfig:
+    """Architecture and fast/slow dynamics of the sparse RSGN (paper defaults unless noted)."""
+
+    n_nodes: int = 256
+    d_hidden: int = 128
+    d_space: int = 3
+    n_steps: int = 5
+    affinity_rank: int = 32
+    k_in: int = 16
+    """In-edges kept per node: its k nearest neighbours in hyperbolic distance."""
+    k_sprout: int = 4
+    """Extra in-edge slots per node that sprouting can fill."""
+    tau: float = 1.0
+    """Distance temperature in w_ji = sigmoid(a_ij) exp(-d_ij / tau) softplus(l_i - l_j + 1)."""
+    sigma_ign: float = 0.4
+    eps_active: float = 0.01
+    gamma: float = 0.1
+    target_active: float = 0.05
+    """Cap on the fraction of nodes active per step (exact k-winners); paper code: 1.0."""
+    inhibition_radius: float = 0.3
+    """Hyperbolic radius of the inhibition neighbourhood."""
+    inhibition_strength: float = 0.5
+    """beta in alpha_i <- alpha_i / (1 + beta * mean_{j in R(i)} alpha_j)."""
+    temperature_start: float = 2.0
+    temperature_end: float = 0.5
+    spark_scale_init: float = 0.7
+    theta_init: float = 0.5
+    init_radius: float = 1.0
+    """Std of the tangent-space node positions at initialisation (before expmap0)."""
+    init_state: str = "routed"
+    """'routed': each ignited node starts from the features of the token that ignited it;
+    'mean': the paper's mean over all tokens."""
+    selection: str = "radix"
+    """Active-set cap: 'radix' (exact, sort-free histogram select) or 'stat' (statistical
+    top-k: mean + std * Phi^-1(1 - k/n); approximate, for near-Gaussian scores only)."""
+    readout_norm: bool = False
+    """Divide the readout sum by the active-set size (off in the paper)."""
+    # slow Hebbian rules
+    hebbian: bool = True
+    hebb_affinity: bool = True
+    hebb_homeostasis: bool = True
+    hebb_prune: bool = True
+    hebb_sprout: bool = True
+    hebb_drift: bool = True
+    hebb_lr: float = 0.01
+    affinity_decay: float = 0.995
+    homeostasis_lr: float = 0.01
+    homeostasis_target: float | None = None
+    """rho in theta_i += eta_theta (abar_i - rho); None uses target_active (paper: 0.1)."""
+    prune_threshold: float = 0.01
+    prune_patience: int = 3
+    sprout_threshold: float = 0.9
+    drift_lr: float = 0.01
+    reward: str = "advantage"
+    """Hebbian reward R: 'neg_loss' (paper, R = -loss) or 'advantage' (R = baseline - loss)."""
+
+    _choices = {
+        "init_state": ("routed", "mean"),
+        "selection": ("radix", "stat"),
+        "reward": ("advantage", "neg_loss"),
+    }
+
+    def validate(self) -> None:
+        _positive_int(self, "n_nodes", "d_hidden", "d_space", "n_steps", "affinity_rank", "k_in")
+        _nonneg_int(self, "k_sprout", "prune_patience")
+        _positive_float(self, "tau", "sigma_ign", "temperature_start", "temperature_end")
+        _positive_float(self, "spark_scale_init", "init_radius", "inhibition_radius")
+        _nonneg_float(self, "gamma", "inhibition_strength", "hebb_lr", "homeostasis_lr")
+        _nonneg_float(self, "drift_lr", "prune_threshold")
+        _unit_interval(self, "eps_active", "affinity_decay", "sprout_threshold")
+        if self.homeostasis_target is not None and not 0 <= self.homeostasis_target <= 1:
+            raise RsgnError(
+                f"model.homeostasis_target must be in [0, 1], got {self.homeostasis_target}"
+            )
+        if not 0.0 < self.target_active <= 1.0:
+            raise RsgnError(f"model.target_active must be in (0, 1], got {self.target_active}")
+        if self.n_nodes < 2:
+            raise RsgnError(f"model.n_nodes must be at least 2, got {self.n_nodes}")
+        if self.k_in >= self.n_nodes:
+            raise RsgnError(
+                f"model.k_in ({self.k_in}) must be smaller than model.n_nodes ({self.n_nodes})"
+            )
+        _check_choices(self, "model")
+
+    @property
+    def k_active(self) -> int:
+        """Active-set capacity per sample: floor(target_active * n_nodes) (at least 1), so the
+        measured active fraction never exceeds the target."""
+        return max(1, math.floor(self.target_active * self.n_nodes + 1e-9))
+
+
+@dataclass
+class TrainConfig:
+    """Fast learning (paper: AdamW 1e-3, wd 1e-4, cosine, batch 64, 50 epochs, clip 1.0)."""
+
+    epochs: int = 50
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    schedule: str = "cosine"
+    seed: int = 0
+    device: str = "cpu"
+    eval_batch_size: int = 256
+
+    _choices = {"schedule": ("cosine", "constant")}
+
+    def validate(self) -> None:
+        _positive_int(self, "epochs", "batch_size", "eval_batch_size")
+        _positive_float(self, "lr")
+        _nonneg_float(self, "weight_decay", "grad_clip")
+        _nonneg_int(self, "seed")
+        if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
+            raise RsgnError(f"train.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
+        _check_choices(self, "train")
+
+
+@dataclass
+class DataConfig:
+    """Built-in task generator overrides (None keeps the paper's value) and the split."""
+
+    n_samples: int | None = None
+    seq_len: int | None = None
+    noise: float | None = None
+    val_fraction: float = 0.2
+
+    def validate(self) -> None:
+        if self.n_samples is not None and self.n_samples < 10:
+            raise RsgnError(f"data.n_samples must be at least 10, got {self.n_samples}")
+        if self.seq_len is not None and self.seq_len < 1:
+            raise RsgnError(f"data.seq_len must be positive, got {self.seq_len}")
+        if self.noise is not None and (self.noise < 0 or not math.isfinite(self.noise)):
+            raise RsgnError(f"data.noise must be a finite non-negative number, got {self.noise}")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise RsgnError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+
+    def validate(self) -> RunConfig:
+        self.model.validate()
+        self.train.validate()
+        self.data.validate()
+        return self
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {s: _section_dict(getattr(self, s)) for s in _SECTIONS}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any], *, where: str = "config") -> RunConfig:
+        cfg = cls()
+        for sec, values in d.items():
+            if sec not in _SECTIONS:
+                raise RsgnError(f"{where}: unknown section [{sec}] (known: {', '.join(_SECTIONS)})")
+            if not isinstance(values, dict):
+                raise RsgnError(f"{where}: [{sec}] must be a table")
+            for k, v in values.items():
+                _set_field(getattr(cfg, sec), sec, k, v, from_string=False)
+        return cfg.validate()
+
+
+_SECTIONS = ("model", "train", "data")
+
+
+def _section_dict(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def _field_types(obj: Any) -> dict[str, Any]:
+    return {f.name: f.type for f in fields(obj)}
+
+
+def _set_field(obj: Any, sec: str, key: str, value: Any, *, from_string: bool) -> None:
+    types = _field_types(obj)
+    if key not in types:
+        raise RsgnError(f"unknown config key '{sec}.{key}'")
+    ftype = str(types[key])
+    try:
+        converted = _convert(value, ftype, from_string)
+    except (TypeError, ValueError) as exc:
+        raise RsgnError(f"invalid value for '{sec}.{key}': {value!r} ({exc})") from None
+    setattr(obj, key, converted)
+
+
+def _convert(value: Any, ftype: str, from_string: bool) -> Any:
+    optional = "None" in ftype
+    base = ftype.replace(" | None", "").strip()
+    if optional and (value is None or (from_string and str(value).lower() in ("none", "null"))):
+        return None
+    if base == "bool":
+        if isinstance(value, bool):
+            return value
+        if from_string and str(value).lower() in ("true", "1", "yes", "on"):
+            return True
+        if from_string and str(value).lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError("expected a boolean")
+    if base == "int":
+        if isinstance(value, bool):
+            raise ValueError("expected an integer")
+        if isinstance(value, int):
+            return value
+        if from_string:
+            return int(str(value))
+        raise ValueError("expected an integer")
+    if base == "float":
+        if isinstance(value, bool):
+            raise ValueError("expected a number")
+        v = float(value) if (from_string or isinstance(value, (int, float))) else None
+        if v is None:
+            raise ValueError("expected a number")
+        if not math.isfinite(v):
+            raise ValueError("expected a finite number")
+        return v
+    if base == "str":
+        if not isinstance(value, str):
+            raise ValueError("expected a string")
+        return value
+    raise TypeError(f"unsupported field type {ftype}")
+
+
+def _check_choices(obj: Any, sec: str) -> None:
+    for key, allowed in obj._choices.items():
+        if getattr(obj, key) not in allowed:
+            raise RsgnError(
+                f"invalid value for '{sec}.{key}': {getattr(obj, key)!r} "
+                f"(choose from {', '.join(allowed)})"
+            )
+
+
+def _positive_int(obj: Any, *names: str) -> None:
+    for n in names:
+        if getattr(obj, n) <= 0:
+            raise RsgnError(f"{_sec(obj)}.{n} must be a positive integer, got {getattr(obj, n)}")
+
+
+def _nonneg_int(obj: Any, *names: str) -> None:
+    for n in names:
+        if getattr(obj, n) < 0:
+            raise RsgnError(f"{_sec(obj)}.{n} must be non-negative, got {getattr(obj, n)}")
+
+
+def _positive_float(obj: Any, *names: str) -> None:
+    for n in names:
+        if not getattr(obj, n) > 0:
+            raise RsgnError(f"{_sec(obj)}.{n} must be positive, got {getattr(obj, n)}")
+
+
+def _nonneg_float(obj: Any, *names: str) -> None:
+    for n in names:
+        if not getattr(obj, n) >= 0:
+            raise RsgnError(f"{_sec(obj)}.{n} must be non-negative, got {getattr(obj, n)}")
+
+
+def _unit_interval(obj: Any, *names: str) -> None:
+    for n in names:
+        if not 0.0 <= getattr(obj, n) <= 1.0:
+            raise RsgnError(f"{_sec(obj)}.{n} must be in [0, 1], got {getattr(obj, n)}")
+
+
+def _sec(obj: Any) -> str:
+    return {ModelConfig: "model", TrainConfig: "train", DataConfig: "data"}[type(obj)]
+
+
+def load_config(path: str | Path | None) -> RunConfig:
+    """Read a TOML config (sections [model], [train], [data]); ``None`` gives the defaults."""
+    if path is None:
+        return RunConfig().validate()
+    p = Path(path)
+    if not p.is_file():
+        raise RsgnError(f"config file not found: {p}")
+    try:
+        data = tomllib.loads(p.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise RsgnError(f"config file {p} is not valid TOML: {exc}") from None
+    return RunConfig.from_dict(data, where=str(p))
+
+
+def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
+    """Apply ``key=value`` strings; ``key`` is ``section.field`` or a unique bare field name."""
+    cfg = dataclasses.replace(
+        cfg,
+        model=dataclasses.replace(cfg.model),
+        train=dataclasses.replace(cfg.train),
+        data=dataclasses.replace(cfg.data),
+    )
+    for item in overrides:
+        if "=" not in item:
+            raise RsgnError(f"--set expects key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        key = key.strip()
+        if "." in key:
+            sec, name = key.split(".", 1)
+            if sec not in _SECTIONS:
+                raise RsgnError(f"unknown config key '{key}' (sections: {', '.join(_SECTIONS)})")
+        else:
+            owners = [s for s in _SECTIONS if key in _field_types(getattr(cfg, s))]
+            if not owners:
+                raise RsgnError(f"unknown config key '{key}'")
+            if len(owners) > 1:
+                raise RsgnError(f"ambiguous config key '{key}': use one of {owners}")
+            sec, name = owners[0], key
+        _set_field(getattr(cfg, sec), sec, name, value.strip(), from_string=True)
+    return cfg.validate()

@@ -1,0 +1,393 @@
+"""The Resonant Sparse Geometry Network, sparse and read top to bottom.
+
+Parameters (paper notation; ``cfg`` = :class:`rsgn.config.ModelConfig`)
+----------------------------------------------------------------------
+p_i = expmap0(v_i)     node positions in the Poincaré ball, tangent parametrisation [N, D]
+theta_i                activation thresholds [N]
+l_i                    hierarchical levels [N]
+u_i, v_i               low-rank affinity factors [N, r]; a_ij = u_i . v_j (+ Hebbian part)
+f_emb, s               spark embedding MLP d_in -> 4D -> D (tanh out) and its scale s
+W_h, b_h, LN           message transform and LayerNorm (d x d)
+W_init                 initial node state d_in -> d
+W_o                    readout d -> C
+
+Forward pass (``cfg.n_steps`` steps)
+------------------------------------
+1. graph:  w_ji = sigmoid(a_ij) exp(-d_H(p_i,p_j)/tau) softplus(l_i - l_j + 1) on each node's
+           k in-edges (hyperbolic k nearest neighbours + sprouted edges), w_ii = 0.
+2. ignite: sparks s_t = expmap0(s f_emb(x_t)); alpha_i(0) = max_t exp(-d_H(s_t,p_i)^2/2sigma^2),
+           capped to the k_active largest (exact radix select);
+           h_i(0) = alpha_i(0) W_init x_{t*(i)} ('routed': t* is the spark that lit i) or
+           alpha_i(0) W_init mean_t x_t ('mean', the paper's code).
+3. for each step:  h~_i = W_h sum_{j in A} w_ji alpha_j h_j + b_h
+                   alpha_i <- sigmoid((alpha_i + gamma |h~_i| - theta_i) / T)
+                   alpha_i <- alpha_i / (1 + beta mean_{j in R(i)} alpha_j)     (inhibition)
+                   A <- k_active winners with alpha > eps                        (the cap)
+                   h_i <- LN(h~_i + h_i) alpha_i                                 (i in A)
+4. readout: logits = W_o sum_{i in A} alpha_i h_i + b_o.
+
+Slow (Hebbian) rules, each switchable (:meth:`RSGN.hebbian_step`, :meth:`RSGN.epoch_end`):
+affinity Delta a_ij = eta_H R abar_i abar_j with decay lambda; homeostasis
+Delta theta_i = eta_theta (abar_i - rho); pruning of edges weaker than 0.01 for K epochs;
+sprouting of edges between uncorrelated pairs whose activity correlation exceeds 0.9; drift of
+co-active nodes toward each other along geodesics.
+
+The model calls only the backend interface (``rsgn.backends.base``); the torch backend is the
+default.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+
+from rsgn import geometry
+from rsgn.backends.base import ActiveState, Backend, Graph
+from rsgn.config import ModelConfig
+from rsgn.topology import knn_hyperbolic
+
+
+@dataclass
+class ForwardOutput:
+    """Logits plus what training, Hebbian rules and reports need."""
+
+    logits: torch.Tensor
+    active_fraction_per_step: list[float]
+    """Fraction of nodes active, averaged over the batch: [ignition, step 1, ..., step S]."""
+    activity: torch.Tensor | None = None
+    """Per-sample mean activation over steps [B, N] (only when ``record=True``)."""
+    extras: dict = field(default_factory=dict)
+
+
+def _default_backend() -> Backend:
+    """The backend named by RSGN_BACKEND (default torch), through the lazy registry."""
+    from rsgn.backends.registry import get_backend
+
+    return get_backend()
+
+
+class RSGN(nn.Module):
+    """Sparse RSGN classifier for sequences ``x`` of shape [B, T, d_in]."""
+
+    def __init__(self, d_in: int, n_classes: int, cfg: ModelConfig | None = None) -> None:
+        super().__init__()
+        cfg = cfg or ModelConfig()
+        cfg.validate()
+        self.cfg = cfg
+        self.d_in, self.n_classes = d_in, n_classes
+        n, d, dsp, r = cfg.n_nodes, cfg.d_hidden, cfg.d_space, cfg.affinity_rank
+
+        # slow parameters: geometry, thresholds, levels, affinities
+        self.pos_v = nn.Parameter(torch.randn(n, dsp) * cfg.init_radius / math.sqrt(dsp))
+        self.theta = nn.Parameter(torch.full((n,), cfg.theta_init))
+        self.level = nn.Parameter(torch.zeros(n))
+        self.aff_u = nn.Parameter(torch.randn(n, r) / math.sqrt(r))
+        self.aff_v = nn.Parameter(torch.randn(n, r) / math.sqrt(r))
+        # fast parameters
+        self.spark = nn.Sequential(
+            nn.Linear(d_in, 4 * dsp), nn.GELU(), nn.Linear(4 * dsp, dsp), nn.Tanh()
+        )
+        self.spark_scale = nn.Parameter(torch.tensor(cfg.spark_scale_init))
+        self.w_init = nn.Linear(d_in, d)
+        self.w_h = nn.Linear(d, d)
+        self.ln = nn.LayerNorm(d)
+        self.w_o = nn.Linear(d, n_classes)
+
+        # topology and slow state (buffers: saved in checkpoints, not trained by gradient)
+        k_tot = cfg.k_in + cfg.k_sprout
+        self.register_buffer("in_idx", torch.zeros(n, k_tot, dtype=torch.int64))
+        self.register_buffer("in_mask", torch.zeros(n, k_tot, dtype=torch.bool))
+        self.register_buffer("hebb", torch.zeros(n, k_tot))
+        self.register_buffer("low_count", torch.zeros(n, k_tot, dtype=torch.int64))
+        self.register_buffer("pruned_keys", torch.zeros(0, dtype=torch.int64))
+        self.register_buffer("temperature", torch.tensor(cfg.temperature_start))
+        self.register_buffer("reward_baseline", torch.tensor(float("nan")))
+        self.refresh_topology()
+
+    # ------------------------------------------------------------------ geometry and graph
+    def positions(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Node positions p = expmap0(v) [N, D] and exact conformal factors 1-|p|^2 [N]."""
+        return geometry.expmap0_with_conformal(self.pos_v)
+
+    @torch.no_grad()
+    def refresh_topology(self) -> None:
+        """Recompute the k-nearest in-edges from the current positions.
+
+        Sprouted slots (the last ``k_sprout`` columns) are kept; pruned pairs stay dead;
+        Hebbian affinities and pruning counters follow their (i, j) pair.
+        """
+        cfg = self.cfg
+        n, k = cfg.n_nodes, cfg.k_in
+        x, a = self.positions()
+        knn = knn_hyperbolic(x, a, k).to(self.in_idx.device)
+        rows = torch.arange(n, device=knn.device).unsqueeze(1)
+        old_keys = (rows * n + self.in_idx)[self.in_mask]
+        old_hebb = self.hebb[self.in_mask]
+        old_low = self.low_count[self.in_mask]
+        new_idx = self.in_idx.clone()
+        new_mask = self.in_mask.clone()
+        new_idx[:, :k] = knn
+        new_mask[:, :k] = True
+        keys = rows * n + new_idx
+        if self.pruned_keys.numel():
+            new_mask[:, :k] &= ~torch.isin(keys[:, :k], self.pruned_keys)
+        hebb = torch.zeros_like(self.hebb)
+        low = torch.zeros_like(self.low_count)
+        if old_keys.numel():
+            order = torch.argsort(old_keys)
+            sk = old_keys[order]
+            pos = torch.searchsorted(sk, keys).clamp_max(sk.numel() - 1)
+            hit = (sk[pos] == keys) & new_mask
+            hebb[hit] = old_hebb[order][pos[hit]]
+            low[hit] = old_low[order][pos[hit]]
+        self.in_idx.copy_(new_idx)
+        self.in_mask.copy_(new_mask)
+        self.hebb.copy_(hebb)
+        self.low_count.copy_(low)
+
+    def build_graph(self, backend: Backend) -> Graph:
+        """Edge weights on the current topology (differentiable in positions, affinities,
+        levels); cacheable at evaluation time."""
+        x, a = self.positions()
+        return backend.graph(
+            x,
+            a,
+            self.aff_u,
+            self.aff_v,
+            self.level,
+            self.hebb,
+            self.in_idx,
+            self.in_mask,
+            tau=self.cfg.tau,
+            inhibition_radius=self.cfg.inhibition_radius,
+        )
+
+    # ------------------------------------------------------------------ forward
+    def sparks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """s_t = expmap0(s * f_emb(x_t)) [B, T, D] and their conformal factors [B, T]."""
+        return geometry.expmap0_with_conformal(self.spark_scale * self.spark(x))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        *,
+        backend: Backend | None = None,
+        graph: Graph | None = None,
+        record: bool = False,
+    ) -> ForwardOutput:
+        cfg = self.cfg
+        be = backend or _default_backend()
+        g = graph if graph is not None else self.build_graph(be)
+        bsz, n, cap = x.shape[0], cfg.n_nodes, cfg.k_active
+        temperature = float(self.temperature)
+
+        sparks, spark_a = self.sparks(x)
+        st = be.ignite(
+            sparks,
+            spark_a,
+            g,
+            sigma=cfg.sigma_ign,
+            eps=cfg.eps_active,
+            cap=cap,
+            method=cfg.selection,
+        )
+        if cfg.init_state == "routed":
+            bidx = torch.arange(bsz, device=x.device).unsqueeze(1)
+            h0 = self.w_init(x[bidx, st.token])  # [B, W, d]
+        else:
+            h0 = self.w_init(x.mean(1)).unsqueeze(1)
+        st = ActiveState(
+            ids=st.ids,
+            valid=st.valid,
+            alpha=st.alpha,
+            h=st.alpha.unsqueeze(-1) * h0 * st.valid.unsqueeze(-1),
+        )
+
+        fractions = [float(st.valid.sum()) / (bsz * n)]
+        activity = self._accumulate(None, st, bsz) if record else None
+        for _ in range(cfg.n_steps):
+            cand = be.propagate(
+                st,
+                g,
+                self.w_h.weight,
+                self.w_h.bias,
+                self.theta,
+                gamma=cfg.gamma,
+                temperature=temperature,
+            )
+            alpha = be.inhibit(cand, g, strength=cfg.inhibition_strength)
+            ids, row, valid = be.select(
+                cand.batch,
+                cand.node,
+                alpha,
+                bsz,
+                n,
+                cap=cap,
+                eps=cfg.eps_active,
+                method=cfg.selection,
+            )
+            st = be.update(cand, alpha, st, ids, row, valid, self.ln.weight, self.ln.bias)
+            fractions.append(float(st.valid.sum()) / (bsz * n))
+            if record:
+                activity = self._accumulate(activity, st, bsz)
+        logits = be.readout(st, self.w_o.weight, self.w_o.bias, normalise=cfg.readout_norm)
+        if record:
+            activity = activity / (cfg.n_steps + 1)
+        return ForwardOutput(logits=logits, active_fraction_per_step=fractions, activity=activity)
+
+    def _accumulate(self, acc: torch.Tensor | None, st: ActiveState, bsz: int) -> torch.Tensor:
+        n = self.cfg.n_nodes
+        a = torch.zeros(bsz, n, device=st.alpha.device)
+        a.scatter_add_(1, st.ids, (st.alpha * st.valid).detach().float())
+        return a if acc is None else acc + a
+
+    # ------------------------------------------------------------------ slow Hebbian rules
+    @torch.no_grad()
+    def hebbian_step(self, activity: torch.Tensor, loss: float) -> dict[str, float]:
+        """Per-batch slow rules from the recorded activity [B, N] and the batch loss.
+
+        - affinity:    hebb_ij <- lambda hebb_ij + eta_H R abar_i abar_j   (live edges j -> i)
+        - homeostasis: theta_i <- theta_i + eta_theta (abar_i - rho)
+        - sprouting:   for the most active nodes, a pair (j -> i) not yet connected whose
+                       activity correlation over the batch exceeds the threshold gets an edge
+                       in a free sprout slot of i
+        - drift:       p_i <- exp_{p_i}(eta_p sum_j c_ij log_{p_i}(p_j) / sum_j c_ij), c_ij =
+                       mean_b act_bi act_bj over live edges (co-active nodes move closer)
+
+        R is -loss ('neg_loss', the paper) or baseline - loss ('advantage', running mean).
+        """
+        cfg = self.cfg
+        stats: dict[str, float] = {}
+        if not cfg.hebbian:
+            return stats
+        abar = activity.mean(0)  # [N]
+        if cfg.reward == "neg_loss":
+            reward = -loss
+        else:
+            base = float(self.reward_baseline)
+            if math.isnan(base):
+                base = loss
+            reward = base - loss
+            self.reward_baseline.fill_(0.9 * base + 0.1 * loss)
+        stats["reward"] = reward
+        if cfg.hebb_affinity:
+            co = abar.unsqueeze(1) * abar[self.in_idx]
+            self.hebb.mul_(cfg.affinity_decay).add_(cfg.hebb_lr * reward * co * self.in_mask)
+        if cfg.hebb_homeostasis:
+            rho = cfg.target_active if cfg.homeostasis_target is None else cfg.homeostasis_target
+            self.theta.add_(cfg.homeostasis_lr * (abar - rho))
+        if cfg.hebb_sprout and cfg.k_sprout > 0:
+            stats["sprouted"] = float(self._sprout(activity))
+        if cfg.hebb_drift and cfg.drift_lr > 0:
+            stats["drift"] = float(self._drift(activity))
+        return stats
+
+    def _sprout(self, activity: torch.Tensor, max_nodes: int = 256, max_new: int = 64) -> int:
+        cfg = self.cfg
+        n = cfg.n_nodes
+        abar = activity.mean(0)
+        m = min(n, max_nodes)
+        top = torch.topk(abar, m).indices
+        top = top[abar[top] > 0]
+        if top.numel() < 2 or activity.shape[0] < 2:
+            return 0
+        act = activity[:, top]
+        act = act - act.mean(0)
+        sd = act.pow(2).mean(0).sqrt()
+        corr = (act.T @ act) / activity.shape[0] / (sd.unsqueeze(1) * sd.unsqueeze(0) + 1e-12)
+        corr.fill_diagonal_(0)
+        cand = (corr > cfg.sprout_threshold).nonzero()
+        added = 0
+        free = ~self.in_mask[:, cfg.k_in :]
+        for ii, jj in cand.tolist():
+            if added >= max_new:
+                break
+            i, j = int(top[ii]), int(top[jj])
+            key = i * n + j
+            if (self.in_idx[i][self.in_mask[i]] == j).any():
+                continue
+            if self.pruned_keys.numel() and (self.pruned_keys == key).any():
+                continue
+            slots = free[i].nonzero()
+            if slots.numel() == 0:
+                continue
+            s = cfg.k_in + int(slots[0])
+            self.in_idx[i, s] = j
+            self.in_mask[i, s] = True
+            self.hebb[i, s] = 0.0
+            self.low_count[i, s] = 0
+            free[i, s - cfg.k_in] = False
+            added += 1
+        return added
+
+    def _drift(self, activity: torch.Tensor) -> float:
+        cfg = self.cfg
+        x, _ = self.positions()
+        co = (activity.unsqueeze(2) * activity[:, self.in_idx]).mean(0) * self.in_mask  # [N,K]
+        tot = co.sum(1)
+        moving = tot > 0
+        if not moving.any():
+            return 0.0
+        xi = x.unsqueeze(1).expand_as(x[self.in_idx])
+        logs = geometry.logmap(xi, x[self.in_idx])  # [N, K, D]
+        step = cfg.drift_lr * (co.unsqueeze(-1) * logs).sum(1) / tot.clamp_min(1e-12).unsqueeze(-1)
+        new_x = geometry.expmap(x, step)
+        new_v = geometry.logmap0(new_x)
+        new_v = torch.where(moving.unsqueeze(-1), new_v, self.pos_v)
+        moved = float((new_v - self.pos_v).norm(dim=-1).max())
+        self.pos_v.copy_(new_v.clamp(-1e3, 1e3))
+        return moved
+
+    @torch.no_grad()
+    def epoch_end(self, backend: Backend | None = None) -> dict[str, float]:
+        """Per-epoch slow rules: pruning (edges whose weight stayed below the threshold for
+        ``prune_patience`` consecutive epochs are deleted) and the topology refresh."""
+        cfg = self.cfg
+        stats: dict[str, float] = {}
+        if cfg.hebbian and cfg.hebb_prune and cfg.prune_patience > 0:
+            g = self.build_graph(backend or _default_backend())
+            low = (g.w < cfg.prune_threshold) & self.in_mask
+            self.low_count.copy_(
+                torch.where(low, self.low_count + 1, torch.zeros_like(self.low_count))
+            )
+            dead = self.low_count >= cfg.prune_patience
+            if dead.any():
+                rows = torch.arange(cfg.n_nodes, device=dead.device).unsqueeze(1)
+                keys = (rows * cfg.n_nodes + self.in_idx)[dead]
+                self.pruned_keys = torch.unique(torch.cat([self.pruned_keys, keys]))
+                self.in_mask &= ~dead
+                self.low_count[dead] = 0
+            stats["pruned"] = float(dead.sum())
+        self.refresh_topology()
+        stats["edges"] = float(self.in_mask.sum())
+        return stats
+
+    def set_temperature_for_epoch(self, epoch: int, epochs: int) -> float:
+        """Cosine annealing T(e) = T_end + (T_start - T_end) (1 + cos(pi e / E)) / 2."""
+        cfg = self.cfg
+        frac = epoch / max(1, epochs - 1) if epochs > 1 else 1.0
+        t = cfg.temperature_end + (cfg.temperature_start - cfg.temperature_end) * 0.5 * (
+            1 + math.cos(math.pi * frac)
+        )
+        self.temperature.fill_(t)
+        return t
+
+    def n_params(self) -> int:
+        """Trainable parameter count."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: D401
+        # pruned_keys changes length during training: resize before the copy.
+        key = prefix + "pruned_keys"
+        if key in state_dict:
+            self.pruned_keys = torch.zeros_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def model_args(self) -> dict:
+        return {"d_in": self.d_in, "n_classes": self.n_classes}
+
+
+__all__ = ["RSGN", "ForwardOutput"]

@@ -1,0 +1,1 @@
+"""Physics and hardware constant presets (TOML data files)."""

@@ -1,0 +1,185 @@
+"""Training: AdamW + cosine schedule + gradient clipping (fast), Hebbian rules (slow),
+temperature annealing, per-epoch checkpoints for resuming, and ``metrics.json``."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+import torch
+import torch.nn.functional as F
+
+from rsgn.backends import get_backend
+from rsgn.checkpoint import (
+    CKPT_NAME,
+    atomic_write_json,
+    load_model,
+    save_checkpoint,
+    versions,
+)
+from rsgn.config import RunConfig
+from rsgn.data import Dataset, check_features
+from rsgn.errors import RsgnError
+from rsgn.evaluate import evaluate
+from rsgn.model import RSGN
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RsgnError(f"train.device is {name!r} but no CUDA GPU is available")
+    return torch.device(name)
+
+
+def _make_optim(model: RSGN, cfg: RunConfig, steps_total: int):
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
+    )
+    if cfg.train.schedule == "cosine":
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps_total))
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda _: 1.0)
+    return opt, sched
+
+
+def train(
+    cfg: RunConfig,
+    ds: Dataset,
+    out_dir: str | Path,
+    *,
+    backend: str | None = None,
+    resume: bool = False,
+    log: TextIO | None = sys.stderr,
+) -> dict[str, Any]:
+    """Train an RSGN on ``ds``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
+
+    Refuses to overwrite an existing run unless ``resume`` is set; with ``resume`` it continues
+    from the last completed epoch (same data order, optimiser and schedule).
+    """
+    out = Path(out_dir)
+    ckpt_path = out / CKPT_NAME
+    be = get_backend(backend)
+    if not be.capabilities().differentiable:
+        raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
+    device = resolve_device(cfg.train.device)
+    steps_per_epoch = math.ceil(len(ds.y_train) / cfg.train.batch_size)
+    history: list[dict[str, Any]] = []
+    start_epoch, train_seconds, n_steps_done = 0, 0.0, 0
+
+    if ckpt_path.exists() and not resume:
+        raise RsgnError(
+            f"{out} already holds a run: pass --resume to continue it or choose another --out"
+        )
+    if resume and ckpt_path.exists():
+        # the run's own config wins: flags cannot change a run midway
+        model, cfg, payload = load_model(ckpt_path)
+        check_features(ds, model.d_in)
+        model.to(device)
+        opt, sched = _make_optim(model, cfg, steps_per_epoch * cfg.train.epochs)
+        if "optimizer" in payload:
+            opt.load_state_dict(payload["optimizer"])
+            sched.load_state_dict(payload["scheduler"])
+        start_epoch = int(payload.get("epoch", 0))
+        history = list(payload.get("history", []))
+        train_seconds = float(payload.get("train_seconds", 0.0))
+        n_steps_done = int(payload.get("train_steps", 0))
+        if log:
+            print(f"resuming {out} at epoch {start_epoch}/{cfg.train.epochs}", file=log)
+    else:
+        torch.manual_seed(cfg.train.seed)
+        model = RSGN(ds.d_in, ds.n_classes, cfg.model).to(device)
+        opt, sched = _make_optim(model, cfg, steps_per_epoch * cfg.train.epochs)
+
+    xt, yt = ds.x_train.to(device), ds.y_train.to(device)
+    for epoch in range(start_epoch, cfg.train.epochs):
+        model.train()
+        temp = model.set_temperature_for_epoch(epoch, cfg.train.epochs)
+        gen = torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
+        perm = torch.randperm(len(yt), generator=gen).to(device)
+        loss_sum, correct, seen, frac_sum = 0.0, 0, 0, 0.0
+        t_epoch = time.perf_counter()
+        for s in range(0, len(yt), cfg.train.batch_size):
+            idx = perm[s : s + cfg.train.batch_size]
+            xb, yb = xt[idx], yt[idx]
+            out_f = model(xb, backend=be, record=cfg.model.hebbian)
+            loss = F.cross_entropy(out_f.logits, yb)
+            if not torch.isfinite(loss):
+                raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.train.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            opt.step()
+            sched.step()
+            if cfg.model.hebbian:
+                model.hebbian_step(out_f.activity, loss.item())
+            loss_sum += loss.item() * len(yb)
+            correct += int((out_f.logits.argmax(1) == yb).sum())
+            seen += len(yb)
+            steps = out_f.active_fraction_per_step
+            frac_sum += sum(steps[1:]) / max(1, len(steps) - 1) * len(yb)
+            n_steps_done += 1
+        slow = model.epoch_end(be)
+        epoch_time = time.perf_counter() - t_epoch
+        train_seconds += epoch_time
+        val = evaluate(model, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
+        rec = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen,
+            "train_active_fraction": frac_sum / seen,
+            "val_accuracy": val["accuracy"],
+            "val_loss": val["loss"],
+            "val_active_fraction": val["active_fraction"],
+            "temperature": temp,
+            "seconds": epoch_time,
+            **{f"slow_{k}": v for k, v in slow.items()},
+        }
+        history.append(rec)
+        if log:
+            print(
+                f"epoch {epoch + 1:3d}/{cfg.train.epochs}  loss {rec['train_loss']:.4f}  "
+                f"train {rec['train_accuracy']:.3f}  val {rec['val_accuracy']:.3f}  "
+                f"active {rec['val_active_fraction']:.3%}  T {temp:.2f}  {epoch_time:.1f}s",
+                file=log,
+                flush=True,
+            )
+        save_checkpoint(
+            ckpt_path,
+            model,
+            cfg,
+            {
+                "epoch": epoch + 1,
+                "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(),
+                "history": history,
+                "train_seconds": train_seconds,
+                "train_steps": n_steps_done,
+                "complete": epoch + 1 == cfg.train.epochs,
+            },
+        )
+
+    final = evaluate(model, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
+    metrics = {
+        "task": ds.name,
+        "backend": be.name,
+        "accuracy": final["accuracy"],
+        "val_loss": final["loss"],
+        "params": model.n_params(),
+        "active_fraction": final["active_fraction"],
+        "active_fraction_per_step": final["active_fraction_per_step"],
+        "seconds_per_step": train_seconds / max(1, n_steps_done),
+        "train_seconds": train_seconds,
+        "epochs": cfg.train.epochs,
+        "n_train": len(ds.y_train),
+        "n_val": len(ds.y_val),
+        "history": history,
+        "config": cfg.to_dict(),
+        "versions": versions(),
+    }
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,183 @@
+"""CLI round trips (train -> eval, resume) and one-line errors for every bad input."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from rsgn.cli import main
+
+SMALL = [
+    "--set",
+    "model.n_nodes=32",
+    "--set",
+    "model.d_hidden=8",
+    "--set",
+    "model.k_in=4",
+    "--set",
+    "model.affinity_rank=4",
+    "--set",
+    "model.n_steps=2",
+    "--set",
+    "model.target_active=0.1",
+    "--set",
+    "train.batch_size=16",
+]
+
+
+@pytest.fixture
+def npz(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 6, 5)).astype(np.float32)
+    y = (np.arange(60) % 3).astype(np.int64)
+    x[np.arange(60), 0, y] += 3.0
+    p = tmp_path / "data.npz"
+    np.savez(p, X=x, y=y)
+    return p
+
+
+def test_train_eval_roundtrip_and_resume(tmp_path, npz, capsys):
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--data", str(npz), "--epochs", "1", "--out", str(out), "--quiet", *SMALL])
+        == 0
+    )
+    m = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "params", "active_fraction", "seconds_per_step"):
+        assert key in m
+    assert 0 <= m["accuracy"] <= 1 and 0 < m["active_fraction"] <= 0.1 + 1e-9
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", str(out), "--data", str(npz)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["accuracy"] == pytest.approx(m["accuracy"])
+    assert "cost" in res and res["cost"]["energy_j"] > 0
+    # resume to 2 epochs continues the same run
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                str(npz),
+                "--epochs",
+                "2",
+                "--out",
+                str(out),
+                "--quiet",
+                "--resume",
+                *SMALL,
+            ]
+        )
+        == 0
+    )
+    m2 = json.loads((out / "metrics.json").read_text())
+    assert [h["epoch"] for h in m2["history"]] == [1]  # the saved run's config (1 epoch) wins
+    capsys.readouterr()
+
+
+def test_resume_continues_an_interrupted_run(tmp_path, npz):
+    """Train 2 epochs straight vs 1 epoch, 'crash', resume: identical final weights."""
+    import torch
+
+    from rsgn.checkpoint import read_checkpoint
+    from rsgn.config import apply_overrides, load_config
+    from rsgn.data import load_npz
+    from rsgn.train import train
+
+    cfg = apply_overrides(
+        load_config(None), [s for s in SMALL if s != "--set"] + ["train.epochs=2"]
+    )
+    ds = load_npz(npz)
+    train(cfg, ds, tmp_path / "a", log=None)
+
+    class Stop(Exception):
+        pass
+
+    import rsgn.train as T
+
+    orig = T.save_checkpoint
+    calls = []
+
+    def crash_after_first(*a, **k):
+        orig(*a, **k)
+        calls.append(1)
+        raise Stop
+
+    T.save_checkpoint = crash_after_first
+    try:
+        with pytest.raises(Stop):
+            train(cfg, ds, tmp_path / "b", log=None)
+    finally:
+        T.save_checkpoint = orig
+    train(cfg, ds, tmp_path / "b", log=None, resume=True)
+    sa = read_checkpoint(tmp_path / "a")["state_dict"]
+    sb = read_checkpoint(tmp_path / "b")["state_dict"]
+    for k in sa:
+        assert torch.allclose(sa[k].float(), sb[k].float(), atol=1e-6), k
+
+
+def _run(*args):
+    p = subprocess.run([sys.executable, "-m", "rsgn.cli", *args], capture_output=True, text=True)
+    return p.returncode, p.stdout, p.stderr
+
+
+def test_cli_errors_are_one_line_and_nonzero(tmp_path, npz):
+    bad = tmp_path / "nan.npz"
+    np.savez(bad, X=np.full((4, 3, 2), np.nan), y=np.zeros(4, int))
+    cases = [
+        (["train", "--data", str(bad), "--out", str(tmp_path / "o1")], "NaN"),
+        (
+            ["train", "--task", "hierarchical", "--backend", "nope", "--out", str(tmp_path / "o2")],
+            "known: ",
+        ),
+        (
+            [
+                "train",
+                "--task",
+                "hierarchical",
+                "--set",
+                "model.nodes=3",
+                "--out",
+                str(tmp_path / "o3"),
+            ],
+            "unknown config key",
+        ),
+        (
+            ["eval", "--ckpt", str(tmp_path / "missing"), "--task", "hierarchical"],
+            "checkpoint not found",
+        ),
+        (["train", "--task", "mnist", "--out", str(tmp_path / "o4")], "unknown task"),
+    ]
+    for args, msg in cases:
+        rc, out, err = _run(*args)
+        assert rc == 2, (args, err)
+        lines = [ln for ln in err.strip().splitlines() if ln]
+        assert len(lines) == 1 and lines[0].startswith("rsgn: error:") and msg in lines[0], err
+    assert not any((tmp_path / f"o{i}").exists() for i in range(1, 5))
+
+
+def test_corrupt_checkpoint_and_existing_run_are_refused(tmp_path, npz):
+    out = tmp_path / "run"
+    assert (
+        main(["train", "--data", str(npz), "--epochs", "1", "--out", str(out), "--quiet", *SMALL])
+        == 0
+    )
+    before = (out / "checkpoint.pt").read_bytes(), (out / "metrics.json").read_text()
+    rc, _, err = _run("train", "--data", str(npz), "--epochs", "1", "--out", str(out), *SMALL)
+    assert rc == 2 and "already holds a run" in err
+    assert ((out / "checkpoint.pt").read_bytes(), (out / "metrics.json").read_text()) == before
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "checkpoint.pt").write_bytes(before[0][: len(before[0]) // 2])
+    rc, _, err = _run("eval", "--ckpt", str(bad), "--data", str(npz))
+    assert rc == 2 and "corrupt" in err and len(err.strip().splitlines()) == 1
+    wrong = tmp_path / "wrong.npz"
+    np.savez(wrong, X=np.ones((5, 6, 9), np.float32), y=np.zeros(5, int))
+    rc, _, err = _run("eval", "--ckpt", str(out), "--data", str(wrong))
+    assert rc == 2 and "features" in err
+
+
+def test_backends_listing():
+    rc, out, _ = _run("backends")
+    assert rc == 0 and "torch" in out and "available" in out

@@ -1,0 +1,154 @@
+"""The sparse model: parameter count, real sparsity, agreement with a dense computation of the
+same sparse model, determinism, and that no N x N tensor is formed."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from rsgn import geometry as G
+from rsgn.config import ModelConfig
+from rsgn.model import RSGN
+from tests.conftest import small_cfg
+
+
+def test_paper_parameter_counts():
+    assert RSGN(32, 20, ModelConfig()).n_params() == 41_672  # hierarchical (spec §1, §6)
+    assert RSGN(32, 10, ModelConfig()).n_params() == 40_382  # long-range
+
+
+def test_active_fraction_is_capped_and_near_target():
+    cfg = ModelConfig(n_nodes=200, target_active=0.05, hebbian=False)
+    m = RSGN(32, 20, cfg)
+    out = m(torch.randn(16, 20, 32))
+    cap = cfg.k_active / cfg.n_nodes
+    assert all(f <= cap + 1e-9 for f in out.active_fraction_per_step)
+    assert out.active_fraction_per_step[-1] > 0.5 * cap  # the cap binds: real activity
+    assert cap <= 0.055
+
+
+def test_positions_stay_inside_the_ball_even_with_huge_parameters():
+    m = RSGN(8, 3, small_cfg())
+    with torch.no_grad():
+        m.pos_v.mul_(1e3)
+    x, a = m.positions()
+    assert (x.norm(dim=-1) < 1).all() and (a > 0).all()
+    assert torch.isfinite(m(torch.randn(2, 5, 8)).logits).all()
+
+
+def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
+    """The same sparse model computed densely: [B, N] activations, [B, N, d] states, an N x N
+    weight matrix holding only the k-in-edges, and torch.topk for the cap."""
+    cfg = m.cfg
+    n, cap, eps = cfg.n_nodes, cfg.k_active, cfg.eps_active
+    p, a = m.positions()
+    w_full = torch.zeros(n, n, dtype=x.dtype)
+    rows = torch.arange(n).unsqueeze(1).expand_as(m.in_idx)
+    d_e = G.dist_from_parts(p.unsqueeze(1), p[m.in_idx], a.unsqueeze(1), a[m.in_idx])
+    w_e = (
+        torch.sigmoid((m.aff_u.unsqueeze(1) * m.aff_v[m.in_idx]).sum(-1) + m.hebb)
+        * torch.exp(-d_e / cfg.tau)
+        * F.softplus(m.level.unsqueeze(1) - m.level[m.in_idx] + 1)
+    )
+    w_full[rows[m.in_mask], m.in_idx[m.in_mask]] = w_e[m.in_mask]  # w_full[i, j]: j -> i
+    inh = torch.zeros(n, n, dtype=torch.bool)
+    inh[rows[m.in_mask], m.in_idx[m.in_mask]] = (d_e < cfg.inhibition_radius)[m.in_mask]
+
+    s, sa = m.sparks(x)
+    d_sn = G.dist_from_parts(s.unsqueeze(2), p, sa.unsqueeze(2), a)  # [B, T, N]
+    dmin, tok = d_sn.min(1)
+    alpha = torch.exp(-(dmin**2) / (2 * cfg.sigma_ign**2))
+    keep = torch.zeros_like(alpha, dtype=torch.bool).scatter(
+        1, torch.topk(alpha, cap).indices, True
+    )
+    keep &= alpha > eps
+    alpha = alpha * keep
+    h0 = m.w_init(x[torch.arange(x.shape[0]).unsqueeze(1), tok])  # routed
+    h = alpha.unsqueeze(-1) * h0
+    for _ in range(cfg.n_steps):
+        g = alpha.unsqueeze(-1) * (h @ m.w_h.weight.T)
+        reached = (keep.to(x.dtype) @ (w_full != 0).to(x.dtype).T > 0) | keep
+        ht = torch.einsum("ij,bjd->bid", w_full, g) + m.w_h.bias
+        a_new = torch.sigmoid(
+            (alpha + cfg.gamma * ht.norm(dim=-1) - m.theta) / float(m.temperature)
+        )
+        a_new = a_new * reached
+        nb_cnt = inh.sum(1).clamp_min(1)
+        mean = (a_new @ inh.to(x.dtype).T) / nb_cnt
+        a_new = a_new / (1 + cfg.inhibition_strength * mean) * reached
+        score = torch.where(reached, a_new, torch.full_like(a_new, -1.0))
+        sel = torch.zeros_like(keep).scatter(1, torch.topk(score, cap).indices, True)
+        sel &= reached & (a_new > eps)
+        h = F.layer_norm(ht + h, (ht.shape[-1],), m.ln.weight, m.ln.bias) * (a_new * sel).unsqueeze(
+            -1
+        )
+        alpha, keep = a_new * sel, sel
+    pooled = (alpha.unsqueeze(-1) * h).sum(1)
+    return pooled @ m.w_o.weight.T + m.w_o.bias
+
+
+@pytest.mark.parametrize("init_state", ["routed"])
+def test_sparse_propagation_matches_dense_computation(init_state):
+    torch.manual_seed(3)
+    cfg = small_cfg(
+        n_nodes=48, d_hidden=12, init_state=init_state, target_active=0.15, inhibition_strength=0.7
+    )
+    m = RSGN(6, 4, cfg).double()
+    x = torch.randn(5, 7, 6, dtype=torch.float64)
+    sparse = m(x).logits
+    dense = _dense_reference(m, x)
+    assert torch.allclose(sparse, dense, atol=1e-10, rtol=1e-9), (sparse - dense).abs().max()
+
+
+def test_gradients_reach_every_parameter_and_are_finite():
+    m = RSGN(8, 3, small_cfg())
+    out = m(torch.randn(6, 9, 8))
+    F.cross_entropy(out.logits, torch.tensor([0, 1, 2, 0, 1, 2])).backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def test_determinism_for_a_fixed_seed():
+    def run():
+        torch.manual_seed(7)
+        m = RSGN(8, 3, small_cfg())
+        return m(torch.randn(4, 6, 8)).logits
+
+    assert torch.equal(run(), run())
+
+
+class _MaxNumel(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.max = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in out if isinstance(out, (tuple, list)) else [out]:
+            if isinstance(t, torch.Tensor) and not t.is_sparse and t.layout == torch.strided:
+                self.max = max(self.max, t.numel())
+        return out
+
+
+def test_no_n_by_n_tensor_in_the_sparse_path():
+    n = 4096
+    m = RSGN(
+        4,
+        3,
+        ModelConfig(
+            n_nodes=n, d_hidden=8, affinity_rank=4, n_steps=2, target_active=0.01, hebbian=False
+        ),
+    )
+    x = torch.randn(2, 3, 4)
+    with _MaxNumel() as mode:
+        F.cross_entropy(m(x).logits, torch.tensor([0, 1])).backward()
+    # the largest tensors are O(N k r) edge gathers (here 4096 x 20 x 4): linear in N
+    assert mode.max <= 100 * n < n * n // 40, mode.max
+
+
+def test_temperature_annealing_is_cosine_from_start_to_end():
+    m = RSGN(4, 2, small_cfg(temperature_start=2.0, temperature_end=0.5))
+    ts = [m.set_temperature_for_epoch(e, 5) for e in range(5)]
+    assert ts[0] == pytest.approx(2.0) and ts[-1] == pytest.approx(0.5)
+    assert all(a > b for a, b in zip(ts, ts[1:], strict=False))
