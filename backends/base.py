@@ -49,7 +49,8 @@ class Graph:
     w : edge weights ``[N, K]`` (0 on dead slots); ``w[i, s]`` is the weight j -> i.
     out_ptr, out_edge : CSR over sources: the flat edge ids ``i*K + s`` whose source is j are
         ``out_edge[out_ptr[j]:out_ptr[j+1]]``.
-    inh_mask : in-edge slots whose source lies within the inhibition radius ``[N, K]``.
+    inh_idx, inh_valid : the inhibition neighbourhood R(i) (in-neighbours within the
+        inhibition radius) packed into ``[N, K_inh]`` slots, K_inh = max |R(i)|.
     """
 
     x: torch.Tensor
@@ -59,7 +60,8 @@ class Graph:
     w: torch.Tensor
     out_ptr: torch.Tensor
     out_edge: torch.Tensor
-    inh_mask: torch.Tensor
+    inh_idx: torch.Tensor
+    inh_valid: torch.Tensor
 
     @property
     def n_nodes(self) -> int:

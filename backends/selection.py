@@ -56,8 +56,12 @@ def radix_select_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     for shift, bits in _PASSES_WIDE if n > 4096 else _PASSES_NARROW:
         nbins = 1 << bits
         digit = (keys >> shift) & (nbins - 1)
-        flat = (rows * nbins + digit)[in_play]
-        hist = torch.bincount(flat, minlength=b * nbins).view(b, nbins)
+        flat = (rows * nbins + digit).reshape(-1)
+        hist = (
+            torch.bincount(flat, weights=in_play.reshape(-1).to(torch.float64), minlength=b * nbins)
+            .view(b, nbins)
+            .to(torch.int64)
+        )
         # count of elements in bins >= j (descending cumulative)
         above_eq = hist.flip(1).cumsum(1).flip(1)
         # the bin holding the k-th largest: the largest j with above_eq[j] >= remaining

@@ -154,6 +154,9 @@ class TorchBackend(Backend):
         w = w * in_mask
         ptr, out_edge = out_csr(in_idx, in_mask)
         inh = in_mask & (d.detach() < inhibition_radius)
+        k_inh = max(1, int(inh.sum(1).max()))
+        first = torch.argsort((~inh).to(torch.int8), dim=1, stable=True)[:, :k_inh]
+        inh_idx, inh_valid = in_idx.gather(1, first), inh.gather(1, first)
         e = n * k
         self.count("mac_fp32", e * (u.shape[1] + x.shape[1]))
         self.count("transcendental_fp32", e * 4)
@@ -166,7 +169,8 @@ class TorchBackend(Backend):
             w=w,
             out_ptr=ptr,
             out_edge=out_edge,
-            inh_mask=inh,
+            inh_idx=inh_idx,
+            inh_valid=inh_valid,
         )
 
     # ---------------------------------------------------------------------------- ignite
@@ -280,8 +284,8 @@ class TorchBackend(Backend):
         bsz = cand.n_batch
         scratch = torch.zeros(bsz * n, device=cand.alpha.device, dtype=cand.alpha.dtype)
         scratch = scratch.index_put((cand.batch * n + cand.node,), cand.alpha)
-        nb = graph.in_idx[cand.node]  # [M, K]
-        nmask = graph.inh_mask[cand.node]
+        nb = graph.inh_idx[cand.node]  # [M, K_inh]
+        nmask = graph.inh_valid[cand.node]
         vals = scratch[cand.batch.unsqueeze(1) * n + nb] * nmask
         cnt = nmask.sum(1).clamp_min(1)
         mean = vals.sum(1) / cnt

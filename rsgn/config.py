@@ -48,9 +48,9 @@ class ModelConfig:
     theta_init: float = 0.5
     init_radius: float = 1.0
     """Std of the tangent-space node positions at initialisation (before expmap0)."""
-    init_state: str = "routed"
-    """'routed': each ignited node starts from the features of the token that ignited it;
-    'mean': the paper's mean over all tokens."""
+    init_state: str = "mean"
+    """'mean': the paper's mean over all tokens; 'routed': each ignited node starts from the
+    features of the token that ignited it; 'both': the sum of the two (same parameters)."""
     selection: str = "radix"
     """Active-set cap: 'radix' (exact, sort-free histogram select) or 'stat' (statistical
     top-k: mean + std * Phi^-1(1 - k/n); approximate, for near-Gaussian scores only)."""
@@ -76,7 +76,7 @@ class ModelConfig:
     """Hebbian reward R: 'neg_loss' (paper, R = -loss) or 'advantage' (R = baseline - loss)."""
 
     _choices = {
-        "init_state": ("routed", "mean"),
+        "init_state": ("mean", "routed", "both"),
         "selection": ("radix", "stat"),
         "reward": ("advantage", "neg_loss"),
     }

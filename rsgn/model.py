@@ -17,8 +17,9 @@ Forward pass (``cfg.n_steps`` steps)
            k in-edges (hyperbolic k nearest neighbours + sprouted edges), w_ii = 0.
 2. ignite: sparks s_t = expmap0(s f_emb(x_t)); alpha_i(0) = max_t exp(-d_H(s_t,p_i)^2/2sigma^2),
            capped to the k_active largest (exact radix select);
-           h_i(0) = alpha_i(0) W_init x_{t*(i)} ('routed': t* is the spark that lit i) or
-           alpha_i(0) W_init mean_t x_t ('mean', the paper's code).
+           h_i(0) = alpha_i(0) W_init x_{t*(i)} ('routed': t* is the spark that lit i),
+           alpha_i(0) W_init mean_t x_t ('mean', the paper's code) or
+           alpha_i(0) W_init (x_{t*(i)} + mean_t x_t) ('both').
 3. for each step:  h~_i = W_h sum_{j in A} w_ji alpha_j h_j + b_h
                    alpha_i <- sigmoid((alpha_i + gamma |h~_i| - theta_i) / T)
                    alpha_i <- alpha_i / (1 + beta mean_{j in R(i)} alpha_j)     (inhibition)
@@ -194,9 +195,11 @@ class RSGN(nn.Module):
             cap=cap,
             method=cfg.selection,
         )
+        bidx = torch.arange(bsz, device=x.device).unsqueeze(1)
         if cfg.init_state == "routed":
-            bidx = torch.arange(bsz, device=x.device).unsqueeze(1)
             h0 = self.w_init(x[bidx, st.token])  # [B, W, d]
+        elif cfg.init_state == "both":
+            h0 = self.w_init(x[bidx, st.token] + x.mean(1, keepdim=True))
         else:
             h0 = self.w_init(x.mean(1)).unsqueeze(1)
         st = ActiveState(

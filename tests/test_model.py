@@ -63,7 +63,13 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
     )
     keep &= alpha > eps
     alpha = alpha * keep
-    h0 = m.w_init(x[torch.arange(x.shape[0]).unsqueeze(1), tok])  # routed
+    routed = x[torch.arange(x.shape[0]).unsqueeze(1), tok]
+    if cfg.init_state == "routed":
+        h0 = m.w_init(routed)
+    elif cfg.init_state == "both":
+        h0 = m.w_init(routed + x.mean(1, keepdim=True))
+    else:
+        h0 = m.w_init(x.mean(1)).unsqueeze(1)
     h = alpha.unsqueeze(-1) * h0
     for _ in range(cfg.n_steps):
         g = alpha.unsqueeze(-1) * (h @ m.w_h.weight.T)
@@ -87,7 +93,7 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
     return pooled @ m.w_o.weight.T + m.w_o.bias
 
 
-@pytest.mark.parametrize("init_state", ["routed"])
+@pytest.mark.parametrize("init_state", ["routed", "mean", "both"])
 def test_sparse_propagation_matches_dense_computation(init_state):
     torch.manual_seed(3)
     cfg = small_cfg(
