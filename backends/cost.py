@@ -53,7 +53,7 @@ def load_energy_table(name: str = "electronic_45nm") -> EnergyTable:
     files = resources.files("rsgn.presets")
     known = sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".toml"))
     if name not in known:
-        raise RsgnError(f"unknown energy preset {name!r} (known: {', '.join(known)})")
+        raise RsgnError(f"unknown preset {name!r} for this backend (known: {', '.join(known)})")
     data = tomllib.loads((files / f"{name}.toml").read_text())
     events = {}
     for ev, d in data.get("events", {}).items():

@@ -62,13 +62,19 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(mod, e.cls)
 
 
-def get_backend(name: str | None = None, **kwargs) -> Backend:
-    """Instantiate the backend called ``name`` (default: ``RSGN_BACKEND`` or ``torch``)."""
+def get_backend(name: str | None = None, *, preset: str | None = None, **kwargs) -> Backend:
+    """Instantiate the backend called ``name`` (default: ``RSGN_BACKEND`` or ``torch``).
+
+    ``preset`` names the backend's hardware/energy preset (each backend lists its own; an
+    unknown one is an RsgnError naming the known presets).
+    """
     name = name or default_name()
     cls = backend_class(name)
     ok, why = cls.available()
     if not ok:
         raise RsgnError(f"backend {name!r} is not available here: {why}")
+    if preset is not None:
+        kwargs["preset"] = preset
     return cls(**kwargs)
 
 

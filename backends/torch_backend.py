@@ -120,12 +120,11 @@ class TorchBackend(Backend):
 
     name = "torch"
 
-    def __init__(
-        self, device: str | torch.device | None = None, energy_table: str = "electronic_45nm"
-    ) -> None:
+    def __init__(self, device: str | torch.device | None = None, preset: str | None = None) -> None:
         super().__init__()
         self.device = torch.device(device) if device is not None else None
-        self.energy_table_name = energy_table
+        self.energy_table_name = preset or "electronic_45nm"
+        load_energy_table(self.energy_table_name)  # unknown preset: fail now, naming it
 
     def capabilities(self) -> Capabilities:
         return Capabilities(

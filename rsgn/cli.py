@@ -47,6 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--ckpt", required=True, help="run folder or checkpoint file")
     _add_data_args(e)
     e.add_argument("--backend", default=None)
+    e.add_argument("--preset", default=None, help="the backend's hardware/energy preset")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--out", default=None, help="also write the JSON report to this file")
 
@@ -106,7 +107,9 @@ def cmd_eval(args) -> int:
     check_features(ds, model.d_in)
     if ds.n_classes != model.n_classes:
         raise RsgnError(f"task has {ds.n_classes} classes but the model has {model.n_classes}")
-    res = evaluate(model, ds.x_val, ds.y_val, args.backend, batch_size=args.batch_size)
+    res = evaluate(
+        model, ds.x_val, ds.y_val, args.backend, batch_size=args.batch_size, preset=args.preset
+    )
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:
         atomic_write_json(args.out, res)

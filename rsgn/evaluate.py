@@ -18,6 +18,7 @@ def evaluate(
     backend: Backend | str | None = None,
     *,
     batch_size: int = 256,
+    preset: str | None = None,
 ) -> dict[str, Any]:
     """Run ``x`` through ``backend.prepare(model)`` in batches.
 
@@ -25,7 +26,10 @@ def evaluate(
     cost ledger (counted events, modelled energy with provenance), measured latency per batch
     and per sample, and the backend's capabilities.
     """
-    be = get_backend(backend) if (backend is None or isinstance(backend, str)) else backend
+    if backend is None or isinstance(backend, str):
+        be = get_backend(backend, preset=preset)
+    else:
+        be = backend
     program = be.prepare(model)
     ledger: CostLedger | None = None
     correct, total = 0, 0
@@ -55,6 +59,7 @@ def evaluate(
     caps = be.capabilities()
     out: dict[str, Any] = {
         "backend": be.name,
+        "preset": getattr(be, "preset_name", None) or getattr(be, "energy_table_name", None),
         "n_samples": total,
         "accuracy": correct / total,
         "loss": loss_sum / total,

@@ -302,7 +302,7 @@ class RSGN(nn.Module):
         sd = act.pow(2).mean(0).sqrt()
         corr = (act.T @ act) / activity.shape[0] / (sd.unsqueeze(1) * sd.unsqueeze(0) + 1e-12)
         corr.fill_diagonal_(0)
-        cand = (corr > cfg.sprout_threshold).nonzero()
+        cand = (corr > cfg.sprout_threshold).nonzero()[: 16 * max_new]  # bounded work per batch
         added = 0
         free = ~self.in_mask[:, cfg.k_in :]
         for ii, jj in cand.tolist():

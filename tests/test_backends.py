@@ -120,3 +120,9 @@ def test_program_logits_equal_the_model_forward():
     with torch.no_grad():
         assert torch.allclose(logits, m(x).logits, atol=1e-6)
     assert rep.n_samples == 5 and isinstance(rep.latency_s, float)
+
+
+def test_unknown_preset_is_named():
+    with pytest.raises(RsgnError, match="unknown preset 'fantasy'.*electronic_45nm"):
+        get_backend("torch", preset="fantasy")
+    assert get_backend("torch", preset="electronic_45nm").energy_table_name == "electronic_45nm"

@@ -158,3 +158,12 @@ def test_temperature_annealing_is_cosine_from_start_to_end():
     ts = [m.set_temperature_for_epoch(e, 5) for e in range(5)]
     assert ts[0] == pytest.approx(2.0) and ts[-1] == pytest.approx(0.5)
     assert all(a > b for a, b in zip(ts, ts[1:], strict=False))
+
+
+def test_statistical_selection_runs_and_keeps_activity_sparse():
+    """The approximate cap: counts vary around the target, never the whole network."""
+    cfg = ModelConfig(n_nodes=400, target_active=0.05, selection="stat", hebbian=False)
+    m = RSGN(8, 3, cfg)
+    out = m(torch.randn(8, 12, 8))
+    assert torch.isfinite(out.logits).all()
+    assert 0 < max(out.active_fraction_per_step) < 0.5
