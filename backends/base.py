@@ -94,7 +94,8 @@ class ActiveState:
 
 @dataclass
 class Candidates:
-    """Nodes reached by one propagation step, flattened over the batch (``M`` rows)."""
+    """Nodes reached by one propagation step, flattened over the batch (``M`` rows), sorted by
+    sample and then by node id (the order ``select`` breaks ties in)."""
 
     batch: torch.Tensor
     node: torch.Tensor

@@ -35,49 +35,73 @@ def float_keys(x: torch.Tensor) -> torch.Tensor:
     return torch.where(neg, 0xFFFFFFFF - u, u | 0x80000000)
 
 
+def segment_rank(flags: torch.Tensor, rows: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    """1-based running count of ``flags`` within each row (rows sorted ascending)."""
+    c = flags.to(torch.int64).cumsum(0)
+    start = counts.cumsum(0) - counts  # first index of each row
+    return c - (c - flags.to(torch.int64))[start[rows]]
+
+
+def radix_select_rows(
+    scores: torch.Tensor, rows: torch.Tensor, n_rows: int, k: int
+) -> torch.Tensor:
+    """Exact k-winners per row over a ragged, row-sorted list: mask [M] with ``min(k, count)``
+    entries of each row selected (ties at the k-th value go to the earliest entries).
+
+    ``scores`` [M] float, ``rows`` [M] int64 ascending. Sort-free: 3-4 histogram passes over the
+    order-preserving 32-bit keys (see the module docstring); O(M + n_rows * bins).
+    """
+    m = scores.numel()
+    dev = scores.device
+    if m == 0 or k <= 0:
+        return torch.zeros(m, dtype=torch.bool, device=dev)
+    counts = torch.bincount(rows, minlength=n_rows)
+    if int(counts.max()) <= k:
+        return torch.ones(m, dtype=torch.bool, device=dev)
+    keys = float_keys(scores)
+    remaining = counts.clamp_max(k)
+    prefix = torch.zeros(n_rows, dtype=torch.int64, device=dev)
+    in_play = torch.ones(m, dtype=torch.float64, device=dev)
+    passes = _PASSES_WIDE if int(counts.max()) > 4096 else _PASSES_NARROW
+    for shift, bits in passes:
+        nbins = 1 << bits
+        digit = (keys >> shift) & (nbins - 1)
+        hist = torch.bincount(rows * nbins + digit, weights=in_play, minlength=n_rows * nbins)
+        hist = hist.view(n_rows, nbins).to(torch.int64)
+        above_eq = hist.flip(1).cumsum(1).flip(1)  # elements in bins >= j
+        # the bin holding the k-th largest: the largest j with above_eq[j] >= remaining
+        ok = above_eq >= remaining.unsqueeze(1)
+        j = (ok.to(torch.int64) * torch.arange(nbins, device=dev)).amax(1)
+        jj = j.unsqueeze(1)
+        remaining = remaining - (above_eq.gather(1, jj) - hist.gather(1, jj)).squeeze(1)
+        prefix = prefix | (j << shift)
+        in_play = in_play * (digit == j[rows])
+    kth = prefix[rows]
+    ties = keys == kth
+    return (keys > kth) | (ties & (segment_rank(ties, rows, counts) <= remaining[rows]))
+
+
 def radix_select_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Boolean mask of exactly ``min(k, n)`` largest entries per row of ``scores`` [B, n].
 
-    Ties at the k-th value go to the lowest indices. Sort-free: three histogram passes.
+    Ties at the k-th value go to the lowest indices. Sort-free: histogram passes.
     """
     if scores.dim() != 2:
         raise ValueError(f"scores must be [B, n], got shape {tuple(scores.shape)}")
     b, n = scores.shape
-    k = min(int(k), n)
-    if k <= 0:
-        return torch.zeros_like(scores, dtype=torch.bool)
-    if k == n:
-        return torch.ones_like(scores, dtype=torch.bool)
-    keys = float_keys(scores)
-    rows = torch.arange(b, device=scores.device).unsqueeze(1).expand(b, n)
-    prefix = torch.zeros(b, dtype=torch.int64, device=scores.device)  # selected high bits
-    remaining = torch.full((b,), k, dtype=torch.int64, device=scores.device)
-    in_play = torch.ones_like(keys, dtype=torch.bool)
-    for shift, bits in _PASSES_WIDE if n > 4096 else _PASSES_NARROW:
-        nbins = 1 << bits
-        digit = (keys >> shift) & (nbins - 1)
-        flat = (rows * nbins + digit).reshape(-1)
-        hist = (
-            torch.bincount(flat, weights=in_play.reshape(-1).to(torch.float64), minlength=b * nbins)
-            .view(b, nbins)
-            .to(torch.int64)
-        )
-        # count of elements in bins >= j (descending cumulative)
-        above_eq = hist.flip(1).cumsum(1).flip(1)
-        # the bin holding the k-th largest: the largest j with above_eq[j] >= remaining
-        ok = above_eq >= remaining.unsqueeze(1)
-        j = (ok.to(torch.int64) * torch.arange(nbins, device=keys.device)).amax(1)
-        above = above_eq.gather(1, j.unsqueeze(1)).squeeze(1) - hist.gather(
-            1, j.unsqueeze(1)
-        ).squeeze(1)
-        remaining = remaining - above
-        prefix = prefix | (j << shift)
-        in_play = in_play & (digit == j.unsqueeze(1))
-    kth = prefix.unsqueeze(1)
-    greater = keys > kth
-    ties = keys == kth
-    tie_rank = ties.to(torch.int64).cumsum(1)
-    return greater | (ties & (tie_rank <= remaining.unsqueeze(1)))
+    rows = torch.arange(b, device=scores.device).repeat_interleave(n)
+    return radix_select_rows(scores.reshape(-1), rows, b, int(k)).view(b, n)
+
+
+def statistical_rows(scores: torch.Tensor, rows: torch.Tensor, n_rows: int, k: int) -> torch.Tensor:
+    """Statistical top-k over a ragged row-sorted list: x >= mean + std Phi^-1(1 - k/n) per row."""
+    x = scores.double()
+    n = torch.bincount(rows, minlength=n_rows).clamp_min(1).double()
+    mean = torch.bincount(rows, weights=x, minlength=n_rows) / n
+    var = torch.bincount(rows, weights=(x - mean[rows]) ** 2, minlength=n_rows) / n
+    q = (1.0 - k / n).clamp(1e-6, 1 - 1e-6)
+    theta = mean + var.sqrt() * math.sqrt(2.0) * torch.erfinv(2 * q - 1)
+    return x >= theta[rows]
 
 
 def statistical_mask(

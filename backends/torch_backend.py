@@ -25,7 +25,14 @@ from rsgn.backends.base import (
     Report,
 )
 from rsgn.backends.cost import CostLedger, load_energy_table
-from rsgn.backends.selection import mask_to_ids, radix_select_mask, statistical_mask
+from rsgn.backends.selection import (
+    mask_to_ids,
+    radix_select_mask,
+    radix_select_rows,
+    segment_rank,
+    statistical_mask,
+    statistical_rows,
+)
 from rsgn.geometry import dist_from_parts
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -200,7 +207,9 @@ class TorchBackend(Backend):
                 dl = num.clamp_min_(0) / sa.unsqueeze(2)
                 dmin[:, sl], tok[:, sl] = dl.min(1)
                 dmin[:, sl] /= ad[sl]
-        ids, valid = self._select_dense(-dmin, cap, method)
+        # statistical top-k needs near-Gaussian keys: use the log-distance domain for it
+        key = -dmin if method == "radix" else -torch.log(dmin.clamp_min(1e-30))
+        ids, valid = self._select_dense(key, cap, method)
         tsel = tok.gather(1, ids)
         s_sel = sparks[torch.arange(bsz, device=sparks.device).unsqueeze(1), tsel]  # [B,W,D]
         a_sel = spark_a.gather(1, tsel)
@@ -304,30 +313,35 @@ class TorchBackend(Backend):
         raise ValueError(f"unknown selection method {method!r} (radix, stat)")
 
     def select(self, batch, node, score, n_batch, n_nodes, *, cap, eps, method):
-        """Exact k-winners per sample (``radix``) among the scored rows; the rest score -inf."""
+        """k-winners per sample among the candidate rows (sorted by sample, then node).
+
+        ``radix``: exactly ``cap`` winners (fewer if fewer candidates), ties to the lower node
+        id, by the sort-free radix select over the candidates only (O(M), not O(B N));
+        ``stat``: statistical top-k (approximate counts). Winners with score <= eps are dropped.
+        """
         self.count_op("select")
         dev = score.device
-        if score.numel() == 0:  # nothing reached: the network has gone silent
-            w = min(cap, n_nodes)
-            ids = torch.zeros(n_batch, w, dtype=torch.int64, device=dev)
-            return ids, torch.full_like(ids, -1), torch.zeros_like(ids, dtype=torch.bool)
-        flat = batch * n_nodes + node
-        dense = torch.full((n_batch * n_nodes,), float("-inf"), device=dev)
-        dense[flat] = score.detach().float()
-        rowmap = torch.full((n_batch * n_nodes,), -1, dtype=torch.int64, device=dev)
-        rowmap[flat] = torch.arange(flat.numel(), device=dev)
-        dense = dense.view(n_batch, n_nodes)
+        width = min(cap, n_nodes)
+        s = score.detach().float()
         if method == "radix":
-            dense = torch.nan_to_num(dense, neginf=torch.finfo(torch.float32).min)
-        ids, valid = self._select_dense(dense, cap, method)
-        row = rowmap.view(n_batch, n_nodes).gather(1, ids)
-        valid = valid & (row >= 0)
-        sel_score = torch.where(
-            row >= 0, score.detach()[row.clamp_min(0)], torch.zeros_like(row, dtype=score.dtype)
-        )
-        valid = valid & (sel_score > eps)
-        row = torch.where(valid, row, torch.full_like(row, -1))
-        self.count("int_op_32b", n_batch * n_nodes * 4)
+            mask = radix_select_rows(s, batch, n_batch, cap)
+        elif method == "stat":
+            mask = statistical_rows(s, batch, n_batch, cap)
+        else:
+            raise ValueError(f"unknown selection method {method!r} (radix, stat)")
+        mask &= s > eps
+        counts = torch.bincount(batch, minlength=n_batch)
+        pos = segment_rank(mask, batch, counts) - 1
+        if method == "stat":
+            width = max(1, int(torch.bincount(batch[mask], minlength=n_batch).max()))
+        ids = torch.zeros(n_batch, width, dtype=torch.int64, device=dev)
+        row = torch.full_like(ids, -1)
+        valid = torch.zeros_like(ids, dtype=torch.bool)
+        idx = mask.nonzero(as_tuple=True)[0]
+        ids[batch[idx], pos[idx]] = node[idx]
+        row[batch[idx], pos[idx]] = idx
+        valid[batch[idx], pos[idx]] = True
+        self.count("int_op_32b", s.numel() * 8)
         return ids, row, valid
 
     # ---------------------------------------------------------------------------- update
@@ -341,10 +355,7 @@ class TorchBackend(Backend):
         r = row.clamp_min(0)
         ht = cand.htilde[r]  # [B, W, d]
         prow = cand.prev_row[r]
-        hprev_flat = prev.h.reshape(-1, d)
-        hprev = torch.where(
-            (prow >= 0).unsqueeze(-1), hprev_flat[prow.clamp_min(0)], torch.zeros_like(ht)
-        )
+        hprev = prev.h.reshape(-1, d)[prow.clamp_min(0)] * (prow >= 0).unsqueeze(-1)
         a = alpha[r] * valid
         h = F.layer_norm(ht + hprev, (d,), ln_weight, ln_bias) * a.unsqueeze(-1)
         nv = int(valid.sum().item())

@@ -168,7 +168,10 @@ def cmd_demo(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from rsgn.malloc_tuning import tune_malloc
+
     args = _parser().parse_args(argv)
+    tune_malloc()
     cmds = {"train": cmd_train, "eval": cmd_eval, "backends": cmd_backends, "demo": cmd_demo}
     try:
         return cmds[args.cmd](args)

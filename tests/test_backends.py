@@ -126,3 +126,12 @@ def test_unknown_preset_is_named():
     with pytest.raises(RsgnError, match="unknown preset 'fantasy'.*electronic_45nm"):
         get_backend("torch", preset="fantasy")
     assert get_backend("torch", preset="electronic_45nm").energy_table_name == "electronic_45nm"
+
+
+def test_malloc_tuning_applies_on_linux_and_can_be_turned_off(monkeypatch):
+    from rsgn.malloc_tuning import tune_malloc
+
+    monkeypatch.setenv("RSGN_NO_MALLOC_TUNING", "1")
+    assert tune_malloc() is False
+    monkeypatch.delenv("RSGN_NO_MALLOC_TUNING")
+    assert tune_malloc() is sys.platform.startswith("linux")

@@ -29,8 +29,10 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
 
     from rsgn.config import ModelConfig
     from rsgn.dense import DenseRSGN
+    from rsgn.malloc_tuning import tune_malloc
     from rsgn.model import RSGN
 
+    tune_malloc()  # same allocator settings for both models (see rsgn/malloc_tuning.py)
     torch.manual_seed(0)
     cfg = ModelConfig(n_nodes=n, d_hidden=hidden, hebbian=False)
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
