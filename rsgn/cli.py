@@ -55,8 +55,9 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="train briefly on a built-in task, evaluate, print a summary")
     d.add_argument("--task", default="hierarchical")
-    d.add_argument("--epochs", type=int, default=4)
-    d.add_argument("--samples", type=int, default=2000)
+    d.add_argument("--epochs", type=int, default=8)
+    d.add_argument("--samples", type=int, default=3000)
+    d.add_argument("--lr", type=float, default=3e-3)
     d.add_argument("--out", default=None, help="keep the run here (default: a temp folder)")
     return p
 
@@ -135,7 +136,8 @@ def cmd_demo(args) -> int:
     from rsgn.train import train
 
     cfg = apply_overrides(
-        load_config(None), [f"train.epochs={args.epochs}", f"data.n_samples={args.samples}"]
+        load_config(None),
+        [f"train.epochs={args.epochs}", f"data.n_samples={args.samples}", f"train.lr={args.lr}"],
     )
     ds = make_task(args.task, cfg.data, seed=cfg.train.seed)
     print(
