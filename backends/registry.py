@@ -36,6 +36,18 @@ register(
     "TorchBackend",
     "PyTorch reference (CPU/CUDA), differentiable; the definition of every op",
 )
+register(
+    "neuromorphic",
+    "rsgn.backends.neuromorphic",
+    "NeuromorphicBackend",
+    "simulated event-driven chip (SimPy): latency, energy breakdown, NeuroBench",
+)
+register(
+    "optical",
+    "rsgn.backends.optical",
+    "OpticalBackend",
+    "simulated opto-electronic Poincare core (optics presets ideal, bench); not differentiable",
+)
 
 
 def names() -> list[str]:

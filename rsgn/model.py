@@ -132,6 +132,9 @@ class RSGN(nn.Module):
         new_mask = self.in_mask.clone()
         new_idx[:, :k] = knn
         new_mask[:, :k] = True
+        # a sprouted edge that the kNN list now holds anyway frees its sprout slot (no duplicates)
+        dup = (new_idx[:, k:, None] == new_idx[:, None, :k]).any(-1)
+        new_mask[:, k:] &= ~dup
         keys = rows * n + new_idx
         if self.pruned_keys.numel():
             new_mask[:, :k] &= ~torch.isin(keys[:, :k], self.pruned_keys)

@@ -112,3 +112,17 @@ def test_hebbian_off_changes_nothing():
     m.hebbian_step(torch.rand(4, 64), loss=1.0)
     for k, v in m.state_dict().items():
         assert torch.equal(state[k].nan_to_num(-7), v.nan_to_num(-7)), k
+
+
+def test_refresh_never_duplicates_an_edge():
+    """A sprouted edge that later becomes a k-nearest neighbour is not kept twice."""
+    cfg = small_cfg(hebb_affinity=False, hebb_homeostasis=False, hebb_drift=False)
+    m = RSGN(8, 3, cfg)
+    k = cfg.k_in
+    i, j = 0, int(m.in_idx[0, 0])  # j is already a kNN neighbour of i
+    m.in_idx[i, k] = j  # force the same pair into a sprout slot
+    m.in_mask[i, k] = True
+    m.refresh_topology()
+    for r in range(cfg.n_nodes):
+        live = m.in_idx[r][m.in_mask[r]]
+        assert live.unique().numel() == live.numel(), r

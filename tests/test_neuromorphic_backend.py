@@ -1,0 +1,217 @@
+"""The neuromorphic backend: equality with torch, exact energy accounting, locality, capacity."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rsgn.backends import get_backend, load_energy_table, names
+from rsgn.backends.neuromorphic import NeuromorphicBackend, NeuromorphicProgram
+from rsgn.errors import RsgnError
+from rsgn.evaluate import evaluate
+from rsgn.model import RSGN
+from tests.conftest import small_cfg
+
+
+def _model(**kw) -> RSGN:
+    torch.manual_seed(0)
+    return RSGN(8, 3, small_cfg(**kw))
+
+
+def _x(b: int = 12) -> torch.Tensor:
+    return torch.randn(b, 6, 8, generator=torch.Generator().manual_seed(1))
+
+
+def _dynamic(rep) -> float:
+    bd = rep.metrics["energy_breakdown_j"]
+    return math.fsum(v for k, v in bd.items() if k not in ("static", "host"))
+
+
+def test_registered_and_errors_name_the_known_values():
+    assert "neuromorphic" in names()
+    be = get_backend("neuromorphic", preset="spinnaker2")
+    assert be.name == "neuromorphic" and be.preset_name == "spinnaker2"
+    assert not be.capabilities().differentiable
+    assert be.capabilities().metrics["energy_measured"].startswith("n/a:")
+    with pytest.raises(RsgnError, match="unknown preset 'fantasy'.*loihi2_est"):
+        get_backend("neuromorphic", preset="fantasy")
+    with pytest.raises(RsgnError, match="unknown mode 'analog'.*float, fixed"):
+        NeuromorphicBackend(mode="analog")
+    with pytest.raises(RsgnError, match="binary spikes only"):
+        NeuromorphicBackend(preset="truenorth").prepare(_model())
+    with pytest.raises(RsgnError, match="prepare"):
+        _model()(_x(2), backend=NeuromorphicBackend())
+
+
+def test_float_mode_reproduces_torch():
+    m = _model()
+    x = _x(16)
+    with torch.no_grad():
+        ref = m(x, backend=get_backend("torch")).logits
+    logits, rep = NeuromorphicBackend().prepare(m)(x)
+    rel = ((logits - ref).abs().amax(1) / ref.abs().amax(1)).max()
+    assert float(rel) <= 1e-5
+    assert torch.equal(logits.argmax(1), ref.argmax(1))
+    assert rep.metrics["reference"]["prediction_agreement"] == 1.0
+    assert rep.metrics["reference"]["max_rel_logit_error"] <= 1e-5
+    assert 0 < rep.active_fraction <= 0.1 + 1e-9
+    assert rep.metrics["event_counts"]["synops"] > 0
+
+
+def test_idle_policy_changes_cost_not_outputs():
+    m = _model()
+    x = _x(6)
+    out = {
+        p: NeuromorphicBackend(idle_policy=p, reference=False).prepare(m)(x)
+        for p in ("touched_only", "all")
+    }
+    assert torch.allclose(out["all"][0], out["touched_only"][0], atol=1e-6)
+    c_all = out["all"][1].metrics["event_counts"]
+    c_touch = out["touched_only"][1].metrics["event_counts"]
+    assert c_touch["neuron_updates_idle"] == 0 < c_all["neuron_updates_idle"]
+    assert c_all["neuron_updates_active"] == c_touch["neuron_updates_active"]
+
+
+def test_energy_is_counted_events_times_constants_plus_static_times_latency():
+    m = _model()
+    be = NeuromorphicBackend(nodes_per_core=4, reference=False)
+    prog = be.prepare(m)
+    logits, rep = prog(_x(8))
+    prof, c = be.profile, rep.metrics["event_counts"]
+    e = prof.energy
+    host = load_energy_table("electronic_45nm")
+    lat_ps = round(sum(rep.metrics["latency_per_inference_s"]) * 1e12)
+    want_chip = (
+        c["synops"] * e.synop
+        + c["neuron_updates_active"] * e.neuron_update_active
+        + c["neuron_updates_idle"] * e.neuron_update_idle
+        + c["packets"] * e.tile_spike
+        + c["hops_ew"] * e.hop_ew
+        + c["hops_ns"] * e.hop_ns
+        + c["chip_hops"] * e.chip_hop
+        + c["barriers"] * e.barrier
+        + rep.metrics["projection_macs"] * e.synop
+    ) * 1e-12
+    want_static = e.static_power_mw * 1e-3 * prog.topology.n_chips * lat_ps * 1e-12
+    counts = rep.ledger.totals()
+    want_host = math.fsum(
+        n * host.events[ev].joules() for ev, n in counts.items() if ev in host.events
+    )
+    total = rep.ledger.energy_j()
+    assert total == pytest.approx(want_chip + want_static + want_host, rel=1e-9)
+    bd = rep.metrics["energy_breakdown_j"]
+    assert math.fsum(bd.values()) == pytest.approx(total, rel=1e-12)
+    assert bd["static"] == pytest.approx(want_static, rel=1e-9)
+    assert bd["hops"] > 0 and bd["synops"] > 0 and bd["neuron_update_active"] > 0
+    consts = rep.ledger.to_dict()["constants"]
+    assert consts["nm_synop"]["value"] == e.synop and "loihi2_est" in consts["nm_synop"]["source"]
+    assert all(v["source"] and v["unit"] for v in consts.values())
+    json.dumps(rep.to_dict())
+
+
+def test_co_located_nodes_cost_no_hops_and_placement_is_local(monkeypatch):
+    m = _model()
+    x = _x(6)
+    _, one_core = NeuromorphicBackend(nodes_per_core=64, reference=False).prepare(m)(x)
+    assert one_core.metrics["mapping"]["cores_used"] == 1
+    c = one_core.metrics["event_counts"]
+    assert c["hops"] == 0 and c["inter_tile_packets"] == 0 and c["intra_tile_spikes"] > 0
+    assert one_core.metrics["energy_breakdown_j"]["hops"] == 0.0
+
+    spread = NeuromorphicBackend(nodes_per_core=4, reference=False)
+    logits_local, local = spread.prepare(m)(x)
+    assert local.metrics["mapping"]["cores_used"] == 16
+    orig = NeuromorphicProgram._node_cores
+
+    def shuffled(self, topo, per):
+        cores = orig(self, topo, per)
+        return cores[np.random.default_rng(0).permutation(cores.size)]
+
+    monkeypatch.setattr(NeuromorphicProgram, "_node_cores", shuffled)
+    logits_rand, rand = spread.prepare(m)(x)
+    assert torch.allclose(logits_local, logits_rand, atol=1e-6)  # placement changes costs only
+    assert local.metrics["event_counts"]["hops"] < 0.8 * rand.metrics["event_counts"]["hops"]
+
+
+def test_dynamic_energy_roughly_halves_with_the_active_fraction():
+    x = torch.randn(8, 6, 8, generator=torch.Generator().manual_seed(2))
+    dyn = []
+    for ta in (0.1, 0.05):
+        torch.manual_seed(0)
+        m = RSGN(8, 3, small_cfg(n_nodes=256, d_hidden=8, target_active=ta))
+        _, rep = NeuromorphicBackend(reference=False).prepare(m)(x)
+        dyn.append(_dynamic(rep))
+    assert 0.4 <= dyn[1] / dyn[0] <= 0.65
+
+
+def test_graded_8bit_and_fixed_modes_report_their_drop():
+    m = _model()
+    x = _x(16)
+    _, q = NeuromorphicBackend(payload_bits=8).prepare(m)(x)
+    ref = q.metrics["reference"]
+    assert 0 < ref["max_rel_logit_error"] < 0.5
+    assert ref["prediction_agreement"] >= 0.8
+    assert q.metrics["payload_bits"] == 8 and q.metrics["payload_scale"] > 0
+    y = torch.randint(0, 3, (16,), generator=torch.Generator().manual_seed(3))
+    acc_t = evaluate(m, x, y, "torch")["accuracy"]
+    acc_q = evaluate(m, x, y, NeuromorphicBackend(payload_bits=8))["accuracy"]
+    assert abs(acc_t - acc_q) <= 1 - ref["prediction_agreement"] + 1e-9
+    _, fx = NeuromorphicBackend(mode="fixed").prepare(m)(x)
+    assert fx.metrics["reference"]["max_rel_logit_error"] < 0.05
+
+
+def test_sigma_delta_reports_events_saved():
+    m = _model()
+    _, rep = NeuromorphicBackend(payload_bits=8, sigma_delta=True, sd_threshold=0.05).prepare(m)(
+        _x(8)
+    )
+    sd = rep.metrics["sigma_delta_events"]
+    assert sd["plain"] > 0
+    # ``events`` counts emissions of the simulated steps; ``plain`` also counts the initial
+    # (ignition) emission, whose packets are routed in step 0.
+    assert 0 < sd["saved"] < sd["plain"]
+    assert rep.metrics["event_counts"]["events"] <= sd["plain"] - sd["saved"]
+    assert "prediction_agreement" in rep.metrics["reference"]
+
+
+def test_capacity_errors_name_the_model_and_preset():
+    m = _model()
+    with pytest.raises(RsgnError, match=r"64 nodes x 17 compartments.*loihi2_est.*max_neurons"):
+        NeuromorphicBackend(overrides={"core.max_neurons": 8}).prepare(m)
+    with pytest.raises(RsgnError, match=r"64 nodes.*does not fit preset loihi2_est.*fan-in"):
+        NeuromorphicBackend(overrides={"core.max_axons_in": 4}).prepare(m)
+    with pytest.raises(RsgnError, match=r"does not fit preset loihi2_est"):
+        NeuromorphicBackend(
+            overrides={"chip.tiles_x": 1, "chip.tiles_y": 1}, chips=1, nodes_per_core=2
+        ).prepare(m)
+
+
+def test_deterministic_by_seed():
+    m = _model()
+    x = _x(6)
+    a_logits, a = NeuromorphicBackend(seed=3, nodes_per_core=8).prepare(m)(x)
+    b_logits, b = NeuromorphicBackend(seed=3, nodes_per_core=8).prepare(m)(x)
+    assert torch.equal(a_logits, b_logits)
+    assert a.metrics["trace_hashes"] == b.metrics["trace_hashes"]
+    assert a.metrics["latency_per_inference_s"] == b.metrics["latency_per_inference_s"]
+    assert len(set(a.metrics["trace_hashes"])) > 1  # different inputs, different traces
+
+
+def test_evaluate_reports_latency_distribution_and_neurobench():
+    m = _model()
+    x, y = _x(10), torch.randint(0, 3, (10,))
+    res = evaluate(m, x, y, "neuromorphic", batch_size=5, preset="loihi2_est")
+    assert res["backend"] == "neuromorphic" and res["preset"] == "loihi2_est"
+    assert isinstance(res["latency_s_per_sample"], float) and res["latency_s_per_sample"] > 0
+    _, rep = NeuromorphicBackend().prepare(m)(x)
+    stats = rep.metrics["latency_stats_s"]
+    assert stats["min"] <= stats["p50"] <= stats["max"]
+    assert len(rep.metrics["latency_per_inference_s"]) == 10
+    nb = rep.metrics["neurobench"]
+    assert 0 < nb["activation_sparsity"] < 1 and 0 < nb["connection_sparsity"] < 1
+    assert nb["eff_macs"] > 0 and nb["dense_synops"] > nb["eff_macs"]
+    json.dumps(res)
