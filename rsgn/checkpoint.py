@@ -1,7 +1,8 @@
 """Checkpoints and result files, written atomically.
 
-A checkpoint holds the weights, the model arguments, the full run config, the package
-versions, and (while training) the optimiser/scheduler state for resuming. Files are written
+A checkpoint holds the model name (``rsgn`` or a baseline of :mod:`rsgn.baselines`; files
+without one are RSGN checkpoints), the weights, the model arguments, the full run config, the
+package versions, and (while training) the optimiser/scheduler state for resuming. Files are written
 to a temporary name in the same folder, flushed to disk and renamed over the target, so a
 crash never leaves a half-written checkpoint and never destroys the previous one.
 """
@@ -58,6 +59,11 @@ def versions() -> dict[str, str]:
     }
 
 
+def model_name(model) -> str:
+    """``rsgn`` for the RSGN, else the baseline's ``model_name``."""
+    return getattr(model, "model_name", None) or "rsgn"
+
+
 def save_checkpoint(path: str | Path, model, cfg: RunConfig, extra: dict[str, Any]) -> None:
     """Atomically save model weights + args + config + versions + ``extra`` (training state)."""
     import io
@@ -65,6 +71,7 @@ def save_checkpoint(path: str | Path, model, cfg: RunConfig, extra: dict[str, An
     payload = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
+        "model": model_name(model),
         "model_args": model.model_args(),
         "config": cfg.to_dict(),
         "versions": versions(),
@@ -107,12 +114,19 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def load_model(path: str | Path):
-    """Rebuild the model of a checkpoint: returns (model, RunConfig, payload)."""
-    from rsgn.model import RSGN
-
+    """Rebuild the model of a checkpoint (the RSGN or a baseline, by the recorded model name):
+    returns (model, RunConfig, payload)."""
     payload = read_checkpoint(path)
     cfg = RunConfig.from_dict(payload["config"], where=str(path))
-    model = RSGN(cfg=cfg.model, **payload["model_args"])
+    name = payload.get("model", "rsgn")
+    if name == "rsgn":
+        from rsgn.model import RSGN
+
+        model = RSGN(cfg=cfg.model, **payload["model_args"])
+    else:
+        from rsgn.baselines import build_baseline
+
+        model = build_baseline(name, **payload["model_args"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as exc:

@@ -27,6 +27,21 @@ def _parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a model and write a checkpoint + metrics.json")
     _add_data_args(t)
+    t.add_argument(
+        "--model",
+        default=None,
+        help="rsgn (default) or a baseline: transformer, sparse-transformer, lstm, mlp, moe "
+        "(with --resume: the run's own model)",
+    )
+    t.add_argument(
+        "--model-arg",
+        dest="model_args",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="baseline constructor argument, e.g. --model-arg n_layers=3 (repeatable); on a "
+        "built-in task the paper's sizes apply unless overridden",
+    )
     t.add_argument("--backend", default=None, help="backend name (default: $RSGN_BACKEND or torch)")
     t.add_argument("--config", default=None, help="TOML config with [model] [train] [data]")
     t.add_argument(
@@ -71,6 +86,24 @@ def _load_data(args, seed: int, cfg=None, n_classes: int | None = None):
     return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes)
 
 
+def _model_kwargs(args) -> dict | None:
+    """Checked baseline arguments from ``--model``/``--model-arg`` (the paper's sizes on a
+    built-in task, then the flags); None for the RSGN."""
+    from rsgn.baselines import BASELINES, paper_kwargs, parse_model_args
+
+    name = args.model
+    if name is not None and name != "rsgn" and name not in BASELINES:
+        raise RsgnError(f"unknown model {name!r} (known: {', '.join(('rsgn', *BASELINES))})")
+    if name in (None, "rsgn"):
+        if args.model_args:
+            raise RsgnError(
+                "--model-arg applies to baselines (--model NAME); set RSGN options with "
+                "--set model.KEY=VALUE"
+            )
+        return None
+    return {**paper_kwargs(name, args.task), **parse_model_args(name, args.model_args)}
+
+
 def cmd_train(args) -> int:
     from rsgn.config import apply_overrides, load_config
     from rsgn.train import train
@@ -82,6 +115,7 @@ def cmd_train(args) -> int:
     if args.seed is not None:
         ov.append(f"train.seed={args.seed}")
     cfg = apply_overrides(cfg, ov)
+    model_kwargs = _model_kwargs(args)
     ds = _load_data(args, cfg.train.seed, cfg)
     m = train(
         cfg,
@@ -90,8 +124,12 @@ def cmd_train(args) -> int:
         backend=args.backend,
         resume=args.resume,
         log=None if args.quiet else sys.stderr,
+        model=args.model,
+        model_kwargs=model_kwargs,
     )
     summary = {k: m[k] for k in ("accuracy", "params", "active_fraction", "seconds_per_step")}
+    if m["model"] != "rsgn":
+        summary = {"model": m["model"], **summary}
     print(json.dumps({"out": str(args.out), **summary}))
     return 0
 

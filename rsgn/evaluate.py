@@ -1,14 +1,20 @@
-"""Evaluation of a model on a backend: accuracy, active fraction, latency and cost report."""
+"""Evaluation of a model on a backend: accuracy, active fraction, latency and cost report.
+
+Baselines (:mod:`rsgn.baselines`) run on torch only: their report has accuracy, loss, measured
+active fraction and latency, and says so in place of the backend cost report.
+"""
 
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import torch
 
 from rsgn.backends import CostLedger, get_backend
 from rsgn.backends.base import Backend
+from rsgn.errors import RsgnError
 
 
 def evaluate(
@@ -26,6 +32,8 @@ def evaluate(
     cost ledger (counted events, modelled energy with provenance), measured latency per batch
     and per sample, and the backend's capabilities.
     """
+    if getattr(model, "model_name", None):
+        return evaluate_baseline(model, x, y, backend, batch_size=batch_size, preset=preset)
     if backend is None or isinstance(backend, str):
         be = get_backend(backend, preset=preset)
     else:
@@ -75,6 +83,87 @@ def evaluate(
         if isinstance(e, float):
             cost["energy_j_per_inference"] = e / total
         out["cost"] = cost
+    if not math.isfinite(out["loss"]):
+        out["loss"] = "n/a: non-finite"
+    return out
+
+
+BASELINE_COST = "n/a: baselines run on torch only"
+
+
+def check_baseline_backend(backend: Backend | str | None, preset: str | None = None) -> None:
+    """Baselines run on plain torch: refuse any other backend, or a hardware preset."""
+    name = backend if (backend is None or isinstance(backend, str)) else backend.name
+    if name not in (None, "torch"):
+        raise RsgnError(f"baselines run on torch only, not on backend {name!r}")
+    if preset is not None:
+        raise RsgnError(f"baselines run on torch only: --preset {preset!r} does not apply")
+
+
+def evaluate_baseline(
+    model,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    backend: Backend | str | None = None,
+    *,
+    batch_size: int = 256,
+    preset: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate a baseline with plain torch (inference mode) in batches.
+
+    Returns accuracy, loss, the active fraction (1.0 for dense models; for the MoE the measured
+    fraction of expert capacity used, see ``active_fraction_definition``), measured latency and
+    ``cost`` = "n/a: baselines run on torch only" (no backend cost model applies).
+    """
+    check_baseline_backend(backend, preset)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    correct, total, loss_sum, frac_sum = 0, 0, 0.0, 0.0
+    latencies: list[float] = []
+    loads: list[list[float]] = []
+    with torch.inference_mode():
+        for s in range(0, len(y), batch_size):
+            xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size]
+            t0 = time.perf_counter()
+            logits = model(xb)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            latencies.append(time.perf_counter() - t0)
+            logits = logits.float().cpu()
+            loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
+            total += len(yb)
+            frac_sum += model.active_fraction() * len(yb)
+            if hasattr(model, "expert_load"):
+                loads.append([v * len(yb) for v in model.expert_load()])
+    model.train(was_training)
+    out: dict[str, Any] = {
+        "backend": "torch",
+        "model": model.model_name,
+        "preset": None,
+        "n_samples": total,
+        "accuracy": correct / total,
+        "loss": loss_sum / total,
+        "params": model.n_params(),
+        "active_fraction": frac_sum / total,
+        "active_fraction_definition": model.active_fraction_definition,
+        "active_fraction_per_step": "n/a: a baseline has no propagation steps",
+        "latency_s_per_batch": sum(latencies) / len(latencies),
+        "latency_s_per_sample": sum(latencies) / total,
+        "capabilities": {
+            "differentiable": True,
+            "metrics": {
+                "accuracy": "measured",
+                "active_fraction": "measured",
+                "latency": "measured (wall clock; CUDA-synchronised on GPU)",
+                "energy_modelled": BASELINE_COST,
+            },
+        },
+        "cost": BASELINE_COST,
+    }
+    if loads:
+        out["expert_load"] = [sum(col) / total for col in zip(*loads, strict=True)]
     if not math.isfinite(out["loss"]):
         out["loss"] = "n/a: non-finite"
     return out

@@ -1,5 +1,10 @@
 """Training: AdamW + cosine schedule + gradient clipping (fast), Hebbian rules (slow),
-temperature annealing, per-epoch checkpoints for resuming, and ``metrics.json``."""
+temperature annealing, per-epoch checkpoints for resuming, and ``metrics.json``.
+
+The same loop trains the baselines of :mod:`rsgn.baselines` (``model_name``): same optimiser,
+schedule, clipping, data order, progress lines, checkpoints and resume, without backend,
+Hebbian rules or temperature; the MoE's load-balancing loss is added to the cross-entropy.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +22,14 @@ from rsgn.checkpoint import (
     CKPT_NAME,
     atomic_write_json,
     load_model,
+    read_checkpoint,
     save_checkpoint,
     versions,
 )
 from rsgn.config import RunConfig
 from rsgn.data import Dataset, check_features
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluate import check_baseline_backend, evaluate
 from rsgn.model import RSGN
 
 
@@ -35,7 +41,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _make_optim(model: RSGN, cfg: RunConfig, steps_total: int):
+def _make_optim(model: torch.nn.Module, cfg: RunConfig, steps_total: int):
     opt = torch.optim.AdamW(
         model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
     )
@@ -54,17 +60,40 @@ def train(
     backend: str | None = None,
     resume: bool = False,
     log: TextIO | None = sys.stderr,
+    model: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Train an RSGN on ``ds``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
+    """Train a model on ``ds``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
 
-    Refuses to overwrite an existing run unless ``resume`` is set; with ``resume`` it continues
-    from the last completed epoch (same data order, optimiser and schedule).
+    ``model`` is ``rsgn`` (default) or a name in :data:`rsgn.baselines.BASELINES`, built with
+    ``model_kwargs``. Refuses to overwrite an existing run unless ``resume`` is set; with
+    ``resume`` it continues from the last completed epoch (same data order, optimiser and
+    schedule) of the checkpoint's own model and config.
     """
+    from rsgn.baselines import BASELINES, build_baseline
+
     out = Path(out_dir)
     ckpt_path = out / CKPT_NAME
-    be = get_backend(backend)
-    if not be.capabilities().differentiable:
-        raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
+    resuming = resume and ckpt_path.exists()
+    if resuming:
+        saved = _saved_model_name(ckpt_path)
+        if model is not None and model != saved:
+            raise RsgnError(f"{out} holds a {saved!r} run: --model {model} does not match it")
+        name = saved
+    else:
+        name = model or "rsgn"
+    if name != "rsgn" and name not in BASELINES:
+        raise RsgnError(f"unknown model {name!r} (known: {', '.join(('rsgn', *BASELINES))})")
+    is_rsgn = name == "rsgn"
+    if model_kwargs and is_rsgn:
+        raise RsgnError("model arguments apply to baselines; set RSGN options with model.KEY")
+    if is_rsgn:
+        be = get_backend(backend)
+        if not be.capabilities().differentiable:
+            raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
+    else:
+        check_baseline_backend(backend)
+        be = None
     device = resolve_device(cfg.train.device)
     steps_per_epoch = math.ceil(len(ds.y_train) / cfg.train.batch_size)
     history: list[dict[str, Any]] = []
@@ -74,12 +103,12 @@ def train(
         raise RsgnError(
             f"{out} already holds a run: pass --resume to continue it or choose another --out"
         )
-    if resume and ckpt_path.exists():
+    if resuming:
         # the run's own config wins: flags cannot change a run midway
-        model, cfg, payload = load_model(ckpt_path)
-        check_features(ds, model.d_in)
-        model.to(device)
-        opt, sched = _make_optim(model, cfg, steps_per_epoch * cfg.train.epochs)
+        net, cfg, payload = load_model(ckpt_path)
+        check_features(ds, net.d_in)
+        net.to(device)
+        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs)
         if "optimizer" in payload:
             opt.load_state_dict(payload["optimizer"])
             sched.load_state_dict(payload["scheduler"])
@@ -91,42 +120,58 @@ def train(
             print(f"resuming {out} at epoch {start_epoch}/{cfg.train.epochs}", file=log)
     else:
         torch.manual_seed(cfg.train.seed)
-        model = RSGN(ds.d_in, ds.n_classes, cfg.model).to(device)
-        opt, sched = _make_optim(model, cfg, steps_per_epoch * cfg.train.epochs)
+        if is_rsgn:
+            net = RSGN(ds.d_in, ds.n_classes, cfg.model).to(device)
+        else:
+            net = build_baseline(name, ds.d_in, ds.n_classes, ds.seq_len, **(model_kwargs or {}))
+            net = net.to(device)
+        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs)
 
     xt, yt = ds.x_train.to(device), ds.y_train.to(device)
     for epoch in range(start_epoch, cfg.train.epochs):
-        model.train()
-        temp = model.set_temperature_for_epoch(epoch, cfg.train.epochs)
+        net.train()
+        temp = net.set_temperature_for_epoch(epoch, cfg.train.epochs) if is_rsgn else None
         gen = torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
         perm = torch.randperm(len(yt), generator=gen).to(device)
-        loss_sum, correct, seen, frac_sum = 0.0, 0, 0, 0.0
+        loss_sum, correct, seen, frac_sum, aux_sum = 0.0, 0, 0, 0.0, 0.0
         t_epoch = time.perf_counter()
         for s in range(0, len(yt), cfg.train.batch_size):
             idx = perm[s : s + cfg.train.batch_size]
             xb, yb = xt[idx], yt[idx]
-            out_f = model(xb, backend=be, record=cfg.model.hebbian)
-            loss = F.cross_entropy(out_f.logits, yb)
-            if not torch.isfinite(loss):
+            if is_rsgn:
+                out_f = net(xb, backend=be, record=cfg.model.hebbian)
+                logits = out_f.logits
+                loss = F.cross_entropy(logits, yb)
+                objective = loss
+            else:
+                logits = net(xb)
+                loss = F.cross_entropy(logits, yb)
+                objective = loss + net.regulariser()
+            if not torch.isfinite(objective):
                 raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            objective.backward()
             if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
             opt.step()
             sched.step()
-            if cfg.model.hebbian:
-                model.hebbian_step(out_f.activity, loss.item())
+            if is_rsgn and cfg.model.hebbian:
+                net.hebbian_step(out_f.activity, loss.item())
             loss_sum += loss.item() * len(yb)
-            correct += int((out_f.logits.argmax(1) == yb).sum())
+            correct += int((logits.argmax(1) == yb).sum())
             seen += len(yb)
-            steps = out_f.active_fraction_per_step
-            frac_sum += sum(steps[1:]) / max(1, len(steps) - 1) * len(yb)
+            if is_rsgn:
+                steps = out_f.active_fraction_per_step
+                frac_sum += sum(steps[1:]) / max(1, len(steps) - 1) * len(yb)
+            else:
+                frac_sum += net.active_fraction() * len(yb)
+                if net.aux_loss is not None:
+                    aux_sum += float(net.aux_loss.detach()) * len(yb)
             n_steps_done += 1
-        slow = model.epoch_end(be)
+        slow = net.epoch_end(be) if is_rsgn else {}
         epoch_time = time.perf_counter() - t_epoch
         train_seconds += epoch_time
-        val = evaluate(model, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
+        val = evaluate(net, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
         rec = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / seen,
@@ -139,18 +184,23 @@ def train(
             "seconds": epoch_time,
             **{f"slow_{k}": v for k, v in slow.items()},
         }
+        if not is_rsgn:
+            del rec["temperature"]
+            if net.aux_loss is not None:
+                rec["train_aux_loss"] = aux_sum / seen
         history.append(rec)
         if log:
+            t_part = f"  T {temp:.2f}" if is_rsgn else ""
             print(
                 f"epoch {epoch + 1:3d}/{cfg.train.epochs}  loss {rec['train_loss']:.4f}  "
                 f"train {rec['train_accuracy']:.3f}  val {rec['val_accuracy']:.3f}  "
-                f"active {rec['val_active_fraction']:.3%}  T {temp:.2f}  {epoch_time:.1f}s",
+                f"active {rec['val_active_fraction']:.3%}{t_part}  {epoch_time:.1f}s",
                 file=log,
                 flush=True,
             )
         save_checkpoint(
             ckpt_path,
-            model,
+            net,
             cfg,
             {
                 "epoch": epoch + 1,
@@ -163,13 +213,14 @@ def train(
             },
         )
 
-    final = evaluate(model, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
+    final = evaluate(net, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
     metrics = {
         "task": ds.name,
-        "backend": be.name,
+        "model": name,
+        "backend": "torch" if be is None else be.name,
         "accuracy": final["accuracy"],
         "val_loss": final["loss"],
-        "params": model.n_params(),
+        "params": net.n_params(),
         "active_fraction": final["active_fraction"],
         "active_fraction_per_step": final["active_fraction_per_step"],
         "seconds_per_step": train_seconds / max(1, n_steps_done),
@@ -181,5 +232,16 @@ def train(
         "config": cfg.to_dict(),
         "versions": versions(),
     }
+    if not is_rsgn:
+        metrics["model_args"] = net.model_args()
+        metrics["active_fraction_definition"] = final["active_fraction_definition"]
+        metrics["cost"] = final["cost"]
+        if "expert_load" in final:
+            metrics["expert_load"] = final["expert_load"]
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
+
+
+def _saved_model_name(ckpt_path: Path) -> str:
+    """The model name recorded in a checkpoint (``rsgn`` for files that predate the field)."""
+    return str(read_checkpoint(ckpt_path).get("model", "rsgn"))

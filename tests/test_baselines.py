@@ -1,0 +1,270 @@
+"""Baselines: parameter counts (closed form and the paper's), learning, MoE routing and
+load-balancing, the sparse attention pattern, and the CLI train -> eval round trip."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rsgn.baselines import (
+    BASELINES,
+    MODEL_CLASSES,
+    PAPER_PARAMS,
+    TASK_SHAPES,
+    MoELayer,
+    build_baseline,
+    load_balancing_loss,
+    paper_kwargs,
+    parse_model_args,
+    sparse_attention_mask,
+)
+from rsgn.cli import main
+from rsgn.errors import RsgnError
+
+SMALL = {
+    "transformer": {"d": 16, "n_heads": 2, "n_layers": 1, "d_ff": 24, "dropout": 0.0},
+    "sparse-transformer": {"d": 16, "n_heads": 2, "n_layers": 1, "d_ff": 24, "dropout": 0.0},
+    "lstm": {"hidden": 8, "n_layers": 2, "dropout": 0.0},
+    "mlp": {"hidden1": 16, "hidden2": 8, "dropout": 0.0},
+    "moe": {"d": 16, "n_heads": 2, "n_layers": 1, "n_experts": 4, "d_expert": 8, "dropout": 0.0},
+}
+ODD = {
+    "transformer": {"d": 12, "n_heads": 3, "n_layers": 3, "d_ff": 7},
+    "sparse-transformer": {"d": 8, "n_heads": 1, "n_layers": 2, "d_ff": 5, "window": 3},
+    "lstm": {"hidden": 5, "n_layers": 3},
+    "mlp": {"hidden1": 7, "hidden2": 3},
+    "moe": {"d": 8, "n_heads": 2, "n_layers": 3, "n_experts": 3, "d_expert": 5, "top_k": 2},
+}
+
+
+def test_every_baseline_is_covered():
+    assert set(BASELINES) == set(SMALL) == set(ODD)
+
+
+@pytest.mark.parametrize(("name", "task"), sorted(PAPER_PARAMS))
+def test_paper_sizes_reproduce_the_papers_parameter_counts(name, task):
+    d_in, n_classes, seq_len = TASK_SHAPES[task]
+    model = build_baseline(name, d_in, n_classes, seq_len, **paper_kwargs(name, task))
+    formula = MODEL_CLASSES[name].param_formula(**model.model_args())
+    assert model.n_params() == formula == PAPER_PARAMS[(name, task)]
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_param_count_matches_closed_form(name):
+    for d_in, n_classes, seq_len, kw in [(32, 20, 64, {}), (5, 3, 6, ODD[name])]:
+        model = build_baseline(name, d_in, n_classes, seq_len, **kw)
+        assert model.n_params() == MODEL_CLASSES[name].param_formula(**model.model_args())
+
+
+def test_moe_default_size_is_close_to_the_transformer():
+    moe = build_baseline("moe", 32, 20, 64)
+    tr = build_baseline("transformer", 32, 20, 64)
+    assert moe.n_params() == 407_188
+    assert abs(moe.n_params() - tr.n_params()) / tr.n_params() < 0.01
+
+
+def _toy(n=24, t=6, d=5, c=3):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(n, t, d, generator=g)
+    y = torch.arange(n) % c
+    x[torch.arange(n), 2, y] += 2.0
+    return x, y
+
+
+@pytest.mark.parametrize("name", BASELINES)
+def test_each_baseline_learns_a_tiny_batch(name):
+    torch.manual_seed(0)
+    x, y = _toy()
+    model = build_baseline(name, 5, 3, 6, **SMALL[name])
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        logits = model(x)
+        assert logits.shape == (24, 3)
+        loss = F.cross_entropy(logits, y)
+        opt.zero_grad()
+        (loss + model.regulariser()).backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_load_balancing_loss_is_minimal_for_uniform_routing():
+    n, e = 64, 8
+    uniform = load_balancing_loss(torch.full((n, e), 1.0 / e), (torch.arange(n) % e)[:, None])
+    collapsed_p = torch.zeros(n, e)
+    collapsed_p[:, 0] = 1.0
+    collapsed = load_balancing_loss(collapsed_p, torch.zeros(n, 1, dtype=torch.long))
+    skew = torch.softmax(torch.randn(n, e) * 3, dim=1)
+    skewed = load_balancing_loss(skew, skew.argmax(1, keepdim=True))
+    assert uniform.item() == pytest.approx(1.0)
+    assert collapsed.item() == pytest.approx(float(e))
+    assert 1.0 < skewed.item() < e
+    # top-2 assignments: uniform spread is still 1
+    idx2 = torch.stack([torch.arange(n) % e, (torch.arange(n) + 1) % e], dim=1)
+    assert load_balancing_loss(torch.full((n, e), 1.0 / e), idx2).item() == pytest.approx(1.0)
+
+
+def test_moe_routing_aux_gradient_and_active_fraction():
+    torch.manual_seed(0)
+    layer = MoELayer(8, n_experts=4, d_expert=6, top_k=2, capacity_factor=0.5, dropout=0.0)
+    h = torch.randn(3, 10, 8)
+    layer.train()
+    out = layer(h)
+    assert out.shape == h.shape
+    # capacity ceil(0.5 * 30 * 2 / 4) = 8 per expert: at most 32 of the 60 assignments kept
+    assert layer.kept <= 32 and layer.tokens == 30
+    layer.aux_loss.backward()
+    assert layer.router.weight.grad is not None and layer.router.weight.grad.abs().sum() > 0
+    layer.eval()
+    layer(h)
+    assert layer.kept == 60  # no dropping in evaluation
+    model = build_baseline("moe", 8, 3, 10, **{**SMALL["moe"], "d": 8, "top_k": 2})
+    model.eval()
+    model(torch.randn(2, 10, 8))
+    assert model.active_fraction() == pytest.approx(2 / 4)
+    assert sum(model.expert_load()) == pytest.approx(2.0)  # each token counted at 2 experts
+    assert 0.0 < model.aux_loss.item() <= 4.0 + 1e-6  # E sum_e f_e P_e <= E max_e P_e <= E
+
+
+def test_sparse_attention_pattern_and_its_effect():
+    m = sparse_attention_mask(12, window=5, stride=4)
+    allowed0 = set(torch.nonzero(~m[0]).flatten().tolist())
+    assert allowed0 == {0, 1, 2, 4, 8}
+    allowed6 = set(torch.nonzero(~m[6]).flatten().tolist())
+    assert allowed6 == {2, 4, 5, 6, 7, 8, 10}
+    # with one layer, token 0's representation ignores a blocked token (3) but not a visible one
+    torch.manual_seed(0)
+    model = build_baseline("sparse-transformer", 5, 3, 12, **SMALL["sparse-transformer"]).eval()
+    seen = {}
+    model.blocks[0].register_forward_hook(lambda _m, _i, o: seen.__setitem__("h", o.detach()))
+    x = torch.randn(1, 12, 5)
+    model(x)
+    base = seen["h"][0, 0].clone()
+    x3 = x.clone()
+    x3[0, 3] += 5.0
+    model(x3)
+    assert torch.allclose(seen["h"][0, 0], base, atol=1e-6)
+    x4 = x.clone()
+    x4[0, 4] += 5.0
+    model(x4)
+    assert not torch.allclose(seen["h"][0, 0], base, atol=1e-3)
+
+
+def test_bad_arguments_and_inputs_raise_rsgn_errors():
+    with pytest.raises(RsgnError, match="known: rsgn, transformer"):
+        build_baseline("gpt", 4, 2, 8)
+    with pytest.raises(RsgnError, match="no argument 'widht'"):
+        build_baseline("mlp", 4, 2, 8, widht=3)
+    with pytest.raises(RsgnError, match="divisible"):
+        build_baseline("transformer", 4, 2, 8, d=10, n_heads=4)
+    with pytest.raises(RsgnError, match="top_k"):
+        build_baseline("moe", 4, 2, 8, n_experts=2, top_k=3)
+    with pytest.raises(RsgnError, match="length 8"):
+        build_baseline("mlp", 4, 2, 8)(torch.zeros(1, 9, 4))
+    assert parse_model_args("moe", ["top_k=2", "aux_weight=0.1"]) == {"top_k": 2, "aux_weight": 0.1}
+    with pytest.raises(RsgnError, match="invalid value"):
+        parse_model_args("lstm", ["hidden=big"])
+
+
+def test_cli_applies_the_papers_sizes_on_built_in_tasks():
+    from rsgn.cli import _model_kwargs
+
+    def ns(model, task, *items):
+        return argparse.Namespace(model=model, task=task, model_args=list(items))
+
+    assert _model_kwargs(ns("transformer", "long-range")) == {"n_layers": 3}
+    assert _model_kwargs(ns("transformer", "hierarchical")) == {}
+    assert _model_kwargs(ns("transformer", "long-range", "n_layers=2")) == {"n_layers": 2}
+    assert _model_kwargs(ns(None, None)) is None
+
+
+@pytest.fixture
+def npz(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 6, 5)).astype(np.float32)
+    y = (np.arange(60) % 3).astype(np.int64)
+    x[np.arange(60), 0, y] += 3.0
+    p = tmp_path / "data.npz"
+    np.savez(p, X=x, y=y)
+    return p
+
+
+TINY_TR = ["--model-arg", "d=16", "--model-arg", "n_heads=2", "--model-arg", "d_ff=16"]
+
+
+def test_cli_train_eval_roundtrip_for_a_baseline(tmp_path, npz, capsys):
+    from rsgn.checkpoint import read_checkpoint
+
+    out = tmp_path / "tr"
+    args = ["train", "--data", str(npz), "--model", "transformer", "--out", str(out), "--quiet"]
+    assert main([*args, "--epochs", "2", "--set", "train.batch_size=16", *TINY_TR]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    m = json.loads((out / "metrics.json").read_text())
+    assert summary["model"] == m["model"] == "transformer"
+    assert m["params"] == MODEL_CLASSES["transformer"].param_formula(**m["model_args"])
+    assert m["active_fraction"] == 1.0 and "dense" in m["active_fraction_definition"]
+    assert m["seconds_per_step"] > 0 and [h["epoch"] for h in m["history"]] == [1, 2]
+    assert read_checkpoint(out)["model"] == "transformer"
+    assert main(["eval", "--ckpt", str(out), "--data", str(npz)]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["accuracy"] == pytest.approx(m["accuracy"])
+    assert res["cost"] == "n/a: baselines run on torch only"
+    assert res["model"] == "transformer" and res["params"] == m["params"]
+
+
+def test_baseline_resume_keeps_the_runs_model(tmp_path, npz, capsys):
+    from rsgn.config import apply_overrides, load_config
+    from rsgn.data import load_npz
+    from rsgn.train import train
+
+    cfg = apply_overrides(load_config(None), ["train.epochs=2", "train.batch_size=16"])
+    ds = load_npz(npz)
+    kw = {"n_experts": 2, "d_expert": 4, "d": 8, "n_heads": 2, "n_layers": 1}
+
+    import rsgn.train as T
+
+    orig = T.save_checkpoint
+
+    class Stop(Exception):
+        pass
+
+    def crash_after_first(*a, **k):
+        orig(*a, **k)
+        raise Stop
+
+    T.save_checkpoint = crash_after_first
+    try:
+        with pytest.raises(Stop):
+            train(cfg, ds, tmp_path / "m", log=None, model="moe", model_kwargs=kw)
+    finally:
+        T.save_checkpoint = orig
+    m = train(cfg, ds, tmp_path / "m", log=None, resume=True)
+    assert m["model"] == "moe" and [h["epoch"] for h in m["history"]] == [1, 2]
+    assert all("train_aux_loss" in h for h in m["history"])
+    assert 0 < m["active_fraction"] <= 0.5 and "expert" in m["active_fraction_definition"]
+    with pytest.raises(RsgnError, match="does not match"):
+        train(cfg, ds, tmp_path / "m", log=None, resume=True, model="rsgn")
+
+
+@pytest.mark.parametrize(
+    ("extra", "msg"),
+    [
+        (["--model", "resnet"], "unknown model 'resnet' (known: rsgn, transformer"),
+        (["--model", "lstm", "--model-arg", "depth=3"], "no argument 'depth'"),
+        (["--model-arg", "n_layers=3"], "--model-arg applies to baselines"),
+        (["--model", "mlp", "--backend", "optical"], "baselines run on torch only"),
+    ],
+)
+def test_cli_model_errors_are_one_line(tmp_path, npz, capsys, extra, msg):
+    out = tmp_path / "bad"
+    assert main(["train", "--data", str(npz), "--out", str(out), *extra]) == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("rsgn: error:") and msg in lines[0], err
+    assert not out.exists()
