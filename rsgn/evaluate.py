@@ -43,10 +43,13 @@ def evaluate(
     correct, total = 0, 0
     per_step: list[float] = []
     latencies: list[float] = []
+    backend_metrics: list[dict[str, Any]] = []
     loss_sum = 0.0
     for s in range(0, len(y), batch_size):
         xb, yb = x[s : s + batch_size], y[s : s + batch_size]
         logits, rep = program(xb)
+        if rep.metrics:
+            backend_metrics.append(rep.metrics)
         logits = logits.float().cpu()
         loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
@@ -77,6 +80,10 @@ def evaluate(
         "latency_s_per_sample": (sum(latencies) / total) if latencies else "n/a",
         "capabilities": {"differentiable": caps.differentiable, "metrics": caps.metrics},
     }
+    if backend_metrics:  # backend-specific extras (agreement with torch, latency breakdown...)
+        out["backend_metrics"] = (
+            backend_metrics[0] if len(backend_metrics) == 1 else backend_metrics
+        )
     if ledger is not None:
         cost = ledger.to_dict()
         e = cost.get("energy_j")
