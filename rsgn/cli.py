@@ -43,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
         "built-in task the paper's sizes apply unless overridden",
     )
     t.add_argument("--backend", default=None, help="backend name (default: $RSGN_BACKEND or torch)")
+    t.add_argument("--preset", default=None, help="the backend's hardware/energy preset")
     t.add_argument("--config", default=None, help="TOML config with [model] [train] [data]")
     t.add_argument(
         "--set",
@@ -122,6 +123,7 @@ def cmd_train(args) -> int:
         ds,
         args.out,
         backend=args.backend,
+        preset=args.preset,
         resume=args.resume,
         log=None if args.quiet else sys.stderr,
         model=args.model,

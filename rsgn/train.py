@@ -58,6 +58,7 @@ def train(
     out_dir: str | Path,
     *,
     backend: str | None = None,
+    preset: str | None = None,
     resume: bool = False,
     log: TextIO | None = sys.stderr,
     model: str | None = None,
@@ -88,11 +89,11 @@ def train(
     if model_kwargs and is_rsgn:
         raise RsgnError("model arguments apply to baselines; set RSGN options with model.KEY")
     if is_rsgn:
-        be = get_backend(backend)
+        be = get_backend(backend, preset=preset)
         if not be.capabilities().differentiable:
             raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
     else:
-        check_baseline_backend(backend)
+        check_baseline_backend(backend, preset)
         be = None
     device = resolve_device(cfg.train.device)
     steps_per_epoch = math.ceil(len(ds.y_train) / cfg.train.batch_size)
