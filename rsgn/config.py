@@ -45,6 +45,13 @@ class ModelConfig:
     temperature_start: float = 2.0
     temperature_end: float = 0.5
     spark_scale_init: float = 0.7
+    position_code: bool = False
+    """Add W_pos v_i (the node's tangent-space position, D -> d, D d + d parameters) to each
+    ignited node's initial state, so the readout can tell where in the ball activity is."""
+    spark_context: int = 1
+    """Tokens each spark sees: 1 is the paper's per-token MLP; w > 1 makes the first spark
+    layer a width-w convolution over the sequence ('same' padding), so sparks encode local
+    patterns (+ (w - 1) d_in 4D parameters)."""
     theta_init: float = 0.5
     init_radius: float = 1.0
     """Std of the tangent-space node positions at initialisation (before expmap0)."""
@@ -83,6 +90,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         _positive_int(self, "n_nodes", "d_hidden", "d_space", "n_steps", "affinity_rank", "k_in")
+        _positive_int(self, "spark_context")
         _nonneg_int(self, "k_sprout", "prune_patience")
         _positive_float(self, "tau", "sigma_ign", "temperature_start", "temperature_end")
         _positive_float(self, "spark_scale_init", "init_radius", "inhibition_radius")

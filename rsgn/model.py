@@ -63,6 +63,21 @@ class ForwardOutput:
     extras: dict = field(default_factory=dict)
 
 
+class TokenConv(nn.Module):
+    """A width-w convolution over the token axis of [B, T, F] ('same' padding, odd or even w):
+    y_t = b + sum_{u} W_u x_{t+u-floor(w/2)} (zero outside the sequence)."""
+
+    def __init__(self, d_in: int, d_out: int, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.conv = nn.Conv1d(d_in, d_out, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        left = (self.width - 1) // 2
+        xt = nn.functional.pad(x.transpose(1, 2), (left, self.width - 1 - left))
+        return self.conv(xt).transpose(1, 2)
+
+
 def _default_backend() -> Backend:
     """The backend named by RSGN_BACKEND (default torch), through the lazy registry."""
     from rsgn.backends.registry import get_backend
@@ -88,11 +103,15 @@ class RSGN(nn.Module):
         self.aff_u = nn.Parameter(torch.randn(n, r) / math.sqrt(r))
         self.aff_v = nn.Parameter(torch.randn(n, r) / math.sqrt(r))
         # fast parameters
-        self.spark = nn.Sequential(
-            nn.Linear(d_in, 4 * dsp), nn.GELU(), nn.Linear(4 * dsp, dsp), nn.Tanh()
+        first = (
+            nn.Linear(d_in, 4 * dsp)
+            if cfg.spark_context == 1
+            else TokenConv(d_in, 4 * dsp, cfg.spark_context)
         )
+        self.spark = nn.Sequential(first, nn.GELU(), nn.Linear(4 * dsp, dsp), nn.Tanh())
         self.spark_scale = nn.Parameter(torch.tensor(cfg.spark_scale_init))
         self.w_init = nn.Linear(d_in, d)
+        self.w_pos = nn.Linear(dsp, d) if cfg.position_code else None
         self.w_h = nn.Linear(d, d)
         self.ln = nn.LayerNorm(d)
         self.w_o = nn.Linear(d, n_classes)
@@ -205,6 +224,8 @@ class RSGN(nn.Module):
             h0 = self.w_init(x[bidx, st.token] + x.mean(1, keepdim=True))
         else:
             h0 = self.w_init(x.mean(1)).unsqueeze(1)
+        if self.w_pos is not None:
+            h0 = h0 + self.w_pos(self.pos_v[st.ids])
         st = ActiveState(
             ids=st.ids,
             valid=st.valid,

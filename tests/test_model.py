@@ -70,6 +70,8 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
         h0 = m.w_init(routed + x.mean(1, keepdim=True))
     else:
         h0 = m.w_init(x.mean(1)).unsqueeze(1)
+    if m.w_pos is not None:
+        h0 = h0 + m.w_pos(m.pos_v)
     h = alpha.unsqueeze(-1) * h0
     for _ in range(cfg.n_steps):
         g = alpha.unsqueeze(-1) * (h @ m.w_h.weight.T)
@@ -93,11 +95,24 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
     return pooled @ m.w_o.weight.T + m.w_o.bias
 
 
-@pytest.mark.parametrize("init_state", ["routed", "mean", "both"])
-def test_sparse_propagation_matches_dense_computation(init_state):
+@pytest.mark.parametrize(
+    "init_state,extras",
+    [
+        ("routed", {}),
+        ("mean", {}),
+        ("both", {}),
+        ("mean", {"position_code": True, "spark_context": 3}),
+    ],
+)
+def test_sparse_propagation_matches_dense_computation(init_state, extras):
     torch.manual_seed(3)
     cfg = small_cfg(
-        n_nodes=48, d_hidden=12, init_state=init_state, target_active=0.15, inhibition_strength=0.7
+        n_nodes=48,
+        d_hidden=12,
+        init_state=init_state,
+        target_active=0.15,
+        inhibition_strength=0.7,
+        **extras,
     )
     m = RSGN(6, 4, cfg).double()
     x = torch.randn(5, 7, 6, dtype=torch.float64)
