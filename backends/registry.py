@@ -50,6 +50,9 @@ register(
 )
 
 
+register("triton", "rsgn.backends.triton_backend", "TritonBackend", "Triton kernels (CUDA/interp)")
+
+
 def names() -> list[str]:
     return sorted(_REGISTRY)
 

@@ -147,13 +147,70 @@ class TorchBackend(Backend):
             notes="the reference definition; every other backend is tested against it",
         )
 
+    # ---------------------------------------------------------------------------- hooks
+    # The inner computations other backends replace (Triton kernels, optical read-outs); the
+    # ops below call them, so a subclass overrides a hook, not a whole op.
+    def edge_distances(self, x: torch.Tensor, a: torch.Tensor, in_idx: torch.Tensor):
+        """d_H(p_i, p_j) for every in-edge slot (i, s), j = in_idx[i, s]: [N, K]."""
+        return dist_from_parts(x.unsqueeze(1), x[in_idx], a.unsqueeze(1), a[in_idx])
+
+    @torch.no_grad()
+    def nearest_spark(self, sparks, spark_a, x, a):
+        """min over tokens of delta = |s_t - p_i|^2 / (a_s a_p) and its argmin: [B, N] each.
+
+        |s - p|^2 = |s|^2 + |p|^2 - 2 s.p as one GEMM per chunk of nodes; used only to choose
+        the nearest spark per node and the active set (exact distances follow for those).
+        """
+        bsz, t, _ = sparks.shape
+        n = x.shape[0]
+        chunk = max(1, _IGNITE_CHUNK_ELEMS // max(1, bsz * t))
+        dmin = torch.empty(bsz, n, device=sparks.device, dtype=sparks.dtype)
+        tok = torch.empty(bsz, n, device=sparks.device, dtype=torch.int64)
+        sp, sa = sparks.detach(), spark_a.detach()
+        s2 = (sp * sp).sum(-1, keepdim=True)  # [B, T, 1]
+        xd, ad = x.detach(), a.detach()
+        p2 = (xd * xd).sum(-1)
+        for s0 in range(0, n, chunk):
+            sl = slice(s0, s0 + chunk)
+            num = torch.baddbmm(s2 + p2[sl], sp, xd[sl].T.expand(bsz, -1, -1), alpha=-2.0)
+            dl = num.clamp_min_(0) / sa.unsqueeze(2)
+            dmin[:, sl], tok[:, sl] = dl.min(1)
+            dmin[:, sl] /= ad[sl]
+        return dmin, tok
+
+    @staticmethod
+    def ignition_key(dmin: torch.Tensor, method: str) -> torch.Tensor:
+        """Selection key for ignition: -delta for the exact select; the log-distance domain
+        (near-Gaussian) for statistical top-k."""
+        return -dmin if method == "radix" else -torch.log(dmin.clamp_min(1e-30))
+
+    def spark_distances(self, s_sel, a_sel, x_sel, a_nodes):
+        """Exact d_H between each selected node and the spark that lit it: [B, W]."""
+        return dist_from_parts(s_sel, x_sel, a_sel, a_nodes)
+
+    def message_sum(self, dst, src_ptr, w, g, bias, m):
+        """h~ = sum over edges of w g[src] into row dst, plus bias (see :class:`EdgeSpMM`)."""
+        return EdgeSpMM.apply(dst, src_ptr, w, g, bias, m)
+
+    def soft_threshold(self, alpha_prev, htilde, theta, *, gamma: float, temperature: float):
+        """alpha = sigmoid((alpha_prev + gamma |h~| - theta) / T)."""
+        norm = torch.linalg.vector_norm(htilde, dim=-1)
+        return torch.sigmoid((alpha_prev + gamma * norm - theta) / temperature)
+
+    def select_rows(self, scores, rows, n_rows: int, k: int, method: str) -> torch.Tensor:
+        """k-winners mask over a ragged row-sorted list ('radix' exact, 'stat' approximate)."""
+        if method == "radix":
+            return radix_select_rows(scores, rows, n_rows, k)
+        if method == "stat":
+            return statistical_rows(scores, rows, n_rows, k)
+        raise ValueError(f"unknown selection method {method!r} (radix, stat)")
+
     # ---------------------------------------------------------------------------- graph
     def graph(self, x, a, u, v, level, hebb, in_idx, in_mask, *, tau, inhibition_radius):
         """w_ji = sigmoid(u_i . v_j + hebb_ij) exp(-d_H(p_i, p_j)/tau) softplus(l_i - l_j + 1)."""
         n, k = in_idx.shape
         self.count_op("graph")
-        xj = x[in_idx]  # [N, K, D]
-        d = dist_from_parts(x.unsqueeze(1), xj, a.unsqueeze(1), a[in_idx])
+        d = self.edge_distances(x, a, in_idx)
         aff = (u.unsqueeze(1) * v[in_idx]).sum(-1) + hebb
         lvl = F.softplus(level.unsqueeze(1) - level[in_idx] + 1.0)
         w = torch.sigmoid(aff) * torch.exp(-d / tau) * lvl
@@ -191,29 +248,13 @@ class TorchBackend(Backend):
         bsz, t, dsp = sparks.shape
         n = graph.n_nodes
         x, a = graph.x, graph.a
-        with torch.no_grad():
-            # |s - p|^2 = |s|^2 + |p|^2 - 2 s.p as one GEMM per chunk: used only to choose the
-            # nearest spark per node and the active set; exact distances are recomputed below.
-            chunk = max(1, _IGNITE_CHUNK_ELEMS // max(1, bsz * t))
-            dmin = torch.empty(bsz, n, device=sparks.device, dtype=sparks.dtype)
-            tok = torch.empty(bsz, n, device=sparks.device, dtype=torch.int64)
-            sp, sa = sparks.detach(), spark_a.detach()
-            s2 = (sp * sp).sum(-1, keepdim=True)  # [B, T, 1]
-            xd, ad = x.detach(), a.detach()
-            p2 = (xd * xd).sum(-1)
-            for s0 in range(0, n, chunk):
-                sl = slice(s0, s0 + chunk)
-                num = torch.baddbmm(s2 + p2[sl], sp, xd[sl].T.expand(bsz, -1, -1), alpha=-2.0)
-                dl = num.clamp_min_(0) / sa.unsqueeze(2)
-                dmin[:, sl], tok[:, sl] = dl.min(1)
-                dmin[:, sl] /= ad[sl]
-        # statistical top-k needs near-Gaussian keys: use the log-distance domain for it
-        key = -dmin if method == "radix" else -torch.log(dmin.clamp_min(1e-30))
+        dmin, tok = self.nearest_spark(sparks, spark_a, x, a)
+        key = self.ignition_key(dmin, method)
         ids, valid = self._select_dense(key, cap, method)
         tsel = tok.gather(1, ids)
         s_sel = sparks[torch.arange(bsz, device=sparks.device).unsqueeze(1), tsel]  # [B,W,D]
         a_sel = spark_a.gather(1, tsel)
-        d = dist_from_parts(s_sel, x[ids], a_sel, a[ids])
+        d = self.spark_distances(s_sel, a_sel, x[ids], a[ids])
         alpha = torch.exp(-(d * d) / (2 * sigma * sigma))
         valid = valid & (alpha.detach() > eps)
         alpha = alpha * valid
@@ -263,15 +304,16 @@ class TorchBackend(Backend):
         per_src[act_rows] = torch.bincount(owner, minlength=act_rows.numel())
         src_ptr = torch.zeros(bsz * width + 1, dtype=torch.int64, device=dev)
         src_ptr[1:] = per_src.cumsum(0)
-        htilde = EdgeSpMM.apply(inv_e, src_ptr, w_e, g, b_h, m)
+        htilde = self.message_sum(inv_e, src_ptr, w_e, g, b_h, m)
         alpha_prev = torch.zeros(m, device=dev, dtype=g.dtype).index_put(
             (inv_a,), state.alpha.reshape(-1)[act_rows]
         )
         prev_row = torch.full((m,), -1, dtype=torch.int64, device=dev)
         prev_row[inv_a] = act_rows
         cand_b, cand_i = uniq // n, uniq % n
-        norm = torch.linalg.vector_norm(htilde, dim=-1)
-        alpha = torch.sigmoid((alpha_prev + gamma * norm - theta[cand_i]) / temperature)
+        alpha = self.soft_threshold(
+            alpha_prev, htilde, theta[cand_i], gamma=gamma, temperature=temperature
+        )
         na, ne = act_rows.numel(), edges.numel()
         self.count("mac_fp32", na * d * d + ne * d + m * d)
         self.count("sram_word_32b", ne * (d + 2) + na * d + d * d)
@@ -323,13 +365,7 @@ class TorchBackend(Backend):
         dev = score.device
         width = min(cap, n_nodes)
         s = score.detach().float()
-        if method == "radix":
-            mask = radix_select_rows(s, batch, n_batch, cap)
-        elif method == "stat":
-            mask = statistical_rows(s, batch, n_batch, cap)
-        else:
-            raise ValueError(f"unknown selection method {method!r} (radix, stat)")
-        mask &= s > eps
+        mask = self.select_rows(s, batch, n_batch, cap, method) & (s > eps)
         counts = torch.bincount(batch, minlength=n_batch)
         pos = segment_rank(mask, batch, counts) - 1
         if method == "stat":
