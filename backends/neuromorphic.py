@@ -67,16 +67,35 @@ Energy (``Report.ledger``, exact: every term is a counted event times its consta
       + P_static n_chips latency                       (nm_static: per chip-ps)
       + host events x electronic_45nm energies         (ignite, select, readout)
 
+The report splits the energy (``energy_split_j``) into ``dynamic`` (activity-driven chip
+events: synaptic ops, neuron updates, packets, hops, the W_h projection; also per inference
+in ``dynamic_energy_per_inference_j``), ``per_step`` (barriers: a fixed cost per step,
+independent of activity), ``static`` (power x latency) and ``host`` (ignition over all
+nodes, k-winners, readout: host work, not chip energy). Under ``touched_only`` the neuron
+update term scales with the touched set ``A u out(A)`` (every node reached by an active node
+runs its node program to decide whether it ignites), not with ``|A|``: where the
+out-neighbourhoods of active nodes overlap (small networks, clustered activity), dynamic
+energy falls by less than half when ``|A|`` halves.
+
 Latency per inference = simulated chip latency (``RunReport.latency_ps``: network phase + max
 core busy time + barrier per step) + the projection term above.
 
 Modes: ``float`` with ``payload_bits=None`` sends exact payloads (reproduces the torch backend
-to float precision); ``payload_bits=b`` quantises every payload to ``b`` signed bits with one
-LSB ``s = G / (2^(b-1) - 1)``, ``G = max(1, max_k |W_h[k]|_2 sqrt(d) (max|ln_w| + max|ln_b|))``
-(a bound on ``|g_jk|`` after a LayerNorm, and on ``alpha <= 1``); ``fixed`` runs the
+to float precision); ``payload_bits=b`` quantises every payload to ``b`` signed bits
+(saturating) with one LSB per channel: state channel ``k`` sends ``rint(g_jk / s_k)``, the
+gate ``rint(alpha_j / s_gate)``, and the receiving compartment ``(i, k)``, which only ever
+receives channel ``k``, multiplies its accumulated input by ``s_k`` (the scale a chip folds
+into the synaptic weight exponent). By default ``s_k = G_k / (2^(b-1) - 1)`` with the
+data-free bound ``G_k = |W_h[k]|_2 (sqrt(d) max|ln_w| + |ln_b|_2)`` on ``|g_jk|`` after the
+LayerNorm, and ``s_gate = 1 / (2^(b-1) - 1)`` (``alpha <= 1``); the bound is a worst case,
+typically an order of magnitude above the payloads that occur, so
+``NeuromorphicProgram.calibrate(x)`` sets ``s_k`` from the largest ``|g_jk|`` of the torch
+reference on calibration inputs (larger payloads saturate); ``payload_scale`` fixes one LSB
+for all channels. ``fixed`` runs the
 bit-accurate integer datapath (integer weights of ``core.weight_bits``, integer payloads,
 saturating accumulators) with the node program evaluated on the dequantised inputs;
-``sigma_delta=True`` sends only payload changes larger than ``sd_threshold``: a node that
+``sigma_delta=True`` sends only payload changes larger than ``sd_threshold`` (value units
+with exact payloads, LSBs of the channel in quantised and fixed modes): a node that
 receives no delta is not re-evaluated and holds its state and outputs (an approximation whose
 agreement with the reference is reported).
 """
@@ -130,6 +149,25 @@ _BREAKDOWN = {
     "projection": ("nm_projection_mac",),
     "static": ("nm_static",),
 }
+
+# activity-driven chip energy: scales with events (the barrier is per step, static per time)
+_DYNAMIC_BREAKDOWN = (
+    "synops",
+    "neuron_update_active",
+    "neuron_update_idle",
+    "intra_tile_spikes",
+    "hops",
+    "projection",
+)
+_DYNAMIC_TERMS = (
+    "synops",
+    "neuron_update_active",
+    "neuron_update_idle",
+    "tile_spikes",
+    "hops_ew",
+    "hops_ns",
+    "chip_hops",
+)
 
 
 def _energy_table(profile: nm.HardwareProfile) -> EnergyTable:
@@ -260,9 +298,11 @@ class NeuromorphicBackend(TorchBackend):
     chips : int, optional
         Fixed number of chips; default: as many as the placement needs.
     payload_scale : float, optional
-        One payload LSB in value units (quantised modes); default from the bound ``G``.
+        One payload LSB in value units for every channel (quantised modes); default: per
+        channel from the bound ``G_k`` (module docstring), or ``Program.calibrate(x)``.
     sd_threshold : float
-        Sigma-delta threshold in value units (float mode) or LSBs (fixed mode).
+        Sigma-delta threshold in value units (exact payloads) or LSBs (quantised and fixed
+        modes).
     reference : bool
         Also run the torch reference on each batch and report the agreement.
     """
@@ -415,6 +455,7 @@ class _BatchRun:
         self.runs: list[nm.RunReport] = []
         self.latency_ps: list[int] = []
         self.proj_macs = 0
+        self.proj_macs_per: list[int] = []
 
     def simulate(self, st0, w_h, b_h, theta, *, gamma: float, temperature: float) -> None:
         p = self.p
@@ -447,6 +488,7 @@ class _BatchRun:
             self.runs.append(rep)
             self.latency_ps.append(int(rep.latency_ps) + inf.proj_ps)
             self.proj_macs += inf.proj_macs
+            self.proj_macs_per.append(inf.proj_macs)
         self._assemble(per_sample, st0, n_steps)
 
     def _assemble(self, infs: list[_Inference], st0: ActiveState, n_steps: int) -> None:
@@ -546,14 +588,19 @@ class NeuromorphicProgram(Program):
                 )
         self.bits = bits
         if bits is None:
-            self.scale = 1.0
+            chan = np.ones(self.c)
         elif be.payload_scale is not None:
-            self.scale = float(be.payload_scale)
+            chan = np.full(self.c, float(be.payload_scale))
         else:
+            # per channel: |g_jk| <= |W_h[k]|_2 |h_j|_2 with |LN(.)|_2 <= sqrt(d) max|ln_w|
+            # + |ln_b|_2; the gate carries alpha <= 1
             wh = m.w_h.weight.detach().double()
-            ln = float(m.ln.weight.detach().abs().max() + m.ln.bias.detach().abs().max())
-            bound = float(wh.norm(dim=1).max()) * math.sqrt(self.d) * ln
-            self.scale = max(1.0, bound) / ((1 << (bits - 1)) - 1)
+            h_max = math.sqrt(self.d) * float(m.ln.weight.detach().abs().max()) + float(
+                m.ln.bias.detach().double().norm()
+            )
+            top = (1 << (bits - 1)) - 1
+            chan = np.append((wh.norm(dim=1) * h_max).clamp_min(1e-12).numpy(), 1.0) / top
+        self._set_scales(chan)
         src, dst, msg_w, n_msg = self.coo
         n_gate = self.n_nodes
         if self.fixed:
@@ -567,10 +614,47 @@ class NeuromorphicProgram(Program):
         self.weights = weights
         self.coding = nm.PayloadCoding(
             bits=bits,
-            scale=self.scale if not self.fixed else 1.0,
+            scale=1.0,
             sigma_delta=be.sigma_delta,
             threshold=be.sd_threshold,
         )
+
+    def _set_scales(self, chan: np.ndarray) -> None:
+        """Per-channel payload LSBs ``chan`` (``d`` state channels, then the gate)."""
+        self.chan_scale = np.asarray(chan, dtype=np.float64)
+        self.comp_scale = np.tile(self.chan_scale, self.n_nodes)
+        self.scale = float(self.chan_scale.max())
+
+    @torch.no_grad()
+    def calibrate(self, x: torch.Tensor, headroom: float = 1.0) -> np.ndarray:
+        """Set each channel's payload LSB from data: ``headroom x max |g_k|`` over the active
+        nodes and steps of the torch reference on ``x`` (e.g. training inputs) maps to the
+        largest payload, larger values saturate; the gate keeps ``1 / (2^(b-1) - 1)``.
+        Quantised modes only; returns the per-channel LSBs."""
+        if self.bits is None:
+            raise RsgnError("calibrate() needs a payload width (payload_bits or fixed mode)")
+        if not headroom > 0:
+            raise RsgnError(f"headroom must be > 0, got {headroom}")
+        peak = torch.zeros(self.d, dtype=torch.float64)
+
+        class _Peak(TorchBackend):
+            def propagate(be, state, graph, w_h, *args, **kw):  # noqa: N805
+                g = state.alpha.unsqueeze(-1) * (state.h @ w_h.T)
+                peak.copy_(torch.maximum(peak, g[state.valid].abs().double().amax(0).cpu()))
+                return TorchBackend.propagate(be, state, graph, w_h, *args, **kw)
+
+            def update(be, *args, **kw):  # noqa: N805
+                st = TorchBackend.update(be, *args, **kw)
+                g = st.alpha.unsqueeze(-1) * (st.h @ self.model.w_h.weight.T)
+                if st.valid.any():
+                    peak.copy_(torch.maximum(peak, g[st.valid].abs().double().amax(0).cpu()))
+                return st
+
+        self.model(x.to(self.device), backend=_Peak(device=self.device), graph=self.graph)
+        top = (1 << (self.bits - 1)) - 1
+        chan = np.append((peak * headroom).clamp_min(1e-12).numpy(), 1.0) / top
+        self._set_scales(chan)
+        return self.chan_scale.copy()
 
     def _node_cores(self, topo: nm.Topology, per_core: int) -> np.ndarray:
         """Core of each node: Morton order over the tangent coordinates (locality)."""
@@ -646,8 +730,8 @@ class NeuromorphicProgram(Program):
     def encode_output(self, y: np.ndarray) -> np.ndarray:
         """Value-unit outputs to what the simulator takes (integer LSBs in fixed mode)."""
         if self.fixed:
-            return np.rint(y / self.scale).astype(np.int64)
-        return y
+            return np.rint(y / self.comp_scale).astype(np.int64)
+        return y / self.comp_scale
 
     def emit(self, inf: _Inference, st: ActiveState, g: torch.Tensor) -> np.ndarray:
         """Full output vector of the active nodes of ``st`` (payloads ``g`` [1, W, d] and
@@ -669,15 +753,17 @@ class NeuromorphicProgram(Program):
 
     def _update_float(self, state, idx, x, ctx) -> np.ndarray:
         assert self.inf is not None
-        return self.node_step(self.inf, ctx.step, idx, np.asarray(x, dtype=np.float64))
+        s = self.comp_scale[idx]
+        return self.node_step(self.inf, ctx.step, idx, np.asarray(x, dtype=np.float64) * s) / s
 
     def _update_fixed(self, state, idx, x, ctx) -> np.ndarray:
         assert self.inf is not None
-        xs = np.asarray(x, dtype=np.float64) * self.scale
+        s = self.comp_scale[idx]
+        xs = np.asarray(x, dtype=np.float64) * s
         gate = idx % self.c == self.d
         xs[~gate] *= self.w_scale
         y = self.node_step(self.inf, ctx.step, idx, xs)
-        return np.rint(y / self.scale).astype(np.int64)
+        return np.rint(y / s).astype(np.int64)
 
     def node_step(self, inf: _Inference, t: int, idx: np.ndarray, x: np.ndarray) -> np.ndarray:
         """The node program of step ``t`` for the updated compartments ``idx`` with inputs
@@ -825,6 +911,17 @@ class NeuromorphicProgram(Program):
             k: math.fsum(by_event.get(e, 0.0) for e in evs) for k, evs in _BREAKDOWN.items()
         }
         breakdown["host"] = math.fsum(v for e, v in by_event.items() if not e.startswith("nm_"))
+        e_syn = self.backend.profile.energy.synop
+        dyn_per = [
+            math.fsum(v for k, v in r.energy.terms.items() if k in _DYNAMIC_TERMS) + macs * e_syn
+            for r, macs in zip(run.runs, run.proj_macs_per, strict=True)
+        ]
+        split = {
+            "dynamic": math.fsum(breakdown[k] for k in _DYNAMIC_BREAKDOWN),
+            "per_step": breakdown["barrier"],
+            "static": breakdown["static"],
+            "host": breakdown["host"],
+        }
         nb = batch.neurobench()
         nb["eff_macs_projection"] = run.proj_macs / max(1, len(run.runs))
         metrics: dict[str, Any] = {
@@ -832,6 +929,7 @@ class NeuromorphicProgram(Program):
             "mode": be.mode,
             "payload_bits": self.bits,
             "payload_scale": self.scale if self.bits is not None else None,
+            "payload_scales": self.chan_scale.tolist() if self.bits is not None else None,
             "sigma_delta": be.sigma_delta,
             "idle_policy": be.idle_policy,
             "latency_per_inference_s": lat_s.tolist(),
@@ -840,6 +938,8 @@ class NeuromorphicProgram(Program):
             "energy_j": ledger.energy_j(),
             "energy_j_per_inference": ledger.energy_j() / max(1, len(run.runs)),
             "energy_breakdown_j": breakdown,
+            "energy_split_j": split,
+            "dynamic_energy_per_inference_j": [v * 1e-12 for v in dyn_per],
             "event_counts": counts,
             "projection_macs": run.proj_macs,
             "neurobench": nb,

@@ -164,9 +164,37 @@ def test_graded_8bit_and_fixed_modes_report_their_drop():
     assert fx.metrics["reference"]["max_rel_logit_error"] < 0.05
 
 
+def test_per_channel_payload_scales_and_calibration():
+    m = _model()
+    x = _x(16)
+    prog = NeuromorphicBackend(payload_bits=8).prepare(m)
+    bound = prog.chan_scale.copy()
+    assert bound.shape == (17,) and bound[-1] == pytest.approx(1 / 127) and (bound > 0).all()
+    _, q_bound = prog(x)
+    cal = prog.calibrate(torch.randn(32, 6, 8, generator=torch.Generator().manual_seed(5)))
+    assert (cal[:-1] < bound[:-1]).all()  # data are well inside the worst-case bound
+    assert q_bound.metrics["payload_scales"] == pytest.approx(bound.tolist())
+    _, q_cal = prog(x)
+    err_b = q_bound.metrics["reference"]["max_rel_logit_error"]
+    assert q_cal.metrics["reference"]["max_rel_logit_error"] < err_b
+    with pytest.raises(RsgnError, match="payload width"):
+        NeuromorphicBackend().prepare(m).calibrate(x)
+
+
+def test_energy_split_is_dynamic_static_host_and_per_inference():
+    m = _model()
+    _, rep = NeuromorphicBackend(reference=False).prepare(m)(_x(5))
+    split, bd = rep.metrics["energy_split_j"], rep.metrics["energy_breakdown_j"]
+    assert math.fsum(split.values()) == pytest.approx(rep.ledger.energy_j(), rel=1e-12)
+    assert split["dynamic"] == pytest.approx(_dynamic(rep), rel=1e-12)  # barrier is 0 here
+    assert split["host"] == bd["host"] and split["static"] == bd["static"]
+    per = rep.metrics["dynamic_energy_per_inference_j"]
+    assert len(per) == 5 and math.fsum(per) == pytest.approx(split["dynamic"], rel=1e-9)
+
+
 def test_sigma_delta_reports_events_saved():
     m = _model()
-    _, rep = NeuromorphicBackend(payload_bits=8, sigma_delta=True, sd_threshold=0.05).prepare(m)(
+    _, rep = NeuromorphicBackend(payload_bits=8, sigma_delta=True, sd_threshold=2.0).prepare(m)(
         _x(8)
     )
     sd = rep.metrics["sigma_delta_events"]
