@@ -37,10 +37,10 @@ register(
     "PyTorch reference (CPU/CUDA), differentiable; the definition of every op",
 )
 register(
-    "neuromorphic",
-    "rsgn.backends.neuromorphic",
-    "NeuromorphicBackend",
-    "simulated event-driven chip (SimPy): latency, energy breakdown, NeuroBench",
+    "triton",
+    "rsgn.backends.triton_backend",
+    "TritonBackend",
+    "Triton kernels for the hot ops (CUDA, or the CPU interpreter with TRITON_INTERPRET=1)",
 )
 register(
     "optical",
@@ -48,9 +48,18 @@ register(
     "OpticalBackend",
     "simulated opto-electronic Poincare core (optics presets ideal, bench); not differentiable",
 )
-
-
-register("triton", "rsgn.backends.triton_backend", "TritonBackend", "Triton kernels (CUDA/interp)")
+register(
+    "optical-aware",
+    "rsgn.backends.optical_aware",
+    "OpticalAwareBackend",
+    "torch with differentiable optical non-idealities in the loop (hardware-aware training)",
+)
+register(
+    "neuromorphic",
+    "rsgn.backends.neuromorphic",
+    "NeuromorphicBackend",
+    "simulated event-driven chip (SimPy): latency, energy breakdown, NeuroBench",
+)
 
 
 def names() -> list[str]:

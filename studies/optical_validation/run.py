@@ -1,0 +1,462 @@
+"""Optical Poincaré-core validation: accuracy and energy vs device parameters, with and without
+hardware-aware training, on both paper tasks.
+
+    OMP_NUM_THREADS=1 python studies/optical_validation/run.py [--quick] [--out DIR]
+
+Per task: train a small RSGN on ``torch`` (plain) and on ``optical-aware`` (bench-preset
+surrogates in the loop); evaluate both on the torch reference and on the ``optical`` backend
+(bench preset and one-parameter sweeps of laser power, detector thermal noise (load resistance),
+ADC bits, extinction ratio and waveplate angle error), accuracy as mean and 95% CI (Student t)
+over noise seeds, modelled energy per inference from the optical program's report.  Then the
+modelled energy per inference of the optical core vs the electronic (torch) path as a function
+of node count, ADC precision and beam encoder.  Checkpoints go to ``OUT/runs`` (regenerated;
+not committed); ``results.json``, ``sweeps.csv``, ``energy_vs_nodes.csv`` and PNG plots to OUT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy import stats
+
+from rsgn import optics
+from rsgn.backends.optical import (
+    OpticalBackend,
+    accuracy_vs_torch,
+    build_energy_table,
+    integration_time,
+)
+from rsgn.backends.optical_aware import OpticalAwareBackend
+from rsgn.backends.torch_backend import TorchBackend
+from rsgn.checkpoint import load_model, read_checkpoint
+from rsgn.config import ModelConfig, apply_overrides, load_config
+from rsgn.data import make_task
+from rsgn.model import RSGN
+from rsgn.train import train
+
+HERE = Path(__file__).resolve().parent
+
+TASKS_FULL = {
+    "hierarchical": (["data.n_samples=3000", "train.lr=3e-3"], 8),
+    "long-range": (["data.n_samples=1500", "model.n_steps=5", "train.lr=3e-3"], 6),
+}
+TASKS_QUICK = {
+    "hierarchical": (["data.n_samples=500", "train.lr=3e-3", "model.n_nodes=128"], 2),
+    "long-range": (["data.n_samples=300", "model.n_steps=2", "train.lr=3e-3"], 1),
+}
+
+BENCH = optics.load_preset("bench")
+ENOB_DEFICIT = BENCH.adc.bits - BENCH.adc.enob  # 2.11 bits, kept when the ADC bits are swept
+ADC_J_PER_STEP = BENCH.adc.energy_per_sample / 2.0**BENCH.adc.enob  # Walden FoM 25 fJ/step
+
+
+def sweep_specs(quick: bool) -> dict[str, dict]:
+    """Sweep name -> values (display units) and the preset overrides (SI) at each value."""
+    if quick:
+        vals = {
+            "laser_power_mW": [0.01, 1.0],
+            "load_resistance_ohm": [5.0, 50.0],
+            "adc_bits": [4, 8],
+            "extinction_ratio_dB": [10.0, 30.0],
+            "angle_error_deg": [0.1, 2.0],
+        }
+    else:
+        vals = {
+            "laser_power_mW": [0.01, 0.1, 1.0, 10.0],
+            "load_resistance_ohm": [5.0, 50.0, 500.0, 5000.0],
+            "adc_bits": [4, 6, 8, 10, 12],
+            "extinction_ratio_dB": [10.0, 20.0, 30.0, 40.0],
+            "angle_error_deg": [0.0, 0.1, 1.0, 3.0],
+        }
+    return vals
+
+
+def overrides_for(name: str, v: float) -> dict[str, float]:
+    if name == "laser_power_mW":  # the ADC range follows the laser (bench: FS = laser power)
+        return {"laser.optical_power": v * 1e-3, "adc.full_scale_power": v * 1e-3}
+    if name == "load_resistance_ohm":
+        return {"detector.load_resistance": v}
+    if name == "adc_bits":
+        enob = max(0.5, v - ENOB_DEFICIT)
+        return {"adc.bits": v, "adc.enob": enob, "adc.energy_per_sample": ADC_J_PER_STEP * 2**enob}
+    if name == "extinction_ratio_dB":
+        return {"devices.extinction_ratio": 10.0 ** (v / 10.0)}
+    if name == "angle_error_deg":
+        return {"devices.angle_error": math.radians(v)}
+    raise ValueError(name)
+
+
+def override(p: optics.OpticalPreset, changes: dict[str, float]) -> optics.OpticalPreset:
+    """A copy of preset ``p`` with fields ``section.field`` set (SI values; provenance updated)."""
+    prov = dict(p.provenance)
+    sections: dict[str, dict[str, float]] = {}
+    for key, val in changes.items():
+        sec, field = key.split(".")
+        sections.setdefault(sec, {})[field] = val
+        if key in prov:
+            prov[key] = dataclasses.replace(
+                prov[key], value=val, given=f"{val:g} SI (study override)"
+            )
+    kw = {s: dataclasses.replace(getattr(p, s), **f) for s, f in sections.items()}
+    return dataclasses.replace(p, provenance=prov, **kw)
+
+
+def optical_backend(p: optics.OpticalPreset, seed: int) -> OpticalBackend:
+    """The optical backend (noise on) on a preset object (fields possibly overridden)."""
+    be = OpticalBackend("bench", seed=seed, noise=True, reference=False)
+    be.preset, be.preset_name = p, p.name
+    be.det = p.detector_params()
+    be.t_int = integration_time(p)
+    be.table = build_energy_table(p, be.energy_table_name)
+    return be
+
+
+def ci95(vals: list[float]) -> tuple[float, float]:
+    a = np.asarray(vals, dtype=float)
+    if len(a) < 2 or a.std(ddof=1) == 0:
+        return float(a.mean()), 0.0
+    return float(a.mean()), float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / len(a) ** 0.5)
+
+
+def predict(program, x: torch.Tensor, bs: int) -> tuple[torch.Tensor, list]:
+    preds, reps = [], []
+    for s in range(0, x.shape[0], bs):
+        logits, rep = program(x[s : s + bs])
+        preds.append(logits.argmax(1).cpu())
+        reps.append(rep)
+    return torch.cat(preds), reps
+
+
+def optical_eval(net, x, y, p, seeds, bs=300) -> dict:
+    accs, energy, by_domain = [], None, None
+    for s in seeds:
+        pred, reps = predict(optical_backend(p, s).prepare(net), x, bs)
+        accs.append(float((pred == y).float().mean()))
+        if energy is None:
+            n = sum(r.n_samples for r in reps)
+            energy = sum(r.metrics["energy_j_per_inference"] * r.n_samples for r in reps) / n
+            by_domain = reps[0].metrics["energy_j_by_domain_per_inference"]
+    mean, half = ci95(accs)
+    return {
+        "accuracy_mean": mean,
+        "accuracy_ci95_half": half,
+        "accuracies": accs,
+        "energy_j_per_inference": energy,
+        "energy_by_domain": by_domain,
+    }
+
+
+def train_or_load(task, overrides, epochs, backend, out: Path, log) -> tuple[RSGN, dict, object]:
+    cfg = apply_overrides(load_config(None), [*overrides, f"train.epochs={epochs}"])
+    ds = make_task(task, cfg.data, seed=cfg.train.seed)
+    ck = out / "checkpoint.pt"
+    if ck.exists() and read_checkpoint(ck).get("complete"):
+        metrics = json.loads((out / "metrics.json").read_text())
+    else:
+        metrics = train(cfg, ds, out, backend=backend, resume=ck.exists(), log=log)
+    net, _, _ = load_model(ck)
+    return net.eval(), metrics, ds
+
+
+def graph_weight_error(net, seed: int = 0) -> dict:
+    """Relative RMS error of the graph's edge weights vs torch: optical (bench) and surrogate."""
+    with torch.no_grad():
+        w_t = net.build_graph(TorchBackend()).w
+        w_o = optical_backend(BENCH, seed).prepare(net).graph.w
+        w_a = net.build_graph(OpticalAwareBackend("bench", seed=seed)).w
+        m = net.in_mask
+
+        def rel(w):
+            return float(((w - w_t)[m]).pow(2).mean().sqrt() / w_t[m].pow(2).mean().sqrt())
+
+    return {"optical_bench": rel(w_o), "optical_aware_surrogate": rel(w_a)}
+
+
+# ---------------------------------------------------------------------------------- energy
+def price(counts: dict[str, float], table) -> float:
+    return float(sum(n * table.events[e].joules() for e, n in counts.items()))
+
+
+def energy_vs_nodes(task_ds, nodes: list[int], bits: list[int], n_samples: int = 4) -> list[dict]:
+    """Modelled energy per inference of the optical program and the torch (electronic) program
+    on untrained RSGNs of ``nodes`` nodes, priced at each ADC precision (Walden-scaled ADC
+    energy) and two beam encoders: the bench LCoS SLM frame and modulator-written beams."""
+    x = task_ds.x_val[:n_samples]
+    rows = []
+    for n in nodes:
+        torch.manual_seed(0)
+        net = RSGN(task_ds.d_in, task_ds.n_classes, ModelConfig(n_nodes=n)).eval()
+        _, rep_o = OpticalBackend("bench", noise=False, reference=False).prepare(net)(x)
+        _, rep_t = TorchBackend().prepare(net)(x)
+        c_o, c_t = rep_o.ledger.totals(), rep_t.ledger.totals()
+        e_el = price(c_t, rep_t.ledger.table) / n_samples
+        mod_frame = 3 * (BENCH.modulator.energy_per_write + BENCH.dac.energy_per_sample)
+        for enc_name, enc_j in (("lcos_slm", BENCH.encoder.write_energy), ("modulator", mod_frame)):
+            for b in bits:
+                p = override(BENCH, {**overrides_for("adc_bits", b), "encoder.write_energy": enc_j})
+                table = build_energy_table(p)
+                e_opt = price(c_o, table) / n_samples
+                rows.append(
+                    {
+                        "n_nodes": n,
+                        "encoder": enc_name,
+                        "encoder_j_per_frame": enc_j,
+                        "adc_bits": b,
+                        "adc_enob": b - ENOB_DEFICIT,
+                        "optical_j_per_inference": e_opt,
+                        "electronic_j_per_inference": e_el,
+                        "optical_wins": e_opt < e_el,
+                    }
+                )
+    return rows
+
+
+def crossover(rows: list[dict]) -> list[dict]:
+    """Per (encoder, bits): linear fits E(N) of both paths and the node count where they cross."""
+    out = []
+    keys = sorted({(r["encoder"], r["adc_bits"]) for r in rows})
+    for enc, b in keys:
+        sub = sorted(
+            (r for r in rows if r["encoder"] == enc and r["adc_bits"] == b),
+            key=lambda r: r["n_nodes"],
+        )
+        n = np.array([r["n_nodes"] for r in sub], dtype=float)
+        eo = np.polyfit(n, [r["optical_j_per_inference"] for r in sub], 1)
+        ee = np.polyfit(n, [r["electronic_j_per_inference"] for r in sub], 1)
+        if eo[0] < ee[0]:
+            n_star = max(0.0, (eo[1] - ee[1]) / (ee[0] - eo[0]))
+        else:
+            n_star = float("inf")
+        out.append(
+            {
+                "encoder": enc,
+                "adc_bits": b,
+                "optical_j_per_node": float(eo[0]),
+                "electronic_j_per_node": float(ee[0]),
+                "optical_j_fixed": float(eo[1]),
+                "electronic_j_fixed": float(ee[1]),
+                "crossover_n_nodes": n_star,
+            }
+        )
+    return out
+
+
+# ---------------------------------------------------------------------------------- plots
+def plot(results: dict, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for task, tr in results["tasks"].items():
+        names = list(tr["sweeps"])
+        fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 6), squeeze=False)
+        for j, name in enumerate(names):
+            ax, ax_e = axes[0, j], axes[1, j]
+            for kind, color in (("plain", "C0"), ("aware", "C3")):
+                pts = tr["sweeps"][name][kind]
+                xs = [pt["value"] for pt in pts]
+                ax.errorbar(
+                    xs,
+                    [100 * pt["accuracy_mean"] for pt in pts],
+                    yerr=[100 * pt["accuracy_ci95_half"] for pt in pts],
+                    marker="o",
+                    color=color,
+                    capsize=3,
+                    label=f"{kind} training",
+                )
+                ax.axhline(100 * tr[kind]["torch_accuracy"], color=color, ls=":", lw=1)
+                if kind == "plain":
+                    ax_e.plot(xs, [pt["energy_j_per_inference"] for pt in pts], "o-", color="k")
+            for a in (ax, ax_e):
+                a.set_xlabel(name)
+                if name in ("laser_power_mW", "load_resistance_ohm"):
+                    a.set_xscale("log")
+            ax_e.set_yscale("log")
+            if j == 0:
+                ax.set_ylabel("optical accuracy (%)  [dotted: torch]")
+                ax_e.set_ylabel("modelled energy / inference (J)")
+                ax.legend(fontsize=7)
+        fig.suptitle(f"{task}: optical (bench-based sweeps), mean and 95% CI over noise seeds")
+        fig.tight_layout()
+        fig.savefig(out / f"sweep_{task}.png", dpi=110)
+        plt.close(fig)
+
+    rows = results["energy_vs_nodes"]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
+    for j, enc in enumerate(("lcos_slm", "modulator")):
+        ax = axes[0, j]
+        sub = [r for r in rows if r["encoder"] == enc]
+        bits = sorted({r["adc_bits"] for r in sub})
+        for i, b in enumerate(bits):
+            s = sorted((r for r in sub if r["adc_bits"] == b), key=lambda r: r["n_nodes"])
+            ax.plot(
+                [r["n_nodes"] for r in s],
+                [r["optical_j_per_inference"] for r in s],
+                "o-",
+                color=f"C{i}",
+                label=f"optical, ADC {b} b",
+            )
+        s = sorted((r for r in sub if r["adc_bits"] == bits[0]), key=lambda r: r["n_nodes"])
+        ax.plot(
+            [r["n_nodes"] for r in s],
+            [r["electronic_j_per_inference"] for r in s],
+            "k--",
+            label="electronic (torch, 45 nm)",
+        )
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("nodes N")
+        ax.set_ylabel("modelled energy / inference (J)")
+        ax.set_title(f"beam encoder: {enc}")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "energy_vs_nodes.png", dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="tiny run (< 3 min): checks the pipeline")
+    ap.add_argument("--out", type=Path, default=None, help="output folder")
+    args = ap.parse_args(argv)
+    out = args.out or HERE / ("results_quick" if args.quick else "results")
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    tasks = TASKS_QUICK if args.quick else TASKS_FULL
+    head_seeds = list(range(2 if args.quick else 5))
+    sweep_seeds = list(range(2 if args.quick else 3))
+    log = sys.stderr
+    results: dict = {
+        "command": "OMP_NUM_THREADS=1 python studies/optical_validation/run.py"
+        + (" --quick" if args.quick else ""),
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+        },
+        "bench_preset": {
+            "laser_optical_power_W": BENCH.laser.optical_power,
+            "detector_bandwidth_Hz": BENCH.detector.bandwidth,
+            "adc_bits": BENCH.adc.bits,
+            "adc_enob": BENCH.adc.enob,
+            "extinction_ratio_linear": BENCH.devices.extinction_ratio,
+            "insertion_loss_dB": BENCH.devices.insertion_loss_db,
+            "angle_error_rad": BENCH.devices.angle_error,
+            "retardance_error_rad": BENCH.devices.retardance_error,
+            "load_resistance_ohm": BENCH.detector.load_resistance,
+        },
+        "tasks": {},
+    }
+    specs = sweep_specs(args.quick)
+    sweep_rows = []
+    first_ds = None
+    for task, (ov, epochs) in tasks.items():
+        tr: dict = {"overrides": ov, "epochs": epochs, "sweeps": {}}
+        nets = {}
+        for kind, backend in (("plain", "torch"), ("aware", "optical-aware")):
+            print(f"[{time.perf_counter() - t0:6.0f}s] {task}: train {kind} ({backend})", file=log)
+            net, metrics, ds = train_or_load(
+                task, ov, epochs, backend, out / "runs" / f"{task}_{kind}", log
+            )
+            first_ds = first_ds or ds
+            nets[kind] = net
+            x, y = ds.x_val, ds.y_val
+            head = accuracy_vs_torch(net, x, y, "bench", head_seeds)
+            drop_m, drop_h = ci95([head["torch_accuracy"] - a for a in head["optical_accuracy"]])
+            tr[kind] = {
+                "backend": backend,
+                "train_seconds": metrics["train_seconds"],
+                "val_accuracy_at_train_end": metrics["accuracy"],
+                "torch_accuracy": head["torch_accuracy"],
+                "bench_optical_accuracy": head["optical_accuracy"],
+                "bench_optical_accuracy_mean_ci95": ci95(head["optical_accuracy"]),
+                "bench_agreement_with_torch": head["agreement_with_torch"],
+                "bench_drop_vs_own_torch_mean_ci95": (drop_m, drop_h),
+                "n_val": int(len(y)),
+                "graph_weight_rel_rms_error": graph_weight_error(net),
+            }
+        ref = tr["plain"]["torch_accuracy"]
+        gap = [ref - a for a in tr["aware"]["bench_optical_accuracy"]]
+        tr["target"] = {
+            "definition": "aware-trained model on the bench optical core vs the plainly trained "
+            "model on torch (the reference), points of accuracy, mean and 95% CI over seeds",
+            "gap_points_mean_ci95": [100 * v for v in ci95(gap)],
+            "met_within_1_point": bool(100 * ci95(gap)[0] <= 1.0),
+        }
+        x, y = ds.x_val, ds.y_val
+        torch_e = TorchBackend().prepare(nets["plain"])(x[:64])[1]
+        tr["torch_energy_j_per_inference"] = torch_e.ledger.energy_j() / torch_e.n_samples
+        for name, values in specs.items():
+            tr["sweeps"][name] = {}
+            for kind in ("plain", "aware"):
+                pts = []
+                for v in values:
+                    p = override(BENCH, overrides_for(name, v))
+                    r = optical_eval(nets[kind], x, y, p, sweep_seeds)
+                    pts.append({"value": v, **r})
+                    sweep_rows.append(
+                        {
+                            "task": task,
+                            "training": kind,
+                            "sweep": name,
+                            "value": v,
+                            "torch_accuracy": tr[kind]["torch_accuracy"],
+                            "optical_accuracy_mean": r["accuracy_mean"],
+                            "optical_accuracy_ci95_half": r["accuracy_ci95_half"],
+                            "energy_j_per_inference": r["energy_j_per_inference"],
+                            "n_seeds": len(sweep_seeds),
+                        }
+                    )
+                tr["sweeps"][name][kind] = pts
+            print(f"[{time.perf_counter() - t0:6.0f}s] {task}: swept {name}", file=log)
+        results["tasks"][task] = tr
+
+    print(f"[{time.perf_counter() - t0:6.0f}s] energy vs nodes", file=log)
+    nodes = [64, 256] if args.quick else [64, 256, 1024, 4096]
+    rows = energy_vs_nodes(first_ds, nodes, [4, 6, 8, 10, 12])
+    results["energy_vs_nodes"] = rows
+    results["energy_crossover"] = crossover(rows)
+    results["wall_seconds"] = time.perf_counter() - t0
+
+    (out / "results.json").write_text(json.dumps(results, indent=1, default=float))
+    with open(out / "sweeps.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(sweep_rows[0]))
+        w.writeheader()
+        w.writerows(sweep_rows)
+    with open(out / "energy_vs_nodes.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    plot(results, out)
+    summary = {
+        t: {
+            "torch_plain": r["plain"]["torch_accuracy"],
+            "torch_aware": r["aware"]["torch_accuracy"],
+            "bench_plain": r["plain"]["bench_optical_accuracy_mean_ci95"],
+            "bench_aware": r["aware"]["bench_optical_accuracy_mean_ci95"],
+            "target": r["target"],
+        }
+        for t, r in results["tasks"].items()
+    }
+    print(json.dumps({"wall_seconds": results["wall_seconds"], "summary": summary}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
