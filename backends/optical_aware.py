@@ -45,12 +45,11 @@ import math
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from rsgn import optics
-from rsgn.backends.base import ActiveState, Capabilities, Graph
+from rsgn.backends.base import ActiveState, Capabilities
 from rsgn.backends.optical import load_optical_preset
-from rsgn.backends.torch_backend import TorchBackend, out_csr
+from rsgn.backends.torch_backend import TorchBackend
 from rsgn.errors import RsgnError
 from rsgn.geometry import dist_from_parts
 from rsgn.optics.noise import ELEMENTARY_CHARGE
@@ -221,53 +220,17 @@ class OpticalAwareBackend(TorchBackend):
         return d + (dh - d).detach()
 
     # -------------------------------------------------------------------- graph
-    def graph(self, x, a, u, v, level, hebb, in_idx, in_mask, *, tau, inhibition_radius):
-        """The torch graph op on optically read edge distances: channel i (node i, clipped and
-        rotated) reads beam j (node j's state, rotated)."""
+    def edge_distances(self, x, a, in_idx):
+        """Optically read edge distances for the torch graph op: channel i (node i, clipped
+        and rotated) reads beam j (node j's state, rotated), through the noisy readout."""
         if not self.noise and self.readout_model.r_max >= 1.0:
-            return super().graph(
-                x,
-                a,
-                u,
-                v,
-                level,
-                hebb,
-                in_idx,
-                in_mask,
-                tau=tau,
-                inhibition_radius=inhibition_radius,
-            )
-        n, k = in_idx.shape
-        self.count_op("graph")
+            return super().edge_distances(x, a, in_idx)
         xc, ac = self.clip_nodes(x, a)
         xc = self.rotate(xc, self.readout_model.rot_channel)
         xb = self.rotate(x, self.readout_model.rot_beam)
         d0 = dist_from_parts(xc.unsqueeze(1), xb[in_idx], ac.unsqueeze(1), a[in_idx])
         r_node = torch.linalg.vector_norm(xc.detach(), dim=-1)
-        d = self.read_distance(d0, a[in_idx].detach(), r_node.unsqueeze(1))
-        aff = (u.unsqueeze(1) * v[in_idx]).sum(-1) + hebb
-        lvl = F.softplus(level.unsqueeze(1) - level[in_idx] + 1.0)
-        w = torch.sigmoid(aff) * torch.exp(-d / tau) * lvl
-        w = w * in_mask
-        ptr, out_edge = out_csr(in_idx, in_mask)
-        inh = in_mask & (d.detach() < inhibition_radius)
-        k_inh = max(1, int(inh.sum(1).max()))
-        first = torch.argsort((~inh).to(torch.int8), dim=1, stable=True)[:, :k_inh]
-        e = n * k
-        self.count("mac_fp32", e * (u.shape[1] + x.shape[1]))
-        self.count("transcendental_fp32", e * 4)
-        self.count("sram_word_32b", e * (u.shape[1] + x.shape[1] + 2))
-        return Graph(
-            x=x,
-            a=a,
-            in_idx=in_idx,
-            in_mask=in_mask,
-            w=w,
-            out_ptr=ptr,
-            out_edge=out_edge,
-            inh_idx=in_idx.gather(1, first),
-            inh_valid=inh.gather(1, first),
-        )
+        return self.read_distance(d0, a[in_idx].detach(), r_node.unsqueeze(1))
 
     # -------------------------------------------------------------------- ignite
     def ignite(self, sparks, spark_a, graph, *, sigma, eps, cap, method):
