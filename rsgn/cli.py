@@ -1,4 +1,4 @@
-"""The ``rsgn`` command line: ``train``, ``eval``, ``backends`` and ``demo``.
+"""The ``rsgn`` command line: ``train``, ``eval``, ``compare``, ``sweep``, ``backends``, ``demo``.
 
 Every user error prints one line, ``rsgn: error: <what is wrong>``, and exits with status 2.
 """
@@ -66,6 +66,35 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--preset", default=None, help="the backend's hardware/energy preset")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--out", default=None, help="also write the JSON report to this file")
+
+    c = sub.add_parser(
+        "compare", help="run one checkpoint on several backends; write a comparison report"
+    )
+    c.add_argument("--ckpt", required=True, help="run folder or checkpoint file")
+    _add_data_args(c)
+    c.add_argument(
+        "--backends",
+        default=None,
+        help="comma-separated backends (default torch,triton,optical,neuromorphic; Triton on "
+        "the CPU under TRITON_INTERPRET=1 only when listed explicitly)",
+    )
+    c.add_argument(
+        "--preset",
+        dest="presets",
+        action="append",
+        default=[],
+        metavar="BACKEND=NAME",
+        help="a backend's preset, e.g. --preset optical=bench (repeatable)",
+    )
+    c.add_argument("--out", default=None, help="report folder (default: <run folder>/compare)")
+    c.add_argument("--limit", type=int, default=None, help="use the first N validation samples")
+    c.add_argument("--batch-size", type=int, default=64)
+
+    s = sub.add_parser("sweep", help="run a grid or random sweep from a TOML file (cached)")
+    s.add_argument("config", help="sweep TOML ([sweep], [base], [grid] or [random], [eval])")
+    s.add_argument("--executor", default="local", help="local (process pool, default) or ray")
+    s.add_argument("--workers", type=int, default=None, help="parallel units (default: CPUs)")
+    s.add_argument("--out", default=None, help="sweep folder (default: the [sweep] out key)")
 
     sub.add_parser("backends", help="list the backends and whether each is available")
 
@@ -158,6 +187,34 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_compare(args) -> int:
+    from rsgn.compare import run_compare, summary_text
+
+    report, files = run_compare(
+        args.ckpt,
+        task=args.task,
+        data=args.data,
+        backends=args.backends,
+        presets=args.presets,
+        out=args.out,
+        limit=args.limit,
+        batch_size=args.batch_size,
+    )
+    print(summary_text(report))
+    print(json.dumps({"files": files}))
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from rsgn.sweep import run_sweep_file
+
+    summary = run_sweep_file(
+        args.config, executor=args.executor, workers=args.workers, out=args.out, log=sys.stderr
+    )
+    print(json.dumps(summary))
+    return 0
+
+
 def cmd_backends(_args) -> int:
     from rsgn.backends import availability, default_name
 
@@ -214,7 +271,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     tune_malloc()
-    cmds = {"train": cmd_train, "eval": cmd_eval, "backends": cmd_backends, "demo": cmd_demo}
+    cmds = {
+        "train": cmd_train,
+        "eval": cmd_eval,
+        "compare": cmd_compare,
+        "sweep": cmd_sweep,
+        "backends": cmd_backends,
+        "demo": cmd_demo,
+    }
     try:
         return cmds[args.cmd](args)
     except RsgnError as exc:

@@ -25,14 +25,22 @@ def evaluate(
     *,
     batch_size: int = 256,
     preset: str | None = None,
-) -> dict[str, Any]:
+    return_details: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
     """Run ``x`` through ``backend.prepare(model)`` in batches.
 
     Returns accuracy, mean active fraction over propagation steps (and per step), the summed
     cost ledger (counted events, modelled energy with provenance), measured latency per batch
     and per sample, and the backend's capabilities.
+
+    With ``return_details`` it returns ``(report, details)``: ``details`` holds the logits of
+    every sample (``logits`` [n, C], float32, CPU), each batch's size and ``Report.latency_s``
+    (``batch_sizes``, ``batch_latency_s``), each batch's backend metrics (``batch_metrics``)
+    and the backend's :class:`Capabilities` (``capabilities``); ``rsgn compare`` uses them.
     """
     if getattr(model, "model_name", None):
+        if return_details:
+            raise RsgnError("return_details applies to the RSGN only (baselines run on torch)")
         return evaluate_baseline(model, x, y, backend, batch_size=batch_size, preset=preset)
     if backend is None or isinstance(backend, str):
         be = get_backend(backend, preset=preset)
@@ -44,6 +52,9 @@ def evaluate(
     per_step: list[float] = []
     latencies: list[float] = []
     backend_metrics: list[dict[str, Any]] = []
+    all_logits: list[torch.Tensor] = []
+    batch_sizes: list[int] = []
+    batch_latency: list[float | str] = []
     loss_sum = 0.0
     for s in range(0, len(y), batch_size):
         xb, yb = x[s : s + batch_size], y[s : s + batch_size]
@@ -51,6 +62,10 @@ def evaluate(
         if rep.metrics:
             backend_metrics.append(rep.metrics)
         logits = logits.float().cpu()
+        if return_details:
+            all_logits.append(logits.detach())
+            batch_sizes.append(len(yb))
+            batch_latency.append(rep.latency_s)
         loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
         total += len(yb)
@@ -92,6 +107,15 @@ def evaluate(
         out["cost"] = cost
     if not math.isfinite(out["loss"]):
         out["loss"] = "n/a: non-finite"
+    if return_details:
+        details = {
+            "logits": torch.cat(all_logits) if all_logits else torch.empty(0),
+            "batch_sizes": batch_sizes,
+            "batch_latency_s": batch_latency,
+            "batch_metrics": backend_metrics,
+            "capabilities": caps,
+        }
+        return out, details
     return out
 
 
