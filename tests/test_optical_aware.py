@@ -45,10 +45,12 @@ def test_ideal_noise_off_equals_torch_exactly():
     assert ref.active_fraction_per_step == out.active_fraction_per_step
     g_ref = torch.autograd.grad(ref.logits.sum(), list(m.parameters()), allow_unused=True)
     g_out = torch.autograd.grad(out.logits.sum(), list(m.parameters()), allow_unused=True)
+    # gradients: equal to float precision (multithreaded sparse kernels may sum in another
+    # order from one call to the next, so bit-equality is not guaranteed even torch vs torch)
     for a, b in zip(g_ref, g_out, strict=True):
         assert (a is None) == (b is None)
         if a is not None:
-            assert torch.equal(a, b)
+            assert torch.allclose(a, b, rtol=1e-5, atol=1e-7), (a - b).abs().max()
 
 
 def test_bench_noise_changes_logits_and_gradients_are_finite_nonzero():
