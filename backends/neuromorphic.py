@@ -116,6 +116,7 @@ from rsgn.backends.base import ActiveState, Candidates, Capabilities, Graph, Pro
 from rsgn.backends.cost import Constant, CostLedger, EnergyTable, load_energy_table
 from rsgn.backends.torch_backend import TorchBackend
 from rsgn.errors import RsgnError
+from rsgn.neuromorphic.report import summary_stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from rsgn.model import RSGN
@@ -933,7 +934,7 @@ class NeuromorphicProgram(Program):
             "sigma_delta": be.sigma_delta,
             "idle_policy": be.idle_policy,
             "latency_per_inference_s": lat_s.tolist(),
-            "latency_stats_s": _stats(lat_s),
+            "latency_stats_s": summary_stats(lat_s),
             "chip_latency_per_inference_s": [r.latency_ps * 1e-12 for r in run.runs],
             "energy_j": ledger.energy_j(),
             "energy_j_per_inference": ledger.energy_j() / max(1, len(run.runs)),
@@ -985,18 +986,3 @@ class NeuromorphicProgram(Program):
             if len(x)
             else 1.0,
         }
-
-
-def _stats(v: np.ndarray) -> dict[str, float]:
-    """Mean, std, min, p50, p95, p99, max of ``v``."""
-    if v.size == 0:
-        return {}
-    return {
-        "mean": float(v.mean()),
-        "std": float(v.std()),
-        "min": float(v.min()),
-        "p50": float(np.percentile(v, 50)),
-        "p95": float(np.percentile(v, 95)),
-        "p99": float(np.percentile(v, 99)),
-        "max": float(v.max()),
-    }

@@ -47,6 +47,23 @@ ENERGY_TERMS = (
 )
 
 
+def summary_stats(v: np.ndarray, suffix: str = "") -> dict[str, float]:
+    """Mean, std, min, p50, p95, p99 and max of ``v`` (keys end in ``suffix``); {} if empty."""
+    v = np.asarray(v, dtype=np.float64)
+    if v.size == 0:
+        return {}
+    vals = {
+        "mean": v.mean(),
+        "std": v.std(),
+        "min": v.min(),
+        "p50": np.percentile(v, 50),
+        "p95": np.percentile(v, 95),
+        "p99": np.percentile(v, 99),
+        "max": v.max(),
+    }
+    return {k + suffix: float(x) for k, x in vals.items()}
+
+
 @dataclass
 class EventCounts:
     """Counted events of one run (integers).
@@ -251,18 +268,7 @@ class BatchReport:
 
     def latency_stats(self) -> dict[str, float]:
         """Mean, std, min, p50, p95, p99 and max latency per inference in ns."""
-        lat = self.latencies_ps / 1000.0
-        if lat.size == 0:
-            return {}
-        return {
-            "mean_ns": float(lat.mean()),
-            "std_ns": float(lat.std()),
-            "min_ns": float(lat.min()),
-            "p50_ns": float(np.percentile(lat, 50)),
-            "p95_ns": float(np.percentile(lat, 95)),
-            "p99_ns": float(np.percentile(lat, 99)),
-            "max_ns": float(lat.max()),
-        }
+        return summary_stats(self.latencies_ps / 1000.0, suffix="_ns")
 
     def neurobench(self) -> dict[str, float]:
         """NeuroBench metrics averaged per sample (synaptic ops, activation sparsity)."""
