@@ -50,7 +50,7 @@ def _radix_select_kernel(s_ptr, ptr_ptr, out_ptr, K, BLOCK: tl.constexpr, BINS: 
     prefix = (start * 0).to(tl.int64)
     bins = tl.arange(0, BINS)
     for p in tl.static_range(4):
-        shift: tl.constexpr = 24 - 8 * p
+        shift = 24 - 8 * p
         hist = tl.zeros([BINS], dtype=tl.int32)
         for c0 in range(start, end, BLOCK):
             offs = c0 + tl.arange(0, BLOCK)

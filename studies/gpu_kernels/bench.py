@@ -192,6 +192,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="N = 4096, k = 16 only")
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--sizes", type=int, nargs="+", help="node counts (default 4096 65536 1M)")
+    ap.add_argument("--ks", type=int, nargs="+", help="in-degrees (default 16 32 64)")
+    ap.add_argument("--out", type=Path, default=HERE / "results.json")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit(
@@ -201,8 +204,8 @@ def main() -> None:
         )
     import triton
 
-    sizes = [4096] if args.quick else [4096, 65536, 1 << 20]
-    ks = [16] if args.quick else [16, 32, 64]
+    sizes = args.sizes or ([4096] if args.quick else [4096, 65536, 1 << 20])
+    ks = args.ks or ([16] if args.quick else [16, 32, 64])
     out = {
         "device": torch.cuda.get_device_name(),
         "torch": torch.__version__,
@@ -220,8 +223,8 @@ def main() -> None:
                 )
             out["rows"].append(row)
             print(json.dumps(row), flush=True)
-            (HERE / "results.json").write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {HERE / 'results.json'}")
+            args.out.write_text(json.dumps(out, indent=1) + "\n")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
