@@ -15,6 +15,7 @@ propagate   h~_i = W_h sum_{j in A} w_ji alpha_j h_j + b_h over the nodes    O(|
 inhibit     alpha_i <- alpha_i / (1 + beta mean_{j in R(i)} alpha_j)         O(|C| k)
 select      exact k-winners per sample (sort-free radix select)              O(N)
 update      h_i <- LN(h~_i + h_i) alpha_i on the selected nodes              O(|A| d)
+step        propagate -> inhibit -> select -> update (composite; fusable)    the sum
 readout     logits = W_o sum_{i in A} alpha_i h_i + b_o                       O(|A| d + d C)
 ==========  ==============================================================  ====================
 
@@ -248,6 +249,43 @@ class Backend(abc.ABC):
         ln_bias: torch.Tensor,
     ) -> ActiveState:
         """New state of the selected nodes: h_i = LN(h~_i + h_i_prev) * alpha_i."""
+
+    def step(
+        self,
+        state: ActiveState,
+        graph: Graph,
+        w_h: torch.Tensor,
+        b_h: torch.Tensor,
+        theta: torch.Tensor,
+        ln_weight: torch.Tensor,
+        ln_bias: torch.Tensor,
+        *,
+        gamma: float,
+        temperature: float,
+        inhibition: float,
+        cap: int,
+        eps: float,
+        method: str,
+    ) -> ActiveState:
+        """One whole propagation step: propagate -> inhibit -> select -> update.
+
+        A composite op: this default is its definition, written with the four ops above, and
+        every backend that does not override it runs exactly that sequence. A backend may fuse
+        it (the Triton backend does) but must return the same state.
+        """
+        cand = self.propagate(state, graph, w_h, b_h, theta, gamma=gamma, temperature=temperature)
+        alpha = self.inhibit(cand, graph, strength=inhibition)
+        ids, row, valid = self.select(
+            cand.batch,
+            cand.node,
+            alpha,
+            state.ids.shape[0],
+            graph.n_nodes,
+            cap=cap,
+            eps=eps,
+            method=method,
+        )
+        return self.update(cand, alpha, state, ids, row, valid, ln_weight, ln_bias)
 
     @abc.abstractmethod
     def readout(

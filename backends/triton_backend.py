@@ -20,11 +20,12 @@ not yet measured on a GPU).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import torch
 
-from rsgn.backends.base import Capabilities
+from rsgn.backends.base import ActiveState, Capabilities, Graph
 from rsgn.backends.selection import mask_to_ids
 from rsgn.backends.torch_backend import TorchBackend
 
@@ -40,13 +41,15 @@ class TritonBackend(TorchBackend):
         device: str | torch.device | None = None,
         preset: str | None = None,
         fast_tanh: bool = False,
+        fused: bool = True,
     ) -> None:
         super().__init__(device=device, preset=preset)
         self.fast_tanh = bool(fast_tanh)
-        from rsgn.kernels import distance, gate, ignite, select, spmm
+        self.fused = bool(fused)
+        from rsgn.kernels import distance, gate, ignite, select, spmm, step
 
         self._k_distance, self._k_gate, self._k_ignite = distance, gate, ignite
-        self._k_select, self._k_spmm = select, spmm
+        self._k_select, self._k_spmm, self._k_step = select, spmm, step
 
     @classmethod
     def available(cls) -> tuple[bool, str]:
@@ -102,9 +105,192 @@ class TritonBackend(TorchBackend):
 
     def _select_dense(self, score: torch.Tensor, cap: int, method: str):
         if method == "radix":
-            mask = self._k_select.radix_select_mask(score.detach(), cap)
-            return mask_to_ids(mask, width=min(cap, score.shape[1]))
+            width = min(cap, score.shape[1])
+            return self._k_select.radix_topk_dense(score.detach(), cap, float("-inf"), width)
         if method == "stat":
             mask = self._k_select.statistical_mask(score.detach(), cap)
             return mask_to_ids(mask)
         raise ValueError(f"unknown selection method {method!r} (radix, stat)")
+
+    # ---------------------------------------------------------------------------- step
+    def step(
+        self,
+        state,
+        graph,
+        w_h,
+        b_h,
+        theta,
+        ln_weight,
+        ln_bias,
+        *,
+        gamma,
+        temperature,
+        inhibition,
+        cap,
+        eps,
+        method,
+    ):
+        """The fused step (``kernels.step``): scores, inhibition, radix select and update in
+        four kernels, no candidate list and no host sync. Falls back to the op-by-op
+        decomposition (still on the kernels above) for statistical selection and float64."""
+        if not self.fused or method != "radix" or state.h.dtype == torch.float64:
+            return super().step(
+                state,
+                graph,
+                w_h,
+                b_h,
+                theta,
+                ln_weight,
+                ln_bias,
+                gamma=gamma,
+                temperature=temperature,
+                inhibition=inhibition,
+                cap=cap,
+                eps=eps,
+                method=method,
+            )
+        opts = dict(
+            gamma=float(gamma),
+            temperature=float(temperature),
+            inhibition=float(inhibition),
+            cap=int(cap),
+            eps=float(eps),
+        )
+        h, a, ids, valid = _FusedStep.apply(
+            self,
+            graph,
+            opts,
+            state.ids,
+            state.valid,
+            state.alpha,
+            state.h,
+            graph.w,
+            w_h,
+            b_h,
+            theta,
+            ln_weight,
+            ln_bias,
+        )
+        return ActiveState(ids=ids, valid=valid, alpha=a, h=h)
+
+    def _fused_forward(
+        self, graph: Graph, opts: dict, ids, valid, alpha, h, w, w_h, b_h, theta, ln_w, ln_b
+    ):
+        """The four launches of the fused step (no autograd); counts events when a ledger is
+        attached (that needs a few host syncs; training runs without a ledger)."""
+        ks = self._k_step
+        tables = getattr(graph, "_fused_tables", None)
+        if tables is None:
+            tables = ks.graph_tables(graph.in_idx, graph.in_mask, graph.inh_idx, graph.inh_valid)
+            object.__setattr__(graph, "_fused_tables", tables)
+        src, inh = tables
+        n = graph.n_nodes
+        bsz, width = ids.shape
+        d = h.shape[-1]
+        slots = ks.slot_map(ids, valid, n)
+        g = (alpha.unsqueeze(-1) * (h @ w_h.T)).reshape(bsz * width, d)
+        counting = self.ledger is not None
+        a_c, cand, par, hits = ks.scores(
+            src,
+            w,
+            slots,
+            g,
+            alpha,
+            b_h,
+            theta,
+            opts["gamma"],
+            opts["temperature"],
+            opts["inhibition"],
+            count=counting,
+        )
+        score = ks.inhibit(a_c, cand, inh, par)
+        cap = opts["cap"]
+        w2 = min(cap, n)
+        new_ids, new_valid = self._k_select.radix_topk_dense(score, cap, opts["eps"], w2)
+        h2, a2 = ks.update(new_ids, new_valid, score, src, w, slots, g, h, b_h, ln_w, ln_b)
+        if counting:
+            self._count_fused(valid, cand, hits, new_valid, d, inh.shape[1], n, bsz)
+        return h2.to(h.dtype), a2.to(alpha.dtype), new_ids, new_valid
+
+    def _count_fused(self, valid, cand, hits, new_valid, d, k_inh, n, bsz):
+        """The events of the decomposition (same formulas as the torch ops), plus the fused
+        step's recomputation of h~ for the winners."""
+        for op in ("propagate", "inhibit", "select", "update"):
+            self.count_op(op)
+        na = int(valid.sum())
+        m = int(cand.sum())
+        ne = int(hits.sum(dtype=torch.int64))
+        nv = int(new_valid.sum())
+        self.count("mac_fp32", na * d * d + ne * d + m * d)
+        self.count("sram_word_32b", ne * (d + 2) + na * d + d * d)
+        self.count("int_op_32b", ne * 4)
+        self.count("transcendental_fp32", 2 * m)
+        self.count("add_fp32", m * (k_inh + 2))
+        self.count("sram_word_32b", m * k_inh)
+        self.count("int_op_32b", bsz * n * 8)
+        self.count("add_fp32", nv * d * 6)
+        self.count("sram_word_32b", nv * d * 3)
+        # recomputation of h~ for the winners (the price of not storing h~ per candidate)
+        self.count("mac_fp32", nv * 16 * d)
+
+
+def _rows_of(cand, ids, valid, n):
+    """Row of each (sample, winner) in the candidate list (sorted by sample, node), or -1."""
+    key = cand.batch * n + cand.node
+    q = torch.arange(ids.shape[0], device=ids.device).unsqueeze(1) * n + ids
+    pos = torch.searchsorted(key, q.reshape(-1)).reshape(ids.shape)
+    return torch.where(valid, pos.clamp_max(max(0, key.numel() - 1)), torch.full_like(pos, -1))
+
+
+class _FusedStep(torch.autograd.Function):
+    """Forward: the fused kernels. Backward: the reference decomposition recomputed on the same
+    winners (the torch backend's propagate / inhibit / update through this backend's hooks),
+    differentiated: exact gradients of the reference, nothing stored but inputs and winners."""
+
+    @staticmethod
+    def forward(ctx, be, graph, opts, ids, valid, alpha, h, w, w_h, b_h, theta, ln_w, ln_b):  # noqa: D102
+        with torch.no_grad():
+            h2, a2, ids2, valid2 = be._fused_forward(
+                graph, opts, ids, valid, alpha, h, w, w_h, b_h, theta, ln_w, ln_b
+            )
+        ctx.be, ctx.graph, ctx.opts = be, graph, opts
+        ctx.save_for_backward(ids, valid, alpha, h, w, w_h, b_h, theta, ln_w, ln_b, ids2, valid2)
+        ctx.mark_non_differentiable(ids2, valid2)
+        return h2, a2, ids2, valid2
+
+    @staticmethod
+    def backward(ctx, g_h, g_a, _g_ids, _g_valid):  # noqa: D102
+        ids, valid, alpha, h, w, w_h, b_h, theta, ln_w, ln_b, ids2, valid2 = ctx.saved_tensors
+        be, opts = ctx.be, ctx.opts
+        diff = [alpha, h, w, w_h, b_h, theta, ln_w, ln_b]
+        need = ctx.needs_input_grad[5:13]
+        leaves = [t.detach().requires_grad_(bool(r)) for t, r in zip(diff, need, strict=True)]
+        la, lh, lw, lwh, lbh, lth, llw, llb = leaves
+        ledger, be.ledger = be.ledger, None
+        try:
+            with torch.enable_grad():
+                graph = dataclasses.replace(ctx.graph, w=lw)
+                st = ActiveState(ids=ids, valid=valid, alpha=la, h=lh)
+                cand = TorchBackend.propagate(
+                    be,
+                    st,
+                    graph,
+                    lwh,
+                    lbh,
+                    lth,
+                    gamma=opts["gamma"],
+                    temperature=opts["temperature"],
+                )
+                a_inh = TorchBackend.inhibit(be, cand, graph, strength=opts["inhibition"])
+                row = _rows_of(cand, ids2, valid2, graph.n_nodes)
+                new = TorchBackend.update(be, cand, a_inh, st, ids2, row, valid2, llw, llb)
+                wanted = [t for t, r in zip(leaves, need, strict=True) if r]
+                grads = iter(
+                    torch.autograd.grad((new.h, new.alpha), wanted, (g_h, g_a), allow_unused=True)
+                    if wanted
+                    else ()
+                )
+        finally:
+            be.ledger = ledger
+        out = [next(grads) if r else None for r in need]
+        return (None, None, None, None, None, *out)

@@ -31,8 +31,7 @@ def _gate_fwd_kernel(
     norm_ptr,
     M,
     D,
-    gamma,
-    inv_t,
+    par_ptr,
     FAST: tl.constexpr,
     BLOCK_M: tl.constexpr,
     BLOCK_D: tl.constexpr,
@@ -47,6 +46,8 @@ def _gate_fwd_kernel(
         other=0.0,
     )
     nrm = tl.sqrt(tl.sum(h * h, axis=1))
+    gamma = tl.load(par_ptr)
+    inv_t = tl.load(par_ptr + 1)
     ap = tl.load(ap_ptr + offs_m, mask=mmask, other=0.0)
     th = tl.load(th_ptr + offs_m, mask=mmask, other=0.0)
     z = (ap + gamma * nrm - th) * inv_t
@@ -65,8 +66,7 @@ def _gate_bwd_kernel(
     gz_ptr,
     M,
     D,
-    gamma,
-    inv_t,
+    par_ptr,
     BLOCK_M: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
@@ -78,6 +78,8 @@ def _gate_bwd_kernel(
     go = tl.load(go_ptr + offs_m, mask=mmask, other=0.0)
     s = tl.load(s_ptr + offs_m, mask=mmask, other=0.0)
     nrm = tl.load(norm_ptr + offs_m, mask=mmask, other=0.0)
+    gamma = tl.load(par_ptr)
+    inv_t = tl.load(par_ptr + 1)
     gz = go * s * (1.0 - s) * inv_t
     tl.store(gz_ptr + offs_m, gz, mask=mmask)
     coef = tl.where(nrm > 0, gz * gamma / tl.where(nrm > 0, nrm, 1.0), 0.0)
@@ -88,6 +90,14 @@ def _gate_bwd_kernel(
 def fast_tanh_usable(device: torch.device) -> bool:
     """The PTX fast path needs a CUDA device and the compiler (not the interpreter)."""
     return device.type == "cuda" and not interpreting()
+
+
+def _scalars(gamma: float, temperature: float, dtype, device) -> torch.Tensor:
+    """(gamma, 1/T) as a device tensor in the compute dtype: Triton passes Python floats as
+    fp32 scalars on CUDA, which would cost float64 inputs their precision."""
+    from rsgn.kernels.step import device_scalars
+
+    return device_scalars((float(gamma), 1.0 / float(temperature)), device, dtype)
 
 
 def soft_threshold_forward(alpha_prev, htilde, theta, gamma, temperature, fast=False):
@@ -106,8 +116,7 @@ def soft_threshold_forward(alpha_prev, htilde, theta, gamma, temperature, fast=F
             nrm,
             m,
             d,
-            float(gamma),
-            1.0 / float(temperature),
+            _scalars(gamma, temperature, cd, htilde.device),
             FAST=bool(fast) and fast_tanh_usable(htilde.device) and cd == torch.float32,
             BLOCK_M=_BLOCK_M,
             BLOCK_D=next_pow2(d),
@@ -143,8 +152,7 @@ class SoftThreshold(torch.autograd.Function):
                 gz,
                 m,
                 d,
-                ctx.gamma,
-                1.0 / ctx.temperature,
+                _scalars(ctx.gamma, ctx.temperature, cd, s.device),
                 BLOCK_M=_BLOCK_M,
                 BLOCK_D=next_pow2(d),
             )

@@ -36,8 +36,8 @@ def _ignite_min_kernel(
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
 ):
-    b = tl.program_id(0)
-    pid_n = tl.program_id(1)
+    b = tl.program_id(1)
+    pid_n = tl.program_id(0)
     offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
     offs_d = tl.arange(0, BLOCK_D)
     nmask = offs_n < N
@@ -77,7 +77,7 @@ def ignite_min(sparks, spark_a, x, a) -> tuple[torch.Tensor, torch.Tensor]:
     tok = torch.zeros(bsz, n, device=sparks.device, dtype=torch.int64)
     if bsz and n and t:
         block_n = min(_BLOCK_N, next_pow2(n, 16))
-        grid = (bsz, triton.cdiv(n, block_n))
+        grid = (triton.cdiv(n, block_n), bsz)
         _ignite_min_kernel[grid](
             sp, sa, xc, ac, dmin, tok, t, n, d, BLOCK_N=block_n, BLOCK_D=next_pow2(d)
         )

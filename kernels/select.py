@@ -195,3 +195,140 @@ def statistical_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     b, n = scores.shape
     ptr = torch.arange(b + 1, device=scores.device, dtype=torch.int64) * n
     return statistical_select_ragged(scores.float().reshape(-1), ptr, k).view(b, n)
+
+
+# ------------------------------------------------------------------ multi-program dense select
+# A [B, n] score matrix with one program per row leaves most of a GPU idle once n is large (64
+# programs streaming 1M entries five times each). Here every pass is split over (row, block)
+# programs: histograms merge with atomics, a one-program-per-row kernel picks the digit, and
+# the final pass writes the winners' ids directly (compaction fused: per-block counts, one
+# exclusive scan over blocks, an in-block cumsum). Same set as ``radix_select_mask`` + eps.
+
+_DBLOCK = 1024
+
+
+@triton.jit
+def _dense_hist_kernel(
+    s_ptr, prefix_ptr, hist_ptr, N, SHIFT, BLOCK: tl.constexpr, BINS: tl.constexpr
+):
+    b = tl.program_id(1)
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    m = offs < N
+    key = _float_keys(tl.load(s_ptr + b.to(tl.int64) * N + offs, mask=m, other=0.0))
+    pre = tl.load(prefix_ptr + b)
+    in_play = (key >> (SHIFT + 8)) == (pre >> (SHIFT + 8))
+    digit = ((key >> SHIFT) & (BINS - 1)).to(tl.int32)
+    h = tl.histogram(digit, BINS, mask=m & in_play)
+    tl.atomic_add(hist_ptr + b * BINS + tl.arange(0, BINS), h, mask=h > 0)
+
+
+@triton.jit
+def _dense_find_kernel(hist_ptr, prefix_ptr, rem_ptr, SHIFT, BINS: tl.constexpr):
+    b = tl.program_id(0)
+    bins = tl.arange(0, BINS)
+    hist = tl.load(hist_ptr + b * BINS + bins)
+    remaining = tl.load(rem_ptr + b)
+    total = tl.sum(hist, axis=0)
+    above_eq = total - tl.cumsum(hist, axis=0) + hist
+    j = tl.max(tl.where(above_eq >= remaining, bins, 0), axis=0)
+    remaining -= tl.sum(tl.where(bins == j, above_eq - hist, 0), axis=0)
+    tl.store(rem_ptr + b, remaining)
+    tl.store(prefix_ptr + b, tl.load(prefix_ptr + b) | (j.to(tl.int64) << SHIFT))
+    tl.store(hist_ptr + b * BINS + bins, tl.zeros([BINS], dtype=tl.int32))
+
+
+@triton.jit
+def _dense_count_kernel(s_ptr, prefix_ptr, cnt_ptr, N, NBLK, eps, BLOCK: tl.constexpr):
+    b = tl.program_id(1)
+    c = tl.program_id(0)
+    offs = c * BLOCK + tl.arange(0, BLOCK)
+    m = offs < N
+    x = tl.load(s_ptr + b.to(tl.int64) * N + offs, mask=m, other=0.0)
+    key = _float_keys(x)
+    pre = tl.load(prefix_ptr + b)
+    above = tl.sum((m & (key > pre) & (x > eps)).to(tl.int32), axis=0)
+    ties = tl.sum((m & (key == pre)).to(tl.int32), axis=0)
+    tl.store(cnt_ptr + (b * NBLK + c) * 2, above)
+    tl.store(cnt_ptr + (b * NBLK + c) * 2 + 1, ties)
+
+
+@triton.jit
+def _dense_write_kernel(
+    s_ptr,
+    prefix_ptr,
+    rem_ptr,
+    toff_ptr,
+    ooff_ptr,
+    ids_ptr,
+    N,
+    NBLK,
+    W,
+    eps,
+    BLOCK: tl.constexpr,
+):
+    b = tl.program_id(1)
+    c = tl.program_id(0)
+    offs = c * BLOCK + tl.arange(0, BLOCK)
+    m = offs < N
+    x = tl.load(s_ptr + b.to(tl.int64) * N + offs, mask=m, other=0.0)
+    key = _float_keys(x)
+    pre = tl.load(prefix_ptr + b)
+    remaining = tl.load(rem_ptr + b)
+    tie = m & (key == pre)
+    rank = tl.cumsum(tie.to(tl.int32), axis=0) + tl.load(toff_ptr + b * NBLK + c)
+    sel = m & (x > eps) & ((key > pre) | (tie & (rank <= remaining)))
+    pos = tl.cumsum(sel.to(tl.int32), axis=0) - 1 + tl.load(ooff_ptr + b * NBLK + c)
+    tl.store(ids_ptr + b * W + pos, offs.to(tl.int64), mask=sel & (pos < W))
+
+
+def radix_topk_dense(scores: torch.Tensor, k: int, eps: float, width: int):
+    """Exact k-winners of each row of ``scores`` [B, n] (ties to the lowest index) that also
+    exceed ``eps``, compacted: (ids [B, width] ascending, padded 0; valid [B, width]).
+
+    Equal to ``mask_to_ids(radix_select_mask(scores, k) & (scores > eps), width)``; every pass
+    runs on B x ceil(n / 1024) programs, and nothing syncs with the host.
+    """
+    check_device(scores)
+    s = scores.detach().float().contiguous()
+    bsz, n = s.shape
+    dev = s.device
+    ids = torch.zeros(bsz, width, dtype=torch.int64, device=dev)
+    if bsz == 0 or n == 0 or k <= 0 or width <= 0:
+        return ids, torch.zeros(bsz, width, dtype=torch.bool, device=dev)
+    nblk = triton.cdiv(n, _DBLOCK)
+    prefix = torch.zeros(bsz, dtype=torch.int64, device=dev)
+    rem = torch.full((bsz,), min(int(k), n), dtype=torch.int32, device=dev)
+    hist = torch.zeros(bsz, _BINS, dtype=torch.int32, device=dev)
+    for p in range(4):
+        shift = 24 - 8 * p
+        _dense_hist_kernel[(nblk, bsz)](s, prefix, hist, n, shift, BLOCK=_DBLOCK, BINS=_BINS)
+        _dense_find_kernel[(bsz,)](hist, prefix, rem, shift, BINS=_BINS)
+    cnt = torch.empty(bsz, nblk, 2, dtype=torch.int32, device=dev)
+    eps32 = float(torch.tensor(eps, dtype=torch.float32))
+    _dense_count_kernel[(nblk, bsz)](s, prefix, cnt, n, nblk, eps32, BLOCK=_DBLOCK)
+    above, ties = cnt[..., 0], cnt[..., 1]
+    toff = ties.cumsum(1, dtype=torch.int32) - ties  # ties in earlier blocks
+    # ties all share one value: either all pass eps or none do
+    kth = prefix.to(torch.int64)
+    bits = torch.where(kth >= 0x80000000, kth & 0x7FFFFFFF, 0xFFFFFFFF - kth)
+    kth_val = (bits & 0xFFFFFFFF).to(torch.int32).view(torch.float32)
+    tie_ok = (kth_val > eps32).to(torch.int32).unsqueeze(1)
+    tsel = (rem.unsqueeze(1) - toff).clamp(min=0).minimum(ties) * tie_ok
+    per_blk = above + tsel
+    ooff = per_blk.cumsum(1, dtype=torch.int32) - per_blk
+    _dense_write_kernel[(nblk, bsz)](
+        s,
+        prefix,
+        rem,
+        toff.contiguous(),
+        ooff.contiguous(),
+        ids,
+        n,
+        nblk,
+        width,
+        eps32,
+        BLOCK=_DBLOCK,
+    )
+    count = per_blk.sum(1, keepdim=True)
+    valid = torch.arange(width, device=dev).unsqueeze(0) < count
+    return ids, valid

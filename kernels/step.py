@@ -1,0 +1,384 @@
+"""The fused propagation step: propagate -> inhibit -> select -> update in four launches, with
+no candidate list, no out-edge gather and no host synchronisation inside the step.
+
+Layout. The active state of sample b is compact (``h [B, W, d]``, ``alpha [B, W]``); a
+``[B, N]`` int32 *slot map* says which slot (or -1) holds node j in sample b. The graph is
+pulled along in-edges (ELL, ``K`` slots per node, ``src`` = -1 on dead slots), so the batch is
+folded into the grid's columns and each node's in-edge row is read once per sample block.
+
+1. **scores** (grid ``B x N/BLOCK_N``): for every node i of sample b
+
+       h~_i = sum_{s: src_is active in b} w_is g_b[slot(src_is)] + b_h,   g = alpha (W_h h)
+       alpha_i = sigmoid((alpha_prev_i + gamma |h~_i| - theta_i) / T)
+
+   written as ``alpha [B, N]`` (0 for non-candidates) and a candidate flag (reached from the
+   active set, or in it). Rows with no active in-neighbour cost K index loads and no gathers
+   (masked loads move no data).
+2. **inhibit** (same grid): score_i = alpha_i / (1 + beta mean_{j in R(i)} alpha_j) on
+   candidates, -inf elsewhere (R(i) from the graph's packed inhibition slots).
+3. **select**: the exact radix select (``kernels.select``) over the ``[B, N]`` scores, then
+   ``score > eps``; compaction to ``ids [B, W]`` (ascending node id, like the reference).
+4. **update** (grid ``B x W/BLOCK_W``): for each winner, h~ is *recomputed* by the same pull
+   (|A| K gathers, cheaper than storing h~ for every candidate), then
+
+       h_i = LN(h~_i + h_prev_i) * score_i,   LN with the model's weight, bias, eps 1e-5.
+
+The d x d transform ``g = alpha (W_h h)`` is one GEMM before step 1 (W_h is linear, so
+W_h sum w h = sum w W_h h): d^2 work per *active* node, not per edge.
+
+Gradients (``FusedStep``): the forward runs the kernels without building a graph of its own;
+the backward recomputes the step with the reference decomposition (the torch backend's
+propagate / inhibit / update, through whatever hooks the caller's backend gives) on the
+*same* winners and differentiates that: gradient checkpointing, exact with respect to the
+reference, nothing stored but the inputs and the winners.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from rsgn.kernels._common import check_device, next_pow2
+
+_BLOCK_I = 128
+_BLOCK_W = 16
+LN_EPS = 1e-5
+
+
+@triton.jit
+def _gather_hits(acc, b, src, live, wv, slot_ptr, g_ptr, N, W, D, offs_d, dmask):
+    """acc[r, :] += sum_s w[r, s] g[b, slot(b, src[r, s])] over the in-edges of each row whose
+    source is active in sample b; returns (acc, hits per row).
+
+    ``src``/``wv`` are [rows, K] tiles, so every slot lookup of a row is in flight at once;
+    the message rows are then gathered hit by hit (the t-th hit of each row in round t):
+    max-hits-per-row rounds, not K. (Measured on an H100 and dropped: a per-sample activity
+    bitmap tested before the slot lookup, 8% slower at N = 65k and 1.5x slower at 1M, since
+    it adds a dependent load to every lookup.)
+    """
+    sl = tl.load(slot_ptr + b.to(tl.int64) * N + src, mask=live, other=-1)
+    hit = live & (sl >= 0)
+    hit_i = hit.to(tl.int32)
+    hits = tl.sum(hit_i, axis=1)
+    rank = tl.cumsum(hit_i, axis=1) - 1
+    for t in range(tl.max(hits, axis=0)):
+        pick = hit & (rank == t)
+        sl_t = tl.sum(tl.where(pick, sl, 0), axis=1)
+        w_t = tl.sum(tl.where(pick, wv, 0.0), axis=1)
+        has = hits > t
+        grow = b.to(tl.int64) * W + sl_t
+        gv = tl.load(
+            g_ptr + grow[:, None] * D + offs_d[None, :],
+            mask=has[:, None] & dmask[None, :],
+            other=0.0,
+        )
+        acc += w_t[:, None] * gv
+    return acc, hits
+
+
+@triton.jit
+def _in_tiles(src_ptr, w_ptr, rows, rmask, K, KP: tl.constexpr):
+    """The [rows, K] in-edge tiles: source ids, live flags, weights."""
+    cols = tl.arange(0, KP)
+    m2 = rmask[:, None] & (cols[None, :] < K)
+    eoff = rows.to(tl.int64)[:, None] * K + cols[None, :]
+    src = tl.load(src_ptr + eoff, mask=m2, other=-1)
+    live = m2 & (src >= 0)
+    wv = tl.load(w_ptr + eoff, mask=live, other=0.0)
+    return tl.where(live, src, 0), live, wv
+
+
+@triton.jit
+def _scores_kernel(
+    src_ptr,
+    w_ptr,
+    slot_ptr,
+    g_ptr,
+    ap_ptr,
+    bias_ptr,
+    theta_ptr,
+    par_ptr,
+    alpha_ptr,
+    cand_ptr,
+    hits_ptr,
+    B,
+    N,
+    W,
+    D,
+    K,
+    BB: tl.constexpr,
+    BLOCK_N: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    KP: tl.constexpr,
+    COUNT: tl.constexpr,
+):
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rmask = rows < N
+    offs_d = tl.arange(0, BLOCK_D)
+    dmask = offs_d < D
+    src, live, wv = _in_tiles(src_ptr, w_ptr, rows, rmask, K, KP)
+    bias = tl.load(bias_ptr + offs_d, mask=dmask, other=0.0)
+    th = tl.load(theta_ptr + rows, mask=rmask, other=0.0)
+    gamma = tl.load(par_ptr)
+    inv_t = tl.load(par_ptr + 1)
+    for bi in range(BB):  # batch folding: the in-edge tiles serve BB samples
+        b = tl.program_id(1) * BB + bi
+        bok = (tl.zeros_like(rows) + b) < B  # as a [rows] vector (the interpreter wants one)
+        rm = rmask & bok
+        acc = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
+        acc, hits = _gather_hits(
+            acc, b, src, live & bok[:, None], wv, slot_ptr, g_ptr, N, W, D, offs_d, dmask
+        )
+        ht = tl.where(dmask[None, :], acc + bias[None, :], 0.0)
+        nrm = tl.sqrt(tl.sum(ht * ht, axis=1))
+        own = tl.load(slot_ptr + b * N + rows, mask=rm, other=-1)
+        ap = tl.load(ap_ptr + b * W + own, mask=rm & (own >= 0), other=0.0)
+        z = (ap + gamma * nrm - th) * inv_t
+        alpha = 1.0 / (1.0 + tl.exp(-z))
+        cand = (hits > 0) | (own >= 0)
+        tl.store(alpha_ptr + b * N + rows, tl.where(cand, alpha, 0.0), mask=rm)
+        tl.store(cand_ptr + b * N + rows, cand.to(tl.int8), mask=rm)
+        if COUNT:
+            tl.store(hits_ptr + b * N + rows, hits, mask=rm)
+
+
+@triton.jit
+def _inhibit_kernel(
+    alpha_ptr,
+    cand_ptr,
+    inh_ptr,
+    par_ptr,
+    score_ptr,
+    N,
+    KI,
+    BLOCK_N: tl.constexpr,
+    KIP: tl.constexpr,
+):
+    b = tl.program_id(1).to(tl.int64)
+    rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
+    rmask = rows < N
+    cols = tl.arange(0, KIP)
+    m2 = rmask[:, None] & (cols[None, :] < KI)
+    j = tl.load(inh_ptr + rows.to(tl.int64)[:, None] * KI + cols[None, :], mask=m2, other=-1)
+    ok = m2 & (j >= 0)
+    total = tl.sum(tl.load(alpha_ptr + b * N + j, mask=ok, other=0.0), axis=1)
+    cnt = tl.sum(ok.to(tl.float32), axis=1)
+    beta = tl.load(par_ptr + 2)
+    a = tl.load(alpha_ptr + b * N + rows, mask=rmask, other=0.0)
+    c = tl.load(cand_ptr + b * N + rows, mask=rmask, other=0)
+    score = a / (1.0 + beta * (total / tl.maximum(cnt, 1.0)))
+    tl.store(score_ptr + b * N + rows, tl.where(c != 0, score, float("-inf")), mask=rmask)
+
+
+@triton.jit
+def _update_kernel(
+    ids_ptr,
+    valid_ptr,
+    score_ptr,
+    src_ptr,
+    w_ptr,
+    slot_ptr,
+    g_ptr,
+    hprev_ptr,
+    bias_ptr,
+    lnw_ptr,
+    lnb_ptr,
+    h_ptr,
+    a_ptr,
+    N,
+    W,
+    W2,
+    D,
+    K,
+    eps,
+    BLOCK_W: tl.constexpr,
+    BLOCK_D: tl.constexpr,
+    KP: tl.constexpr,
+):
+    b = tl.program_id(1)
+    slots = tl.program_id(0) * BLOCK_W + tl.arange(0, BLOCK_W)
+    smask = slots < W2
+    offs_d = tl.arange(0, BLOCK_D)
+    dmask = offs_d < D
+    node = tl.load(ids_ptr + b * W2 + slots, mask=smask, other=0)
+    v = tl.load(valid_ptr + b * W2 + slots, mask=smask, other=0) != 0
+    vm = smask & v
+    acc = tl.zeros([BLOCK_W, BLOCK_D], dtype=tl.float32)
+    src, live, wv = _in_tiles(src_ptr, w_ptr, node, vm, K, KP)
+    acc, hits = _gather_hits(acc, b, src, live, wv, slot_ptr, g_ptr, N, W, D, offs_d, dmask)
+    bias = tl.load(bias_ptr + offs_d, mask=dmask, other=0.0)
+    own = tl.load(slot_ptr + b * N + node, mask=vm, other=-1)
+    prow = (b * W + own).to(tl.int64)
+    hp = tl.load(
+        hprev_ptr + prow[:, None] * D + offs_d[None, :],
+        mask=(vm & (own >= 0))[:, None] & dmask[None, :],
+        other=0.0,
+    )
+    x = tl.where(dmask[None, :], acc + bias[None, :] + hp, 0.0)
+    mean = tl.sum(x, axis=1) / D
+    xc = tl.where(dmask[None, :], x - mean[:, None], 0.0)
+    var = tl.sum(xc * xc, axis=1) / D
+    rstd = 1.0 / tl.sqrt(var + eps)
+    lw = tl.load(lnw_ptr + offs_d, mask=dmask, other=0.0)
+    lb = tl.load(lnb_ptr + offs_d, mask=dmask, other=0.0)
+    a = tl.load(score_ptr + b * N + node, mask=vm, other=0.0)
+    a = tl.where(vm, a, 0.0)
+    y = (xc * rstd[:, None] * lw[None, :] + lb[None, :]) * a[:, None]
+    tl.store(
+        h_ptr + (b * W2 + slots)[:, None].to(tl.int64) * D + offs_d[None, :],
+        y,
+        mask=smask[:, None] & dmask[None, :],
+    )
+    tl.store(a_ptr + b * W2 + slots, a, mask=smask)
+
+
+# ------------------------------------------------------------------------------- launchers
+_SCALARS: dict = {}
+
+
+def device_scalars(values: tuple[float, ...], device, dtype=torch.float32) -> torch.Tensor:
+    """Kernel scalars as a cached device tensor: created once per (values, device), so a step
+    makes no host-to-device copy (which would stall the host, and is illegal inside a CUDA
+    graph capture)."""
+    key = (values, str(device), dtype)
+    t = _SCALARS.get(key)
+    if t is None:
+        if len(_SCALARS) > 256:
+            _SCALARS.clear()
+        t = _SCALARS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return t
+
+
+def graph_tables(in_idx: torch.Tensor, in_mask: torch.Tensor, inh_idx, inh_valid):
+    """int32 ELL tables with -1 on dead slots: (src [N, K], inh [N, K_inh])."""
+    src = torch.where(in_mask, in_idx, torch.full_like(in_idx, -1)).to(torch.int32).contiguous()
+    inh = torch.where(inh_valid, inh_idx, torch.full_like(inh_idx, -1)).to(torch.int32)
+    return src, inh.contiguous()
+
+
+def slot_map(ids: torch.Tensor, valid: torch.Tensor, n: int) -> torch.Tensor:
+    """[B, N] int32: slot of node j in sample b's active state, -1 if inactive."""
+    b, w = ids.shape
+    out = torch.full((b, n), -1, dtype=torch.int32, device=ids.device)
+    slots = torch.arange(w, dtype=torch.int32, device=ids.device).expand(b, w)
+    vals = torch.where(valid, slots, torch.full_like(slots, -1))
+    # no boolean indexing (a host sync): padding slots scatter -1, and amax keeps real slots
+    return out.scatter_reduce_(1, ids, vals, reduce="amax", include_self=True)
+
+
+TUNING = {"BB": 1, "BLOCK_N": 16, "num_warps": 4}
+"""Launch parameters of the scores kernel: samples per program (batch folding: the in-edge
+tiles are loaded once for BB samples), rows per program, warps. Defaults are the fastest of
+``studies/gpu_kernels/step_bench.py --tune`` on an H100 at N = 65k (BB 1, 16 rows, 4 warps:
+5.0 ms; BB 8: 6.2 ms; 8 warps: 6.6 ms). Batch folding does not pay here: the tiles are
+L2-resident anyway."""
+
+
+def scores(src, w, slots, g, alpha_prev, bias, theta, gamma, temperature, beta, count=False):
+    """Step 1: (alpha [B, N] (0 off the candidates), candidate flag [B, N] int8, kernel
+    scalars, hits per row [B, N] or None)."""
+    check_device(src, w, slots, g)
+    bsz, n = slots.shape
+    width = alpha_prev.shape[1]
+    d = g.shape[-1]
+    dev = g.device
+    par = device_scalars((float(gamma), 1.0 / float(temperature), float(beta)), dev)
+    alpha = torch.empty(bsz, n, dtype=torch.float32, device=dev)
+    cand = torch.empty(bsz, n, dtype=torch.int8, device=dev)
+    hits = torch.empty(bsz, n, dtype=torch.int32, device=dev) if count else alpha
+    bb, block_n = int(TUNING["BB"]), int(TUNING["BLOCK_N"])
+    grid = (triton.cdiv(n, block_n), triton.cdiv(bsz, bb))
+    _scores_kernel[grid](
+        src,
+        w.float().contiguous(),
+        slots,
+        g.float().contiguous(),
+        alpha_prev.float().contiguous(),
+        bias.float().contiguous(),
+        theta.float().contiguous(),
+        par,
+        alpha,
+        cand,
+        hits,
+        bsz,
+        n,
+        width,
+        d,
+        src.shape[1],
+        BB=bb,
+        BLOCK_N=block_n,
+        BLOCK_D=next_pow2(d),
+        KP=next_pow2(src.shape[1]),
+        COUNT=bool(count),
+        num_warps=int(TUNING["num_warps"]),
+    )
+    return alpha, cand, par, (hits if count else None)
+
+
+def inhibit(alpha, cand, inh, par):
+    """Step 2: divisive inhibition on candidates, -inf elsewhere: score [B, N]."""
+    bsz, n = alpha.shape
+    score = torch.empty_like(alpha)
+    _inhibit_kernel[(triton.cdiv(n, _BLOCK_I), bsz)](
+        alpha,
+        cand,
+        inh,
+        par,
+        score,
+        n,
+        inh.shape[1],
+        BLOCK_N=_BLOCK_I,
+        KIP=next_pow2(inh.shape[1]),
+    )
+    return score
+
+
+def update(ids, valid, score, src, w, slots, g, hprev, bias, ln_w, ln_b):
+    """Step 4: (h [B, W', d], alpha [B, W']) of the winners."""
+    bsz, w2 = ids.shape
+    n = slots.shape[1]
+    width, d = hprev.shape[1], hprev.shape[2]
+    dev = g.device
+    h = torch.empty(bsz, w2, d, dtype=torch.float32, device=dev)
+    a = torch.empty(bsz, w2, dtype=torch.float32, device=dev)
+    _update_kernel[(triton.cdiv(w2, _BLOCK_W), bsz)](
+        ids.contiguous(),
+        valid.to(torch.int8).contiguous(),
+        score,
+        src,
+        w.float().contiguous(),
+        slots,
+        g.float().contiguous(),
+        hprev.float().contiguous(),
+        bias.float().contiguous(),
+        ln_w.float().contiguous(),
+        ln_b.float().contiguous(),
+        h,
+        a,
+        n,
+        width,
+        w2,
+        d,
+        src.shape[1],
+        LN_EPS,
+        BLOCK_W=_BLOCK_W,
+        BLOCK_D=next_pow2(d),
+        KP=next_pow2(src.shape[1]),
+    )
+    return h, a
+
+
+def compact(mask: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """[B, N] mask -> (ids [B, width] ascending, padded with 0; valid [B, width]) without a
+    host sync (a cumsum and one scatter; entries past ``width`` go to a dump column)."""
+    bsz, n = mask.shape
+    pos = mask.to(torch.int32).cumsum(1, dtype=torch.int32) - 1
+    keep = mask & (pos < width)
+    dest = torch.where(keep, pos, torch.full_like(pos, width)).to(torch.int64)
+    ids = torch.zeros(bsz, width + 1, dtype=torch.int64, device=mask.device)
+    node = torch.arange(n, device=mask.device).expand(bsz, n)
+    ids.scatter_(1, dest, node)
+    count = keep.sum(1, keepdim=True)
+    valid = torch.arange(width, device=mask.device).unsqueeze(0) < count
+    return torch.where(valid, ids[:, :width], torch.zeros_like(ids[:, :width])), valid
