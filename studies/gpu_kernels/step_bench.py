@@ -79,7 +79,7 @@ def run(
         st = ref.ignite(
             sp, sa, graph, sigma=cfg.sigma_ign, eps=cfg.eps_active, cap=cfg.k_active, method="radix"
         )
-        h0 = model.w_init(x.mean(1)).unsqueeze(1)
+        h0 = torch.randn(*st.ids.shape, HIDDEN, device="cuda")  # any state: the step is timed
         st = ActiveState(
             ids=st.ids,
             valid=st.valid,
