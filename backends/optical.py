@@ -158,12 +158,20 @@ def resolve_offload(offload: dict[str, str] | None) -> dict[str, str]:
     return out
 
 
-def load_optical_preset(preset: str | Path | None) -> optics.OpticalPreset:
-    """A packaged optics preset by name (default ``'ideal'``) or a preset TOML file by path.
+def load_optical_preset(preset: str | Path | optics.OpticalPreset | None) -> optics.OpticalPreset:
+    """A packaged optics preset by name (default ``'ideal'``), a preset TOML file by path, or an
+    :class:`rsgn.optics.OpticalPreset` object (returned as is, e.g. one with fields overridden).
 
-    Any problem (unknown name, unreadable file, invalid value) is an RsgnError with the optics
-    loader's one-line message.
+    Any problem (unknown name, unreadable file, invalid value, wrong type) is an RsgnError with a
+    one-line message.
     """
+    if isinstance(preset, optics.OpticalPreset):
+        return preset
+    if preset is not None and not isinstance(preset, str | Path):
+        raise RsgnError(
+            f"optical preset must be a name, a TOML path or an OpticalPreset, got "
+            f"{type(preset).__name__}"
+        )
     name = "ideal" if preset is None else preset
     try:
         if isinstance(name, Path) or str(name).endswith(".toml") or "/" in str(name):
@@ -356,19 +364,26 @@ class OpticalBackend(TorchBackend):
 
     Parameters
     ----------
-    preset : optics preset name (``'ideal'``, ``'bench'``, ...) or path of a preset TOML file.
+    preset : optics preset name (``'ideal'``, ``'bench'``, ``'lowpower'``, ...), path of a preset
+        TOML file, or an :class:`rsgn.optics.OpticalPreset` object.
     device : torch device of the electronic ops (the optics run in numpy on the CPU).
     seed : seeds every noise draw (static device errors and per-call detector noise).
     offload : op -> mode overrides of :data:`DEFAULT_OFFLOAD` (modes in :data:`OFFLOAD_MODES`).
     noise : detector noise and device errors on/off; default on unless the preset is ``ideal``.
     reference : run the torch backend alongside each batch and report the agreement.
+
+    ``graph`` and ``ignite`` are overridden as whole ops, not through the torch backend's
+    ``edge_distances`` / ``nearest_spark`` / ``spark_distances`` hooks: the optical ops count
+    different events (laser, SLM, detector, ADC instead of the distance MACs), and ignition
+    inverts the *selected* noisy readings, which ``spark_distances`` (no node or token ids) cannot
+    find again.
     """
 
     name = "optical"
 
     def __init__(
         self,
-        preset: str | Path | None = None,
+        preset: str | Path | optics.OpticalPreset | None = None,
         device: str | torch.device | None = None,
         seed: int = 0,
         offload: dict[str, str] | None = None,
@@ -869,7 +884,7 @@ def accuracy_vs_torch(
     model: RSGN,
     x: torch.Tensor,
     y: torch.Tensor,
-    preset: str | Path = "bench",
+    preset: str | Path | optics.OpticalPreset = "bench",
     seeds: int | list[int] = 5,
     *,
     offload: dict[str, str] | None = None,
@@ -916,7 +931,7 @@ def accuracy_vs_torch(
     else:
         half = 0.0
     return {
-        "preset": str(preset),
+        "preset": preset.name if isinstance(preset, optics.OpticalPreset) else str(preset),
         "seeds": seed_list,
         "n_samples": int(x.shape[0]),
         "torch_accuracy": acc_ref,

@@ -159,10 +159,7 @@ class OpticalAwareBackend(TorchBackend):
         noise: bool | None = None,
     ) -> None:
         super().__init__(device=device)
-        if isinstance(preset, optics.OpticalPreset):
-            self.preset = preset
-        else:
-            self.preset = load_optical_preset("bench" if preset is None else preset)
+        self.preset = load_optical_preset("bench" if preset is None else preset)
         if not isinstance(seed, int) or seed < 0:
             raise RsgnError(f"seed must be a non-negative integer, got {seed!r}")
         self.seed = seed

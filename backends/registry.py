@@ -46,7 +46,8 @@ register(
     "optical",
     "rsgn.backends.optical",
     "OpticalBackend",
-    "simulated opto-electronic Poincare core (optics presets ideal, bench); not differentiable",
+    "simulated opto-electronic Poincare core (optics presets ideal, bench, lowpower); "
+    "not differentiable",
 )
 register(
     "optical-aware",

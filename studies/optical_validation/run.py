@@ -2,6 +2,7 @@
 hardware-aware training, on both paper tasks.
 
     OMP_NUM_THREADS=1 python studies/optical_validation/run.py [--quick] [--out DIR]
+        [--hwaware | --all] [--tasks T1,T2] [--trainings K1,K2] [--train-seed S]
 
 Per task: train a small RSGN on ``torch`` (plain) and on ``optical-aware`` (bench-preset
 surrogates in the loop); evaluate both on the torch reference and on the ``optical`` backend
@@ -11,6 +12,12 @@ over noise seeds, modelled energy per inference from the optical program's repor
 modelled energy per inference of the optical core vs the electronic (torch) path as a function
 of node count, ADC precision and beam encoder.  Checkpoints go to ``OUT/runs`` (regenerated;
 not committed); ``results.json``, ``sweeps.csv``, ``energy_vs_nodes.csv`` and PNG plots to OUT.
+
+``--hwaware`` runs only the hardware-aware-training rows (:func:`run_hwaware`): per task a plain,
+a bench-aware and a ``lowpower``-aware model (larger data sets: 2,000 / 1,000 validation samples),
+each evaluated on torch and on the optical core at ``bench`` and ``lowpower`` with 10 noise
+seeds; paired gaps with two-way-bootstrap 95% CIs into ``hwaware.json/.csv/.png``.  ``--all``
+runs both parts.
 """
 
 from __future__ import annotations
@@ -35,7 +42,6 @@ from rsgn.backends.optical import (
     OpticalBackend,
     accuracy_vs_torch,
     build_energy_table,
-    integration_time,
 )
 from rsgn.backends.optical_aware import OpticalAwareBackend
 from rsgn.backends.torch_backend import TorchBackend
@@ -47,14 +53,53 @@ from rsgn.train import train
 
 HERE = Path(__file__).resolve().parent
 
+# The first study's model: the library defaults when it ran (d_hidden 128, affinity rank 32, no
+# token encoder, no token skip path), pinned so that later default changes do not change it.
+FIRST = [
+    "model.d_hidden=128",
+    "model.affinity_rank=32",
+    "model.encoder_width=0",
+    "model.token_skip=false",
+]
 TASKS_FULL = {
-    "hierarchical": (["data.n_samples=3000", "train.lr=3e-3"], 8),
-    "long-range": (["data.n_samples=1500", "model.n_steps=5", "train.lr=3e-3"], 6),
+    "hierarchical": (["data.n_samples=3000", "train.lr=3e-3", *FIRST], 8),
+    "long-range": (["data.n_samples=1500", "model.n_steps=5", "train.lr=3e-3", *FIRST], 6),
 }
 TASKS_QUICK = {
-    "hierarchical": (["data.n_samples=500", "train.lr=3e-3", "model.n_nodes=128"], 2),
-    "long-range": (["data.n_samples=300", "model.n_steps=2", "train.lr=3e-3"], 1),
+    "hierarchical": (["data.n_samples=500", "train.lr=3e-3", "model.n_nodes=128", *FIRST], 2),
+    "long-range": (["data.n_samples=300", "model.n_steps=2", "train.lr=3e-3", *FIRST], 1),
 }
+
+# Hardware-aware training rows (--hwaware): larger data sets so that the validation split has
+# 2,000 (hierarchical) / 1,000 (long-range) samples; the model settings the first study used are
+# pinned explicitly, so a change of the library defaults does not change these runs.
+PINNED = [
+    "model.n_nodes=256",
+    "model.d_hidden=128",
+    "model.affinity_rank=32",
+    "model.d_space=3",
+    "model.init_state=mean",
+    "model.spark_context=1",
+    "model.target_active=0.05",
+    "model.encoder_width=0",
+    "model.token_skip=false",
+    "train.lr=3e-3",
+]
+HWAWARE_TASKS = {
+    "hierarchical": (["data.n_samples=10000", *PINNED, "model.n_steps=5"], 8),
+    "long-range": (["data.n_samples=5000", *PINNED, "model.n_steps=5"], 6),
+}
+HWAWARE_TASKS_QUICK = {
+    "hierarchical": (["data.n_samples=500", *PINNED, "model.n_nodes=128", "model.n_steps=3"], 2),
+    "long-range": (["data.n_samples=300", *PINNED, "model.n_steps=2"], 1),
+}
+HARSH = "lowpower"
+HWAWARE_TRAININGS = (
+    # (row name, training backend, training preset)
+    ("plain", "torch", None),
+    ("aware-bench", "optical-aware", "bench"),
+    (f"aware-{HARSH}", "optical-aware", HARSH),
+)
 
 BENCH = optics.load_preset("bench")
 ENOB_DEFICIT = BENCH.adc.bits - BENCH.adc.enob  # 2.11 bits, kept when the ADC bits are swept
@@ -114,12 +159,18 @@ def override(p: optics.OpticalPreset, changes: dict[str, float]) -> optics.Optic
 
 def optical_backend(p: optics.OpticalPreset, seed: int) -> OpticalBackend:
     """The optical backend (noise on) on a preset object (fields possibly overridden)."""
-    be = OpticalBackend("bench", seed=seed, noise=True, reference=False)
-    be.preset, be.preset_name = p, p.name
-    be.det = p.detector_params()
-    be.t_int = integration_time(p)
-    be.table = build_energy_table(p, be.energy_table_name)
-    return be
+    return OpticalBackend(p, seed=seed, noise=True, reference=False)
+
+
+def machine_info() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def ci95(vals: list[float]) -> tuple[float, float]:
@@ -157,14 +208,17 @@ def optical_eval(net, x, y, p, seeds, bs=300) -> dict:
     }
 
 
-def train_or_load(task, overrides, epochs, backend, out: Path, log) -> tuple[RSGN, dict, object]:
+def train_or_load(
+    task, overrides, epochs, backend, out: Path, log, preset: str | None = None
+) -> tuple[RSGN, dict, object]:
+    """Train (or reuse the complete checkpoint in ``out``) on ``backend`` with ``preset``."""
     cfg = apply_overrides(load_config(None), [*overrides, f"train.epochs={epochs}"])
     ds = make_task(task, cfg.data, seed=cfg.train.seed)
     ck = out / "checkpoint.pt"
     if ck.exists() and read_checkpoint(ck).get("complete"):
         metrics = json.loads((out / "metrics.json").read_text())
     else:
-        metrics = train(cfg, ds, out, backend=backend, resume=ck.exists(), log=log)
+        metrics = train(cfg, ds, out, backend=backend, preset=preset, resume=ck.exists(), log=log)
     net, _, _ = load_model(ck)
     return net.eval(), metrics, ds
 
@@ -326,15 +380,270 @@ def plot(results: dict, out: Path) -> None:
     plt.close(fig)
 
 
+# ---------------------------------------------------------------------------------- hw-aware
+def per_sample_correct(program, x: torch.Tensor, y: torch.Tensor, bs: int = 500) -> np.ndarray:
+    """0/1 correctness of every sample (float64 array)."""
+    pred, _ = predict(program, x, bs)
+    return (pred == y.cpu()).double().numpy()
+
+
+def paired_gap(
+    c_ref: np.ndarray, c_opt: np.ndarray, n_boot: int = 2000, seed: int = 0
+) -> dict[str, float]:
+    r"""Paired accuracy gap :math:`\bar g = \frac{1}{Sn}\sum_{s,i}(c^{ref}_i - c^{opt}_{s,i})` of
+    a reference correctness vector ``c_ref`` [n] and optical correctness ``c_opt`` [S, n] (same
+    validation samples, S noise seeds), in points of accuracy.
+
+    95% CI: percentile interval of a two-way bootstrap that resamples both the validation samples
+    and the noise seeds (``n_boot`` resamples), so it covers the validation-sampling error and
+    the device/noise-seed error together (two-way resampling is slightly conservative).  Also
+    given: the two one-way standard errors, over samples :math:`sd_i(D_i)/\sqrt n` with
+    :math:`D_i = c^{ref}_i - \bar c^{opt}_{\cdot i}`, and over seeds :math:`sd_s(g_s)/\sqrt S`.
+    """
+    c_opt = np.atleast_2d(c_opt)
+    s_n, n = c_opt.shape
+    diff = c_ref[None, :] - c_opt  # [S, n]
+    rng = np.random.default_rng(seed)
+    boots = np.empty(n_boot)
+    for b in range(n_boot):
+        si = rng.integers(0, s_n, s_n)
+        ii = rng.integers(0, n, n)
+        boots[b] = diff[np.ix_(si, ii)].mean()
+    d_i = diff.mean(0)
+    g_s = diff.mean(1)
+    lo, hi = np.percentile(boots, [2.5, 97.5])
+    return {
+        "gap_points": 100 * float(diff.mean()),
+        "ci95_points": [100 * float(lo), 100 * float(hi)],
+        "se_samples_points": 100 * float(d_i.std(ddof=1) / math.sqrt(n)),
+        "se_seeds_points": 100 * float(g_s.std(ddof=1) / math.sqrt(s_n)) if s_n > 1 else 0.0,
+        "n_samples": int(n),
+        "n_seeds": int(s_n),
+    }
+
+
+def preset_summary(p: optics.OpticalPreset) -> dict:
+    """The target-relevant constants of a preset, as written in its TOML (value and unit)."""
+    keys = (
+        "laser.optical_power",
+        "detector.bandwidth",
+        "detector.load_resistance",
+        "adc.bits",
+        "adc.enob",
+        "devices.extinction_ratio",
+        "devices.insertion_loss_db",
+        "devices.angle_error",
+        "devices.retardance_error",
+    )
+    return {k: p.provenance[k].given for k in keys}
+
+
+def run_hwaware(
+    out: Path,
+    quick: bool,
+    n_seeds: int,
+    log,
+    *,
+    task_names: list[str] | None = None,
+    train_seed: int = 0,
+    trainings: list[str] | None = None,
+) -> dict:
+    """With and without hardware-aware training at the bench and the harsh preset, both tasks.
+
+    Per task, three trainings with the same seed and data: ``plain`` (torch), ``aware-bench``
+    and ``aware-<HARSH>`` (optical-aware with that preset's surrogates).  Each model is evaluated
+    on torch and on the optical backend at both presets with ``n_seeds`` noise seeds on the whole
+    validation split; gaps are paired (same samples) with :func:`paired_gap`.  ``train_seed``
+    other than 0 (a replicate: new initialisation, data order and task instance, since the data
+    generator is seeded with it too) adds ``train.seed`` and a ``_s<seed>`` run-folder suffix;
+    ``task_names`` / ``trainings`` restrict the tasks and training rows (``plain`` is always run:
+    it is the reference).
+    """
+    t0 = time.perf_counter()
+    tasks = dict(HWAWARE_TASKS_QUICK if quick else HWAWARE_TASKS)
+    if task_names:
+        tasks = {t: tasks[t] for t in task_names}
+    if train_seed:
+        tasks = {t: ([*ov, f"train.seed={train_seed}"], ep) for t, (ov, ep) in tasks.items()}
+    suffix = f"_s{train_seed}" if train_seed else ""
+    kinds = [
+        k for k in HWAWARE_TRAININGS if trainings is None or k[0] in trainings or k[0] == "plain"
+    ]
+    presets = {name: optics.load_preset(name) for name in ("bench", HARSH)}
+    seeds = list(range(n_seeds))
+    res: dict = {
+        "presets": {k: preset_summary(p) for k, p in presets.items()},
+        "n_seeds": n_seeds,
+        "ci_method": "two-way bootstrap over validation samples and noise seeds, 2000 resamples",
+        "train_seed": train_seed,
+        "tasks": {},
+    }
+    rows = []
+    for task, (ov, epochs) in tasks.items():
+        tr: dict = {"overrides": ov, "epochs": epochs, "models": {}}
+        correct: dict = {}
+        for kind, backend, tpreset in kinds:
+            print(f"[{time.perf_counter() - t0:6.0f}s] hwaware {task}: {kind}", file=log)
+            net, metrics, ds = train_or_load(
+                task,
+                ov,
+                epochs,
+                backend,
+                out / "runs" / "hwaware" / f"{task}_{kind}{suffix}",
+                log,
+                preset=tpreset,
+            )
+            x, y = ds.x_val, ds.y_val
+            c_t = per_sample_correct(TorchBackend().prepare(net), x, y)
+            entry = {
+                "training_backend": backend,
+                "training_preset": tpreset,
+                "train_seconds": metrics["train_seconds"],
+                "n_train": int(len(ds.y_train)),
+                "n_val": int(len(y)),
+                "torch_accuracy": float(c_t.mean()),
+                "optical": {},
+            }
+            correct[kind] = {"torch": c_t}
+            for pname, p in presets.items():
+                te = time.perf_counter()
+                c_o = np.stack(
+                    [per_sample_correct(optical_backend(p, s).prepare(net), x, y) for s in seeds]
+                )
+                correct[kind][pname] = c_o
+                acc_s = c_o.mean(1)
+                entry["optical"][pname] = {
+                    "accuracy_mean": float(acc_s.mean()),
+                    "accuracy_per_seed": acc_s.tolist(),
+                    "drop_vs_own_torch": paired_gap(c_t, c_o),
+                    "eval_seconds": time.perf_counter() - te,
+                }
+            tr["models"][kind] = entry
+        # the issue's target: plain model on torch (the reference) vs each model on the core
+        ref = correct["plain"]["torch"]
+        tr["gap_vs_torch_reference"] = {
+            pname: {kind: paired_gap(ref, correct[kind][pname]) for kind in correct}
+            for pname in presets
+        }
+        for pname in presets:
+            for kind in correct:
+                g = tr["gap_vs_torch_reference"][pname][kind]
+                m = tr["models"][kind]
+                rows.append(
+                    {
+                        "task": task,
+                        "train_seed": train_seed,
+                        "training": kind,
+                        "eval_preset": pname,
+                        "n_val": m["n_val"],
+                        "n_seeds": n_seeds,
+                        "torch_accuracy_reference": float(ref.mean()),
+                        "torch_accuracy_own": m["torch_accuracy"],
+                        "optical_accuracy": m["optical"][pname]["accuracy_mean"],
+                        "gap_vs_reference_points": g["gap_points"],
+                        "gap_ci95_lo": g["ci95_points"][0],
+                        "gap_ci95_hi": g["ci95_points"][1],
+                        "drop_vs_own_torch_points": m["optical"][pname]["drop_vs_own_torch"][
+                            "gap_points"
+                        ],
+                    }
+                )
+        res["tasks"][task] = tr
+    res["rows"] = rows
+    res["wall_seconds"] = time.perf_counter() - t0
+    return res
+
+
+def write_hwaware(res: dict, out: Path, stem: str = "hwaware") -> None:
+    """``STEM.json``, ``STEM.csv`` and ``STEM.png`` (gap with CI per task/preset)."""
+    (out / f"{stem}.json").write_text(json.dumps(res, indent=1, default=float))
+    rows = res["rows"]
+    with open(out / f"{stem}.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(res["tasks"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+    kinds = list(dict.fromkeys(r["training"] for r in rows))
+    for j, task in enumerate(tasks):
+        ax = axes[0, j]
+        sub = [r for r in rows if r["task"] == task]
+        pnames = list(dict.fromkeys(r["eval_preset"] for r in sub))
+        for i, kind in enumerate(kinds):
+            pts = [
+                next(r for r in sub if r["training"] == kind and r["eval_preset"] == p)
+                for p in pnames
+            ]
+            xs = np.arange(len(pnames)) + (i - (len(kinds) - 1) / 2) * 0.25
+            g = np.array([r["gap_vs_reference_points"] for r in pts])
+            lo = g - np.array([r["gap_ci95_lo"] for r in pts])
+            hi = np.array([r["gap_ci95_hi"] for r in pts]) - g
+            ax.bar(xs, g, width=0.25, color=f"C{i}", label=f"{kind} training")
+            ax.errorbar(xs, g, yerr=[lo, hi], fmt="none", color="k", capsize=3)
+        ax.axhline(1.0, color="grey", ls=":", lw=1)
+        ax.axhline(0.0, color="k", lw=0.5)
+        ax.set_xticks(range(len(pnames)), [f"optical {p}" for p in pnames])
+        ax.set_ylabel("torch reference acc. - optical acc. (points)")
+        ax.set_title(
+            f"{task}, train seed {sub[0]['train_seed']} (n_val {sub[0]['n_val']}, "
+            f"{sub[0]['n_seeds']} noise seeds, 95% CI)"
+        )
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / f"{stem}.png", dpi=110)
+    plt.close(fig)
+
+
 # ---------------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny run (< 3 min): checks the pipeline")
     ap.add_argument("--out", type=Path, default=None, help="output folder")
+    ap.add_argument(
+        "--hwaware",
+        action="store_true",
+        help="run only the hardware-aware-training rows (bench and harsh preset) -> hwaware.*",
+    )
+    ap.add_argument(
+        "--all", action="store_true", help="run the sweeps and then the hardware-aware rows"
+    )
+    ap.add_argument("--tasks", default=None, help="--hwaware: comma-separated task subset")
+    ap.add_argument(
+        "--train-seed", type=int, default=0, help="--hwaware: training seed (replicates)"
+    )
+    ap.add_argument(
+        "--trainings", default=None, help="--hwaware: subset of plain,aware-bench,aware-lowpower"
+    )
     args = ap.parse_args(argv)
     out = args.out or HERE / ("results_quick" if args.quick else "results")
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
+    if args.hwaware or args.all:
+        res = run_hwaware(
+            out,
+            args.quick,
+            2 if args.quick else 10,
+            sys.stderr,
+            task_names=args.tasks.split(",") if args.tasks else None,
+            train_seed=args.train_seed,
+            trainings=args.trainings.split(",") if args.trainings else None,
+        )
+        res["command"] = "OMP_NUM_THREADS=1 python studies/optical_validation/run.py " + " ".join(
+            a for a in (argv if argv is not None else sys.argv[1:])
+        )
+        res["machine"] = machine_info()
+        default = not (args.tasks or args.train_seed or args.trainings)
+        write_hwaware(res, out, "hwaware" if default else f"hwaware_seed{args.train_seed}")
+        print(
+            json.dumps({"hwaware_rows": res["rows"], "wall_seconds": res["wall_seconds"]}, indent=1)
+        )
+        if args.hwaware:
+            return 0
     tasks = TASKS_QUICK if args.quick else TASKS_FULL
     head_seeds = list(range(2 if args.quick else 5))
     sweep_seeds = list(range(2 if args.quick else 3))
@@ -342,14 +651,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "command": "OMP_NUM_THREADS=1 python studies/optical_validation/run.py"
         + (" --quick" if args.quick else ""),
-        "machine": {
-            "platform": platform.platform(),
-            "processor": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": machine_info(),
         "bench_preset": {
             "laser_optical_power_W": BENCH.laser.optical_power,
             "detector_bandwidth_Hz": BENCH.detector.bandwidth,
