@@ -16,6 +16,8 @@ lstm                 long-range              563,722      563,722      same
 mlp                  hierarchical            281,364      281,364      hidden 128, 128
 moe                  (not in the paper)      --           407,188      8 experts of width 64,
                                                                        top-1: ~ transformer
+conv                 (not in the paper)      --           11,604       width 5, 64 channels,
+                                                                       max-pool over tokens
 ==================== ======================= ============ ============ =====================
 
 The counts fix the sizes the paper leaves open: the Transformer has a 4x feed-forward width
@@ -442,6 +444,45 @@ class MLP(Baseline):
         )
 
 
+class ConvPool(Baseline):
+    """One width-w convolution over tokens, GELU, max-pool over tokens, linear classifier:
+    logits = W_s max_t GELU(E *_w x)_t + b_s. Not in the paper: it is exactly the RSGN's
+    ``token_skip`` path alone (``encoder_width`` w, ``encoder_dim`` channels), the ablation
+    point "RSGN removed".
+
+    Parameters::
+
+        (w d_in c + c) + (c C + C)
+
+    w 5, c 64, d_in 32, C 20: 11,604.
+    """
+
+    model_name = "conv"
+
+    def __init__(
+        self, d_in: int, n_classes: int, seq_len: int, width: int = 5, channels: int = 64
+    ) -> None:
+        super().__init__(
+            d_in=d_in, n_classes=n_classes, seq_len=seq_len, width=width, channels=channels
+        )
+        _check_positive(self.model_name, width=width, channels=channels)
+        self.width = width
+        self.conv = nn.Conv1d(d_in, channels, width)
+        self.out = nn.Linear(channels, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self._check_input(x)
+        left = (self.width - 1) // 2
+        xt = F.pad(x.transpose(1, 2), (left, self.width - 1 - left))  # 'same' padding
+        return self.out(F.gelu(self.conv(xt)).amax(2))
+
+    @classmethod
+    def param_formula(
+        cls, d_in: int, n_classes: int, seq_len: int, width: int = 5, channels: int = 64
+    ) -> int:
+        return (width * d_in * channels + channels) + (channels * n_classes + n_classes)
+
+
 def load_balancing_loss(router_probs: torch.Tensor, expert_index: torch.Tensor) -> torch.Tensor:
     """Switch Transformer load-balancing loss ``E * sum_e f_e P_e``.
 
@@ -613,7 +654,7 @@ class MoETransformer(_EncoderBase):
 
 
 MODEL_CLASSES: dict[str, type[Baseline]] = {
-    c.model_name: c for c in (Transformer, SparseTransformer, BiLSTM, MLP, MoETransformer)
+    c.model_name: c for c in (Transformer, SparseTransformer, BiLSTM, MLP, MoETransformer, ConvPool)
 }
 BASELINES: tuple[str, ...] = tuple(MODEL_CLASSES)
 
@@ -714,6 +755,7 @@ __all__ = [
     "TASK_SHAPES",
     "Baseline",
     "BiLSTM",
+    "ConvPool",
     "MLP",
     "MoELayer",
     "MoETransformer",

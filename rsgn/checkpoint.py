@@ -113,11 +113,24 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return payload
 
 
+# Model options added after checkpoints already existed, with the value that reproduces the
+# model those checkpoints were saved from (a missing key must not take today's default).
+_LEGACY_MODEL_KEYS = {"encoder_width": 0, "token_skip": False, "node_code": 0}
+
+
+def _with_legacy_keys(config: dict) -> dict:
+    """The saved config with every later-added model option set to its pre-existing value."""
+    model = config.get("model")
+    if not isinstance(model, dict):
+        return config
+    return {**config, "model": {**_LEGACY_MODEL_KEYS, **model}}
+
+
 def load_model(path: str | Path):
     """Rebuild the model of a checkpoint (the RSGN or a baseline, by the recorded model name):
     returns (model, RunConfig, payload)."""
     payload = read_checkpoint(path)
-    cfg = RunConfig.from_dict(payload["config"], where=str(path))
+    cfg = RunConfig.from_dict(_with_legacy_keys(payload["config"]), where=str(path))
     name = payload.get("model", "rsgn")
     if name == "rsgn":
         from rsgn.model import RSGN

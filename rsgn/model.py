@@ -8,24 +8,31 @@ l_i                    hierarchical levels [N]
 u_i, v_i               low-rank affinity factors [N, r]; a_ij = u_i . v_j (+ Hebbian part)
 f_emb, s               spark embedding MLP d_in -> 4D -> D (tanh out) and its scale s
 W_h, b_h, LN           message transform and LayerNorm (d x d)
-W_init                 initial node state d_in -> d
+W_init                 initial node state F -> d
 W_o                    readout d -> C
+E, W_c, c_i, W_s       options beyond the paper (``cfg``): token encoder d_in -> F (width w),
+                       node codes, token skip path F -> C
 
 Forward pass (``cfg.n_steps`` steps)
 ------------------------------------
+0. encode: e_t = GELU(E *_w x)_t, a width-w convolution over tokens (``encoder_width`` w > 0,
+           F = ``encoder_dim`` channels), or e_t = x_t (the paper, w = 0, F = d_in).
 1. graph:  w_ji = sigmoid(a_ij) exp(-d_H(p_i,p_j)/tau) softplus(l_i - l_j + 1) on each node's
            k in-edges (hyperbolic k nearest neighbours + sprouted edges), w_ii = 0.
-2. ignite: sparks s_t = expmap0(s f_emb(x_t)); alpha_i(0) = max_t exp(-d_H(s_t,p_i)^2/2sigma^2),
+2. ignite: sparks s_t = expmap0(s f_emb(e_t)); alpha_i(0) = max_t exp(-d_H(s_t,p_i)^2/2sigma^2),
            capped to the k_active largest (exact radix select);
-           h_i(0) = alpha_i(0) W_init x_{t*(i)} ('routed': t* is the spark that lit i),
-           alpha_i(0) W_init mean_t x_t ('mean', the paper's code) or
-           alpha_i(0) W_init (x_{t*(i)} + mean_t x_t) ('both').
+           h_i(0) = alpha_i(0) W_init e_{t*(i)} ('routed': t* is the spark that lit i),
+           alpha_i(0) W_init mean_t e_t ('mean', the paper's code),
+           alpha_i(0) W_init (e_{t*(i)} + mean_t e_t) ('both') or
+           alpha_i(0) W_init max_t e_t ('max'); plus W_pos v_i (``position_code``) and
+           W_c c_i (``node_code``: a learned m-dim code per node).
 3. for each step:  h~_i = W_h sum_{j in A} w_ji alpha_j h_j + b_h
                    alpha_i <- sigmoid((alpha_i + gamma |h~_i| - theta_i) / T)
                    alpha_i <- alpha_i / (1 + beta mean_{j in R(i)} alpha_j)     (inhibition)
                    A <- k_active winners with alpha > eps                        (the cap)
                    h_i <- LN(h~_i + h_i) alpha_i                                 (i in A)
-4. readout: logits = W_o sum_{i in A} alpha_i h_i + b_o.
+4. readout: logits = W_o sum_{i in A} alpha_i h_i + b_o  (+ W_s max_t e_t + b_s with
+           ``token_skip``: a max-pool path around the RSGN, after the readout).
 
 Slow (Hebbian) rules, each switchable (:meth:`RSGN.hebbian_step`, :meth:`RSGN.epoch_end`):
 affinity Delta a_ij = eta_H R abar_i abar_j with decay lambda; homeostasis
@@ -103,15 +110,25 @@ class RSGN(nn.Module):
         self.aff_u = nn.Parameter(torch.randn(n, r) / math.sqrt(r))
         self.aff_v = nn.Parameter(torch.randn(n, r) / math.sqrt(r))
         # fast parameters
+        self.encoder = (
+            TokenConv(d_in, cfg.encoder_dim, cfg.encoder_width) if cfg.encoder_width > 0 else None
+        )
+        d_feat = cfg.encoder_dim if self.encoder is not None else d_in
         first = (
-            nn.Linear(d_in, 4 * dsp)
+            nn.Linear(d_feat, 4 * dsp)
             if cfg.spark_context == 1
-            else TokenConv(d_in, 4 * dsp, cfg.spark_context)
+            else TokenConv(d_feat, 4 * dsp, cfg.spark_context)
         )
         self.spark = nn.Sequential(first, nn.GELU(), nn.Linear(4 * dsp, dsp), nn.Tanh())
         self.spark_scale = nn.Parameter(torch.tensor(cfg.spark_scale_init))
-        self.w_init = nn.Linear(d_in, d)
+        self.w_init = nn.Linear(d_feat, d)
+        self.w_skip = nn.Linear(d_feat, n_classes) if cfg.token_skip else None
         self.w_pos = nn.Linear(dsp, d) if cfg.position_code else None
+        if cfg.node_code > 0:
+            self.node_code = nn.Parameter(torch.randn(n, cfg.node_code))
+            self.w_code = nn.Linear(cfg.node_code, d)
+        else:
+            self.node_code, self.w_code = None, None
         self.w_h = nn.Linear(d, d)
         self.ln = nn.LayerNorm(d)
         self.w_o = nn.Linear(d, n_classes)
@@ -189,9 +206,20 @@ class RSGN(nn.Module):
         )
 
     # ------------------------------------------------------------------ forward
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Token features the sparks and initial states read: e_t = GELU(conv_w(x))_t with the
+        token encoder (``cfg.encoder_width > 0``), else the raw tokens x_t. [B, T, F]"""
+        if self.encoder is None:
+            return x
+        return nn.functional.gelu(self.encoder(x))
+
     def sparks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """s_t = expmap0(s * f_emb(x_t)) [B, T, D] and their conformal factors [B, T]."""
-        return geometry.expmap0_with_conformal(self.spark_scale * self.spark(x))
+        """s_t = expmap0(s * f_emb(e_t)) [B, T, D] and their conformal factors [B, T]
+        (e = :meth:`features` of the raw tokens x)."""
+        return self._sparks_from_features(self.features(x))
+
+    def _sparks_from_features(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return geometry.expmap0_with_conformal(self.spark_scale * self.spark(e))
 
     def forward(
         self,
@@ -207,7 +235,8 @@ class RSGN(nn.Module):
         bsz, n, cap = x.shape[0], cfg.n_nodes, cfg.k_active
         temperature = float(self.temperature)
 
-        sparks, spark_a = self.sparks(x)
+        feats = self.features(x)
+        sparks, spark_a = self._sparks_from_features(feats)
         st = be.ignite(
             sparks,
             spark_a,
@@ -219,13 +248,17 @@ class RSGN(nn.Module):
         )
         bidx = torch.arange(bsz, device=x.device).unsqueeze(1)
         if cfg.init_state == "routed":
-            h0 = self.w_init(x[bidx, st.token])  # [B, W, d]
+            h0 = self.w_init(feats[bidx, st.token])  # [B, W, d]
         elif cfg.init_state == "both":
-            h0 = self.w_init(x[bidx, st.token] + x.mean(1, keepdim=True))
+            h0 = self.w_init(feats[bidx, st.token] + feats.mean(1, keepdim=True))
+        elif cfg.init_state == "max":
+            h0 = self.w_init(feats.amax(1)).unsqueeze(1)
         else:
-            h0 = self.w_init(x.mean(1)).unsqueeze(1)
+            h0 = self.w_init(feats.mean(1)).unsqueeze(1)
         if self.w_pos is not None:
             h0 = h0 + self.w_pos(self.pos_v[st.ids])
+        if self.w_code is not None:
+            h0 = h0 + self.w_code(self.node_code[st.ids])
         st = ActiveState(
             ids=st.ids,
             valid=st.valid,
@@ -236,31 +269,27 @@ class RSGN(nn.Module):
         fractions = [float(st.valid.sum()) / (bsz * n)]
         activity = self._accumulate(None, st, bsz) if record else None
         for _ in range(cfg.n_steps):
-            cand = be.propagate(
+            st = be.step(
                 st,
                 g,
                 self.w_h.weight,
                 self.w_h.bias,
                 self.theta,
+                self.ln.weight,
+                self.ln.bias,
                 gamma=cfg.gamma,
                 temperature=temperature,
-            )
-            alpha = be.inhibit(cand, g, strength=cfg.inhibition_strength)
-            ids, row, valid = be.select(
-                cand.batch,
-                cand.node,
-                alpha,
-                bsz,
-                n,
+                inhibition=cfg.inhibition_strength,
                 cap=cap,
                 eps=cfg.eps_active,
                 method=cfg.selection,
             )
-            st = be.update(cand, alpha, st, ids, row, valid, self.ln.weight, self.ln.bias)
             fractions.append(float(st.valid.sum()) / (bsz * n))
             if record:
                 activity = self._accumulate(activity, st, bsz)
         logits = be.readout(st, self.w_o.weight, self.w_o.bias, normalise=cfg.readout_norm)
+        if self.w_skip is not None:
+            logits = logits + self.w_skip(feats.amax(1))
         if record:
             activity = activity / (cfg.n_steps + 1)
         return ForwardOutput(logits=logits, active_fraction_per_step=fractions, activity=activity)
@@ -405,6 +434,31 @@ class RSGN(nn.Module):
     def n_params(self) -> int:
         """Trainable parameter count."""
         return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    @staticmethod
+    def param_formula(d_in: int, n_classes: int, cfg: ModelConfig) -> int:
+        """The parameter count in closed form (F = encoder_dim with the encoder, else d_in):
+
+        N (D + 2 + 2 r) + 1                               positions, theta, levels, u, v, s
+        + [w_e d_in F + F]_(encoder)                      token encoder
+        + w_s F 4D + 4D + 4D D + D                        spark MLP (w_s = spark_context)
+        + F d + d + d^2 + d + 2 d + d C + C               W_init, W_h, LN, W_o
+        + [D d + d]_(position_code) + [N m + m d + d]_(node_code) + [F C + C]_(token_skip)
+        """
+        n, d, dsp, r, c = cfg.n_nodes, cfg.d_hidden, cfg.d_space, cfg.affinity_rank, n_classes
+        f = cfg.encoder_dim if cfg.encoder_width > 0 else d_in
+        total = n * (dsp + 2 + 2 * r) + 1
+        if cfg.encoder_width > 0:
+            total += cfg.encoder_width * d_in * f + f
+        total += cfg.spark_context * f * 4 * dsp + 4 * dsp + 4 * dsp * dsp + dsp
+        total += f * d + d + d * d + d + 2 * d + d * c + c
+        if cfg.position_code:
+            total += dsp * d + d
+        if cfg.node_code > 0:
+            total += n * cfg.node_code + cfg.node_code * d + d
+        if cfg.token_skip:
+            total += f * c + c
+        return total
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: D401
         # pruned_keys changes length during training: resize before the copy.

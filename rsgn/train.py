@@ -26,7 +26,7 @@ from rsgn.checkpoint import (
     save_checkpoint,
     versions,
 )
-from rsgn.config import RunConfig
+from rsgn.config import RunConfig, default_lr
 from rsgn.data import Dataset, check_features
 from rsgn.errors import RsgnError
 from rsgn.evaluate import check_baseline_backend, evaluate
@@ -41,10 +41,8 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _make_optim(model: torch.nn.Module, cfg: RunConfig, steps_total: int):
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay
-    )
+def _make_optim(model: torch.nn.Module, cfg: RunConfig, steps_total: int, lr: float):
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=cfg.train.weight_decay)
     if cfg.train.schedule == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps_total))
     else:
@@ -96,6 +94,7 @@ def train(
         check_baseline_backend(backend, preset)
         be = None
     device = resolve_device(cfg.train.device)
+    lr = cfg.train.lr if cfg.train.lr is not None else default_lr(name)
     steps_per_epoch = math.ceil(len(ds.y_train) / cfg.train.batch_size)
     history: list[dict[str, Any]] = []
     start_epoch, train_seconds, n_steps_done = 0, 0.0, 0
@@ -109,7 +108,8 @@ def train(
         net, cfg, payload = load_model(ckpt_path)
         check_features(ds, net.d_in)
         net.to(device)
-        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs)
+        lr = cfg.train.lr if cfg.train.lr is not None else default_lr(name)
+        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs, lr)
         if "optimizer" in payload:
             opt.load_state_dict(payload["optimizer"])
             sched.load_state_dict(payload["scheduler"])
@@ -126,7 +126,7 @@ def train(
         else:
             net = build_baseline(name, ds.d_in, ds.n_classes, ds.seq_len, **(model_kwargs or {}))
             net = net.to(device)
-        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs)
+        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs, lr)
 
     xt, yt = ds.x_train.to(device), ds.y_train.to(device)
     for epoch in range(start_epoch, cfg.train.epochs):
@@ -227,6 +227,7 @@ def train(
         "seconds_per_step": train_seconds / max(1, n_steps_done),
         "train_seconds": train_seconds,
         "epochs": cfg.train.epochs,
+        "lr": lr,
         "n_train": len(ds.y_train),
         "n_val": len(ds.y_val),
         "history": history,

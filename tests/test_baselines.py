@@ -32,6 +32,7 @@ SMALL = {
     "lstm": {"hidden": 8, "n_layers": 2, "dropout": 0.0},
     "mlp": {"hidden1": 16, "hidden2": 8, "dropout": 0.0},
     "moe": {"d": 16, "n_heads": 2, "n_layers": 1, "n_experts": 4, "d_expert": 8, "dropout": 0.0},
+    "conv": {"width": 3, "channels": 8},
 }
 ODD = {
     "transformer": {"d": 12, "n_heads": 3, "n_layers": 3, "d_ff": 7},
@@ -39,6 +40,7 @@ ODD = {
     "lstm": {"hidden": 5, "n_layers": 3},
     "mlp": {"hidden1": 7, "hidden2": 3},
     "moe": {"d": 8, "n_heads": 2, "n_layers": 3, "n_experts": 3, "d_expert": 5, "top_k": 2},
+    "conv": {"width": 4, "channels": 5},
 }
 
 

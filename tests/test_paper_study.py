@@ -42,22 +42,30 @@ def test_full_plan_covers_the_paper_tables_and_ablation(study):
     full = study.PRESETS["full"]
     runs = study.plan(full)
     main = {(s.task, s.label, s.seed): s for s in runs if s.label in study.MODELS}
-    assert len(main) == 2 * 7 * 3
+    assert len(main) == 2 * 9 * 3
     for (task, label, _), s in main.items():
         assert s.epochs == 50
         assert s.n_samples == {"hierarchical": 5000, "long-range": 3000}[task]
         cfg = study.run_config(s)
         if label.startswith("rsgn"):
-            assert cfg.model.hebbian == (label == "rsgn-hebbian")
+            assert cfg.model.hebbian == (label != "rsgn-no-hebbian")
             assert cfg.model.n_steps == (7 if task == "long-range" else 5)
-        assert cfg.train.lr == 1e-3  # the config default when --lr is not given
+        if label == "rsgn-paper":  # the paper-faithful preset: every improvement off
+            paper = study.run_config(s).model
+            assert paper.encoder_width == 0 and not paper.token_skip
+            assert (paper.d_hidden, paper.affinity_rank, paper.init_state) == (128, 32, "mean")
+        elif label.startswith("rsgn"):
+            assert cfg.model.encoder_width == 5 and not cfg.model.token_skip
+        # without --lr: the model's default (3e-3 RSGN, 1e-3 baselines and the paper config)
+        assert cfg.train.lr == (1e-3 if label == "rsgn-paper" else None)
     assert dict(main["long-range", "transformer", 0].model_kwargs) == {"n_layers": 3}
     assert dict(main["hierarchical", "transformer", 0].model_kwargs) == {}
     ablation = {s.label: study.run_config(s).model for s in runs if s.label not in study.MODELS}
     assert sorted(n for n in ablation) == sorted(
         [
             "nodes-128", "nodes-512", "steps-1", "steps-3", "init-routed", "init-both",
-            "spark-5", "position-code", "active-1", "active-2", "active-10",
+            "init-max", "spark-5", "position-code", "active-1", "active-2", "active-10",
+            "skip-on", "no-encoder",
         ]
     )  # fmt: skip
     assert [ablation[f"nodes-{n}"].n_nodes for n in (128, 512)] == [128, 512]
@@ -66,6 +74,9 @@ def test_full_plan_covers_the_paper_tables_and_ablation(study):
     assert ablation["init-both"].init_state == "both"
     assert ablation["spark-5"].spark_context == 5 and ablation["position-code"].position_code
     assert all(m.hebbian for m in ablation.values())
+    assert ablation["skip-on"].token_skip and ablation["skip-on"].encoder_width == 5
+    assert ablation["no-encoder"].encoder_width == 0 and not ablation["no-encoder"].token_skip
+    assert ablation["init-max"].init_state == "max"
     with_lr = study.plan(study.dataclasses.replace(full, lr=3e-3))
     assert {study.run_config(s).train.lr for s in with_lr} == {3e-3}
 
@@ -80,7 +91,8 @@ def test_only_selects_by_task_model_point_and_glob(study):
     assert ids("nodes-512") == {"hierarchical/nodes-512/seed0"}
     assert "hierarchical/rsgn-hebbian/seed0" in ids("ablation")  # the default point is shared
     assert ids("long-range/*/seed2") == {f"long-range/{m}/seed2" for m in study.MODELS}
-    assert len(ids("main")) == 42 and len(ids()) == len(runs)
+    assert len(ids("main")) == 54 and len(ids()) == len(runs)
+    assert "hierarchical/rsgn-paper/seed0" in ids("ablation")  # the paper-config point
 
 
 def test_tiny_study_end_to_end(study, tmp_path):
@@ -89,7 +101,8 @@ def test_tiny_study_end_to_end(study, tmp_path):
     md = (out / "tables.md").read_text()
     res = json.loads((out / "results.json").read_text())
     assert res["meta"]["ran"] == 5 and res["meta"]["failed"] == 0
-    assert "learning rate 0.001 (config default)" in md and "--tiny" in md
+    assert "learning rate config default (0.003 for the RSGN, 0.001 for the baselines" in md
+    assert "--tiny" in md
     for png in ("accuracy_vs_params.png", "training_curves.png", "ablation_curves.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -102,6 +115,7 @@ def test_tiny_study_end_to_end(study, tmp_path):
         "Transformer": ("30.1 ± 0.2", "403,348", "100.0", "600,330"),
         "RSGN + Hebbian": ("23.8 ± 0.2", "41,672", "96.5 ± 0.5", "40,382"),
         "RSGN": ("23.8 ± 0.1", "41,672", "96.1 ± 0.2", "40,382"),
+        "RSGN, paper config + Hebbian": ("23.8 ± 0.2", "41,672", "96.5 ± 0.5", "40,382"),
         "LSTM": ("18.1 ± 0.4", "566,292", "100.0", "563,722"),
         "MLP": ("16.0 ± 0.8", "281,364", "—", "—"),
         "Sparse Transformer": ("15.9 ± 0.2", "403,348", "—", "—"),
@@ -110,7 +124,8 @@ def test_tiny_study_end_to_end(study, tmp_path):
         assert (hier[title][2], hier[title][4]) == (h_acc, h_n)
         assert (lr[title][2], lr[title][4]) == (l_acc, l_n)
     # measured rows: the models run, with the paper's parameter counts where they are defined
-    assert hier["RSGN + Hebbian"][3] == "41,672" and lr["RSGN + Hebbian"][3] == "40,382"
+    # (the default RSGN goes beyond the paper: encoder, skip path, d 96, r 16)
+    assert hier["RSGN + Hebbian"][3] == "38,280" and lr["RSGN + Hebbian"][3] == "37,310"
     assert hier["MLP"][3] == "281,364"
     for rows in (hier, lr):
         for title in ("RSGN + Hebbian", "MLP"):
@@ -125,7 +140,13 @@ def test_tiny_study_end_to_end(study, tmp_path):
         "nodes": ["128", "256 (default)", "512"],
         "steps": ["1", "3", "5 (default)"],
         "Hebbian": ["on (default)", "off"],
-        "init_state": ["mean (default)", "routed", "both"],
+        "init_state": ["mean (default)", "routed", "both", "max"],
+        "improvements": [
+            "encoder on, skip off (default)",
+            "+ token_skip (max-pool path)",
+            "encoder off (raw tokens)",
+            "paper config (all off)",
+        ],
         "spark_context": ["1 (default)", "5"],
         "position_code": ["off (default)", "on"],
         "active fraction": ["1%", "2%", "5% (default)", "10%"],
@@ -133,6 +154,7 @@ def test_tiny_study_end_to_end(study, tmp_path):
     assert sorted(abl) == sorted(f"{g}={s}" for g, ss in expected.items() for s in ss)
     paper_abl = {"nodes=128": "24.4", "nodes=256 (default)": "24.1", "nodes=512": "23.6"}
     paper_abl |= {"steps=1": "24.1", "steps=3": "24.1", "Hebbian=off": "23.7"}
+    paper_abl |= {"improvements=paper config (all off)": "23.8"}
     for key, value in paper_abl.items():
         assert abl[key][3] == value
     assert abl["steps=1"][2] != "not run" and abl["nodes=256 (default)"][2] != "not run"

@@ -1,1 +1,2 @@
-"""Physics and hardware constant presets (TOML data files)."""
+"""Shipped TOML data files: physics and hardware constant presets (``electronic_45nm``) and run
+config presets (``paper``: the paper-faithful RSGN, ``rsgn train --config paper``)."""

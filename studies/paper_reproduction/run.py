@@ -32,6 +32,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
+from rsgn.config import PAPER_LR, RSGN_LR
+
 STUDY_DIR = Path(__file__).resolve().parent
 DEFAULT_RUNS = STUDY_DIR / "ckpt_runs"
 
@@ -39,6 +41,8 @@ TASKS = ("hierarchical", "long-range")
 MODELS = (
     "rsgn-hebbian",
     "rsgn-no-hebbian",
+    "rsgn-paper",
+    "conv",
     "transformer",
     "sparse-transformer",
     "lstm",
@@ -48,6 +52,8 @@ MODELS = (
 TITLES = {
     "rsgn-hebbian": "RSGN + Hebbian",
     "rsgn-no-hebbian": "RSGN",
+    "rsgn-paper": "RSGN, paper config + Hebbian",
+    "conv": "Conv + max-pool (not in the paper)",
     "transformer": "Transformer",
     "sparse-transformer": "Sparse Transformer",
     "lstm": "LSTM",
@@ -67,6 +73,7 @@ PAPER: dict[str, dict[str, tuple[float, float | None, int]]] = {
         "transformer": (30.1, 0.2, 403_348),
         "rsgn-hebbian": (23.8, 0.2, 41_672),
         "rsgn-no-hebbian": (23.8, 0.1, 41_672),
+        "rsgn-paper": (23.8, 0.2, 41_672),
         "lstm": (18.1, 0.4, 566_292),
         "mlp": (16.0, 0.8, 281_364),
         "sparse-transformer": (15.9, 0.2, 403_348),
@@ -76,6 +83,7 @@ PAPER: dict[str, dict[str, tuple[float, float | None, int]]] = {
         "lstm": (100.0, None, 563_722),
         "rsgn-hebbian": (96.5, 0.5, 40_382),
         "rsgn-no-hebbian": (96.1, 0.2, 40_382),
+        "rsgn-paper": (96.5, 0.5, 40_382),
     },
 }
 
@@ -91,8 +99,22 @@ class Point:
     paper: float | None = None
 
 
-# Every point differs from the default RSGN (256 nodes, 5 steps, Hebbian on, 5% active, mean
-# initial state, per-token sparks, no position code) in one setting. Paper values: spec §6.
+def paper_overrides() -> tuple[str, ...]:
+    """``--set`` strings that turn the package's default RSGN into the paper-faithful one
+    (``rsgn/presets/paper.toml``): the model keys where the two differ."""
+    from rsgn.config import ModelConfig, load_config
+
+    paper, default = load_config("paper").model, ModelConfig()
+    return tuple(
+        f"model.{f.name}={getattr(paper, f.name)}"
+        for f in dataclasses.fields(ModelConfig)
+        if getattr(paper, f.name) != getattr(default, f.name)
+    )
+
+
+# Every point differs from the default RSGN (256 nodes, 5 steps, Hebbian on, 5% active, width-5
+# token encoder with 64 channels, mean initial state, no token skip path, d 96, r 16) in one
+# setting; "paper config" switches every improvement off at once. Paper values: spec §6.
 ABLATION: tuple[Point, ...] = (
     Point("nodes-128", "nodes", "128", ("model.n_nodes=128",), 24.4),
     Point("default", "nodes", "256 (default)", (), 24.1),
@@ -105,6 +127,11 @@ ABLATION: tuple[Point, ...] = (
     Point("default", "init_state", "mean (default)"),
     Point("init-routed", "init_state", "routed", ("model.init_state=routed",)),
     Point("init-both", "init_state", "both", ("model.init_state=both",)),
+    Point("init-max", "init_state", "max", ("model.init_state=max",)),
+    Point("default", "improvements", "encoder on, skip off (default)"),
+    Point("skip-on", "improvements", "+ token_skip (max-pool path)", ("model.token_skip=true",)),
+    Point("no-encoder", "improvements", "encoder off (raw tokens)", ("model.encoder_width=0",)),
+    Point("paper-config", "improvements", "paper config (all off)", (), 23.8),
     Point("default", "spark_context", "1 (default)"),
     Point("spark-5", "spark_context", "5", ("model.spark_context=5",)),
     Point("default", "position_code", "off (default)"),
@@ -116,7 +143,11 @@ ABLATION: tuple[Point, ...] = (
 )
 ABLATION_NAMES = tuple(dict.fromkeys(p.name for p in ABLATION))
 # ablation points that are the same training as a main-table RSGN run share its folder
-SAME_AS_MAIN = {"default": "rsgn-hebbian", "hebbian-off": "rsgn-no-hebbian"}
+SAME_AS_MAIN = {
+    "default": "rsgn-hebbian",
+    "hebbian-off": "rsgn-no-hebbian",
+    "paper-config": "rsgn-paper",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,7 +188,7 @@ PRESETS = {
         # the default, the costliest points (512 nodes, 10% active, width-5 sparks) and one of
         # every other group; the full-study estimate times the rest like the default
         ablation=("default", "nodes-512", "steps-1", "hebbian-off", "init-routed", "spark-5",
-                  "position-code", "active-10"),
+                  "position-code", "active-10", "skip-on", "no-encoder", "paper-config"),
     ),
     "tiny": Settings(
         mode="tiny",
@@ -202,7 +233,11 @@ def main_spec(task: str, key: str, seed: int, st: Settings) -> RunSpec:
     kwargs: tuple[tuple[str, Any], ...] = ()
     if key.startswith("rsgn"):
         model = "rsgn"
-        overrides = ("model.hebbian=true",) if key == "rsgn-hebbian" else ("model.hebbian=false",)
+        overrides = (
+            ("model.hebbian=false",) if key == "rsgn-no-hebbian" else ("model.hebbian=true",)
+        )
+        if key == "rsgn-paper":  # the paper's model and learning rate (--lr still wins)
+            overrides = paper_overrides() + overrides + (f"train.lr={PAPER_LR!r}",)
         if task == "long-range":
             overrides += ("model.n_steps=7",)
     else:
@@ -321,7 +356,7 @@ def load_run(spec: RunSpec, run_dir: Path) -> dict[str, Any] | None:
         epochs=m["epochs"],
         n_train=m["n_train"],
         n_val=m["n_val"],
-        lr=got["train"]["lr"],
+        lr=m.get("lr", got["train"]["lr"]),
         history=[
             {k: h[k] for k in ("epoch", "train_loss", "train_accuracy", "val_accuracy")}
             for h in m["history"]
@@ -390,7 +425,10 @@ def _cols(a: dict[str, Any] | None) -> list[str]:
 
 def render_tables(st: Settings, agg: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     lr_note = (
-        f"{meta['lr']:g} (`--lr`)" if st.lr is not None else f"{meta['lr']:g} (config default)"
+        f"{meta['lr']:g} (`--lr`)"
+        if st.lr is not None
+        else f"config default ({RSGN_LR:g} for the RSGN, {PAPER_LR:g} for the baselines and the "
+        "paper-config RSGN)"
     )
     lines = [
         f"# RSGN paper reproduction: {st.mode} mode",
@@ -632,7 +670,6 @@ def run_study(
     import torch
 
     from rsgn.checkpoint import atomic_write_bytes, atomic_write_json
-    from rsgn.config import TrainConfig
 
     t0 = time.perf_counter()
     runs = plan(st)
@@ -683,7 +720,7 @@ def run_study(
         "machine": machine(),
         "threads_per_run": n_threads,
         "workers": workers,
-        "lr": st.lr if st.lr is not None else TrainConfig().lr,
+        "lr": st.lr if st.lr is not None else {"rsgn": RSGN_LR, "baselines": PAPER_LR},
         "lr_source": "--lr" if st.lr is not None else "config default",
         "wall_seconds": time.perf_counter() - t0,
         "runs_wall_seconds": sum(r["wall_seconds"] or 0.0 for r in done),
@@ -730,7 +767,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run only matching runs: a task, model, ablation point, 'main', 'ablation', or a "
         "glob on TASK/LABEL/seedN (repeatable); tables still show every finished run",
     )
-    ap.add_argument("--lr", type=float, default=None, help="learning rate (default: config's)")
+    ap.add_argument(
+        "--lr", type=float, default=None, help="learning rate of every run (default: config's)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="results folder (default: ./MODE/)")
     ap.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="run folders (gitignored)")
     args = ap.parse_args(argv)

@@ -1,0 +1,145 @@
+"""The model options beyond the paper (token encoder, max initial state, node codes, token
+skip path): each changes the output, gradients reach its parameters, its parameter count
+follows :meth:`RSGN.param_formula`, and the paper-faithful preset stays runnable."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from rsgn.config import CONFIG_PRESETS, ModelConfig, apply_overrides, load_config
+from rsgn.errors import RsgnError
+from rsgn.model import RSGN
+from tests.conftest import small_cfg
+
+OPTIONS = [
+    {"encoder_width": 3, "encoder_dim": 6},
+    {"encoder_width": 1, "encoder_dim": 5},
+    {"init_state": "max"},
+    {"node_code": 4},
+    {"token_skip": True},
+    {"encoder_width": 5, "encoder_dim": 7, "init_state": "max", "token_skip": True},
+    {"encoder_width": 2, "init_state": "routed", "node_code": 2, "position_code": True},
+]
+
+
+@pytest.mark.parametrize("extras", OPTIONS)
+def test_parameter_count_matches_the_formula(extras):
+    for d_in, c in ((8, 3), (32, 20), (32, 10)):
+        cfg = small_cfg(**extras)
+        assert RSGN(d_in, c, cfg).n_params() == RSGN.param_formula(d_in, c, cfg)
+
+
+def test_parameter_formula_for_the_option_sizes():
+    """Each option adds exactly its documented parameters to the paper model."""
+    base = RSGN.param_formula(32, 20, load_config("paper").model)
+    paper = load_config("paper").model
+
+    def plus(**kw):
+        cfg = ModelConfig(**{**paper.__dict__, **kw})
+        return RSGN(32, 20, cfg).n_params() - base
+
+    assert plus(token_skip=True) == 32 * 20 + 20
+    assert plus(node_code=8) == 256 * 8 + 8 * 128 + 128
+    assert plus(init_state="max") == 0
+    # encoder 32 -> 64, width 5: w d_in F + F, and the spark MLP and W_init read F = 64 features
+    assert plus(encoder_width=5, encoder_dim=64) == 5 * 32 * 64 + 64 + 32 * 12 + 32 * 128
+
+
+@pytest.mark.parametrize("extras", OPTIONS)
+def test_gradients_reach_every_parameter_with_each_option(extras):
+    torch.manual_seed(1)
+    m = RSGN(8, 3, small_cfg(**extras))
+    out = m(torch.randn(6, 9, 8))
+    F.cross_entropy(out.logits, torch.tensor([0, 1, 2, 0, 1, 2])).backward()
+    for name, p in m.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+        assert p.grad.abs().sum() > 0, f"no gradient reaches {name}"
+
+
+def _twin(extras_on: dict, extras_off: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits of two models that share every common parameter (copied), on the same input."""
+    torch.manual_seed(2)
+    on = RSGN(8, 3, small_cfg(**extras_on))
+    off = RSGN(8, 3, small_cfg(**extras_off))
+    off.load_state_dict(
+        {k: v for k, v in on.state_dict().items() if k in off.state_dict()}, strict=False
+    )
+    x = torch.randn(4, 10, 8)
+    return on(x).logits, off(x).logits
+
+
+def test_each_option_changes_the_output():
+    # max vs mean initial state: same parameters, different logits
+    a, b = _twin({"init_state": "max"}, {"init_state": "mean"})
+    assert not torch.allclose(a, b)
+    for on, off in (({"node_code": 4}, {"node_code": 0}), ({"token_skip": True}, {})):
+        a, b = _twin(on, {**off, "token_skip": False} if "token_skip" in on else off)
+        assert not torch.allclose(a, b), on
+
+
+def test_token_skip_adds_a_max_pool_path_after_the_readout():
+    torch.manual_seed(3)
+    m = RSGN(8, 3, small_cfg(encoder_width=3, encoder_dim=5, token_skip=True))
+    x = torch.randn(4, 10, 8)
+    with_skip = m(x).logits
+    skip = m.w_skip(m.features(x).amax(1))
+    with torch.no_grad():
+        m.w_skip.weight.zero_()
+        m.w_skip.bias.zero_()
+    assert torch.allclose(with_skip - skip, m(x).logits, atol=1e-6)
+
+
+def test_encoder_sees_local_context():
+    """With a width-3 encoder, changing token t changes the features of t-1, t, t+1 only."""
+    torch.manual_seed(4)
+    m = RSGN(8, 3, small_cfg(encoder_width=3, encoder_dim=5))
+    x = torch.randn(1, 10, 8)
+    x2 = x.clone()
+    x2[0, 4] += 1.0
+    changed = (m.features(x) - m.features(x2)).abs().sum(-1)[0] > 0
+    assert changed.nonzero().flatten().tolist() == [3, 4, 5]
+
+
+def test_paper_preset_loads_by_name_and_overrides_apply():
+    assert "paper" in CONFIG_PRESETS
+    cfg = apply_overrides(load_config("paper"), ["model.n_nodes=128"])
+    assert cfg.model.n_nodes == 128 and cfg.model.encoder_width == 0
+    assert cfg.model.init_state == "mean" and not cfg.model.token_skip
+    with pytest.raises(RsgnError, match="not found"):
+        load_config("no-such-preset")
+
+
+def test_option_validation_names_the_key():
+    with pytest.raises(RsgnError, match="model.encoder_width"):
+        ModelConfig(encoder_width=-1).validate()
+    with pytest.raises(RsgnError, match="model.encoder_dim"):
+        ModelConfig(encoder_dim=0).validate()
+    with pytest.raises(RsgnError, match="model.node_code"):
+        ModelConfig(node_code=-2).validate()
+    with pytest.raises(RsgnError, match="init_state"):
+        ModelConfig(init_state="median").validate()
+
+
+def test_checkpoint_from_before_the_new_options_still_loads(tmp_path):
+    """A checkpoint saved before encoder_width / token_skip / node_code existed has no such keys:
+    they must take the values of the model it was saved from, not today's defaults."""
+    import torch as _torch
+
+    from rsgn.checkpoint import load_model, save_checkpoint
+    from rsgn.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model = ModelConfig(
+        n_nodes=32, d_hidden=8, affinity_rank=4, k_in=4, encoder_width=0, token_skip=False
+    )
+    model = RSGN(5, 3, cfg.model)
+    path = tmp_path / "old.pt"
+    save_checkpoint(path, model, cfg, {})
+    payload = _torch.load(path, weights_only=True)
+    for key in ("encoder_width", "token_skip", "node_code"):
+        del payload["config"]["model"][key]
+    _torch.save(payload, path)
+    loaded, lcfg, _ = load_model(path)
+    assert lcfg.model.encoder_width == 0 and not lcfg.model.token_skip
+    x = _torch.randn(2, 6, 5)
+    _torch.testing.assert_close(loaded(x).logits, model(x).logits)
