@@ -209,10 +209,10 @@ class TritonBackend(TorchBackend):
         new_ids, new_valid = self._k_select.radix_topk_dense(score, cap, opts["eps"], w2)
         h2, a2 = ks.update(new_ids, new_valid, score, src, w, slots, g, h, b_h, ln_w, ln_b)
         if counting:
-            self._count_fused(valid, cand, hits, new_valid, d, inh.shape[1], n, bsz)
+            self._count_fused(valid, cand, hits, new_ids, new_valid, d, inh.shape[1], n, bsz)
         return h2.to(h.dtype), a2.to(alpha.dtype), new_ids, new_valid
 
-    def _count_fused(self, valid, cand, hits, new_valid, d, k_inh, n, bsz):
+    def _count_fused(self, valid, cand, hits, new_ids, new_valid, d, k_inh, n, bsz):
         """The events of the decomposition (same formulas as the torch ops), plus the fused
         step's recomputation of h~ for the winners."""
         for op in ("propagate", "inhibit", "select", "update"):
@@ -230,8 +230,10 @@ class TritonBackend(TorchBackend):
         self.count("int_op_32b", bsz * n * 8)
         self.count("add_fp32", nv * d * 6)
         self.count("sram_word_32b", nv * d * 3)
-        # recomputation of h~ for the winners (the price of not storing h~ per candidate)
-        self.count("mac_fp32", nv * 16 * d)
+        # recomputation of h~ for the winners (the price of not storing h~ per candidate):
+        # one multiply-add of d per active in-edge of each winner
+        ne_win = int((hits.gather(1, new_ids) * new_valid).sum(dtype=torch.int64))
+        self.count("mac_fp32", ne_win * d)
 
 
 def _rows_of(cand, ids, valid, n):

@@ -34,6 +34,22 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+_SCALARS: dict = {}
+
+
+def device_scalars(values: tuple[float, ...], device, dtype=torch.float32) -> torch.Tensor:
+    """Kernel scalars as a cached device tensor: created once per (values, device), so a step
+    makes no host-to-device copy (which would stall the host, and is illegal inside a CUDA
+    graph capture)."""
+    key = (values, str(device), dtype)
+    t = _SCALARS.get(key)
+    if t is None:
+        if len(_SCALARS) > 256:
+            _SCALARS.clear()
+        t = _SCALARS[key] = torch.tensor(values, dtype=dtype, device=device)
+    return t
+
+
 def next_pow2(n: int, floor: int = 1) -> int:
     return max(floor, triton.next_power_of_2(max(1, int(n))))
 

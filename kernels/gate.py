@@ -17,7 +17,14 @@ import torch
 import triton
 import triton.language as tl
 
-from rsgn.kernels._common import check_device, compute_dtype, interpreting, next_pow2, tanh_gate
+from rsgn.kernels._common import (
+    check_device,
+    compute_dtype,
+    device_scalars,
+    interpreting,
+    next_pow2,
+    tanh_gate,
+)
 
 _BLOCK_M = 16
 
@@ -95,8 +102,6 @@ def fast_tanh_usable(device: torch.device) -> bool:
 def _scalars(gamma: float, temperature: float, dtype, device) -> torch.Tensor:
     """(gamma, 1/T) as a device tensor in the compute dtype: Triton passes Python floats as
     fp32 scalars on CUDA, which would cost float64 inputs their precision."""
-    from rsgn.kernels.step import device_scalars
-
     return device_scalars((float(gamma), 1.0 / float(temperature)), device, dtype)
 
 

@@ -39,7 +39,7 @@ import torch
 import triton
 import triton.language as tl
 
-from rsgn.kernels._common import check_device, next_pow2
+from rsgn.kernels._common import check_device, device_scalars, next_pow2
 
 _BLOCK_I = 128
 _BLOCK_W = 16
@@ -234,22 +234,6 @@ def _update_kernel(
 
 
 # ------------------------------------------------------------------------------- launchers
-_SCALARS: dict = {}
-
-
-def device_scalars(values: tuple[float, ...], device, dtype=torch.float32) -> torch.Tensor:
-    """Kernel scalars as a cached device tensor: created once per (values, device), so a step
-    makes no host-to-device copy (which would stall the host, and is illegal inside a CUDA
-    graph capture)."""
-    key = (values, str(device), dtype)
-    t = _SCALARS.get(key)
-    if t is None:
-        if len(_SCALARS) > 256:
-            _SCALARS.clear()
-        t = _SCALARS[key] = torch.tensor(values, dtype=dtype, device=device)
-    return t
-
-
 def graph_tables(in_idx: torch.Tensor, in_mask: torch.Tensor, inh_idx, inh_valid):
     """int32 ELL tables with -1 on dead slots: (src [N, K], inh [N, K_inh])."""
     src = torch.where(in_mask, in_idx, torch.full_like(in_idx, -1)).to(torch.int32).contiguous()
@@ -269,10 +253,10 @@ def slot_map(ids: torch.Tensor, valid: torch.Tensor, n: int) -> torch.Tensor:
 
 TUNING = {"BB": 1, "BLOCK_N": 16, "num_warps": 4}
 """Launch parameters of the scores kernel: samples per program (batch folding: the in-edge
-tiles are loaded once for BB samples), rows per program, warps. Defaults are the fastest of
-``studies/gpu_kernels/step_bench.py --tune`` on an H100 at N = 65k (BB 1, 16 rows, 4 warps:
-5.0 ms; BB 8: 6.2 ms; 8 warps: 6.6 ms). Batch folding does not pay here: the tiles are
-L2-resident anyway."""
+tiles are loaded once for BB samples), rows per program, warps. Defaults from
+``studies/gpu_kernels/step_bench.py --tune`` on an H100 at N = 65k, measured on a variant that
+also tested an activity bitmap (since removed): BB 1, 16 rows, 4 warps 5.0 ms; BB 8 6.2 ms;
+8 warps 6.6 ms. Batch folding did not pay there: the in-edge tiles are L2-resident anyway."""
 
 
 def scores(src, w, slots, g, alpha_prev, bias, theta, gamma, temperature, beta, count=False):
@@ -367,18 +351,3 @@ def update(ids, valid, score, src, w, slots, g, hprev, bias, ln_w, ln_b):
         KP=next_pow2(src.shape[1]),
     )
     return h, a
-
-
-def compact(mask: torch.Tensor, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """[B, N] mask -> (ids [B, width] ascending, padded with 0; valid [B, width]) without a
-    host sync (a cumsum and one scatter; entries past ``width`` go to a dump column)."""
-    bsz, n = mask.shape
-    pos = mask.to(torch.int32).cumsum(1, dtype=torch.int32) - 1
-    keep = mask & (pos < width)
-    dest = torch.where(keep, pos, torch.full_like(pos, width)).to(torch.int64)
-    ids = torch.zeros(bsz, width + 1, dtype=torch.int64, device=mask.device)
-    node = torch.arange(n, device=mask.device).expand(bsz, n)
-    ids.scatter_(1, dest, node)
-    count = keep.sum(1, keepdim=True)
-    valid = torch.arange(width, device=mask.device).unsqueeze(0) < count
-    return torch.where(valid, ids[:, :width], torch.zeros_like(ids[:, :width])), valid
