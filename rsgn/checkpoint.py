@@ -115,7 +115,13 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 
 # Model options added after checkpoints already existed, with the value that reproduces the
 # model those checkpoints were saved from (a missing key must not take today's default).
-_LEGACY_MODEL_KEYS = {"encoder_width": 0, "token_skip": False, "node_code": 0}
+_LEGACY_MODEL_KEYS = {
+    "encoder_width": 0,
+    "token_skip": False,
+    "node_code": 0,
+    "node_readout": False,
+    "feature_dropout": 0.0,
+}
 
 
 def _with_legacy_keys(config: dict) -> dict:

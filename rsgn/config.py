@@ -22,8 +22,9 @@ from rsgn.errors import RsgnError
 class ModelConfig:
     """Architecture and fast/slow dynamics of the sparse RSGN.
 
-    The defaults go beyond the paper where marked (token encoder, d = 96, r = 16: 38,280
-    parameters on the hierarchical task); ``load_config("paper")`` (``rsgn/presets/paper.toml``,
+    The defaults go beyond the paper where marked (token encoder, ignition-weighted initial
+    states ``init_state = 'attend'``, D = 8, d = 96, r = 16: 41,085 parameters on the
+    hierarchical task); ``load_config("paper")`` (``rsgn/presets/paper.toml``,
     ``--config paper``) is the paper-faithful configuration. The token skip path is an option,
     off by default: it bypasses the sparse dynamics, and the backends' cost models do not
     count it."""
@@ -31,7 +32,9 @@ class ModelConfig:
     n_nodes: int = 256
     d_hidden: int = 96
     """Node state width d (paper: 128; the paper preset keeps it)."""
-    d_space: int = 3
+    d_space: int = 8
+    """Dimension D of the Poincaré ball (paper: 3; the paper preset keeps it). The spark MLP is
+    F -> 4D -> D, so D also sets its hidden width."""
     n_steps: int = 5
     affinity_rank: int = 16
     """Rank r of the learned affinities a_ij = u_i . v_j (paper: 32)."""
@@ -78,15 +81,24 @@ class ModelConfig:
     theta_init: float = 0.5
     init_radius: float = 1.0
     """Std of the tangent-space node positions at initialisation (before expmap0)."""
-    init_state: str = "mean"
+    init_state: str = "attend"
     """'mean': the paper's mean over all tokens (of the features e_t, see encoder_width);
     'routed': each ignited node starts from the features of the token that ignited it;
-    'both': the sum of the two; 'max': the max-pool over tokens max_t e_t (same parameters)."""
+    'both': the sum of the two; 'max': the max-pool over tokens max_t e_t; 'attend': the
+    token features weighted by a softmax over tokens of the ignition Gaussian,
+    softmax_t(-d_H(s_t, p_i)^2 / 2 sigma^2), so the tokens that lit node i route their features
+    into it (same parameters for all five)."""
     selection: str = "radix"
     """Active-set cap: 'radix' (exact, sort-free histogram select) or 'stat' (statistical
     top-k: mean + std * Phi^-1(1 - k/n); approximate, for near-Gaussian scores only)."""
     readout_norm: bool = False
     """Divide the readout sum by the active-set size (off in the paper)."""
+    node_readout: bool = False
+    """Add sum_{i in A} alpha_i R_i to the logits: a learned class vector R_i per node, read
+    through the final active set A (N C parameters), so the readout sees which nodes are
+    active, not only their states (paper: off)."""
+    feature_dropout: float = 0.0
+    """Dropout probability on the token features e_t during training (paper: 0)."""
     # slow Hebbian rules
     hebbian: bool = True
     hebb_affinity: bool = True
@@ -107,7 +119,7 @@ class ModelConfig:
     """Hebbian reward R: 'neg_loss' (paper, R = -loss) or 'advantage' (R = baseline - loss)."""
 
     _choices = {
-        "init_state": ("mean", "routed", "both", "max"),
+        "init_state": ("mean", "routed", "both", "max", "attend"),
         "selection": ("radix", "stat"),
         "reward": ("advantage", "neg_loss"),
     }
@@ -121,6 +133,8 @@ class ModelConfig:
         _positive_float(self, "spark_scale_init", "init_radius", "inhibition_radius")
         _nonneg_float(self, "gamma", "inhibition_strength", "hebb_lr", "homeostasis_lr")
         _nonneg_float(self, "drift_lr", "prune_threshold")
+        if not 0.0 <= self.feature_dropout < 1.0:
+            raise RsgnError(f"model.feature_dropout must be in [0, 1), got {self.feature_dropout}")
         _unit_interval(self, "eps_active", "affinity_decay", "sprout_threshold")
         if self.homeostasis_target is not None and not 0 <= self.homeostasis_target <= 1:
             raise RsgnError(

@@ -24,15 +24,20 @@ Forward pass (``cfg.n_steps`` steps)
            h_i(0) = alpha_i(0) W_init e_{t*(i)} ('routed': t* is the spark that lit i),
            alpha_i(0) W_init mean_t e_t ('mean', the paper's code),
            alpha_i(0) W_init (e_{t*(i)} + mean_t e_t) ('both') or
-           alpha_i(0) W_init max_t e_t ('max'); plus W_pos v_i (``position_code``) and
-           W_c c_i (``node_code``: a learned m-dim code per node).
+           alpha_i(0) W_init max_t e_t ('max') or
+           alpha_i(0) W_init sum_t pi_ti e_t, pi_ti = softmax_t(-d_H(s_t,p_i)^2/2sigma^2)
+           ('attend', the default: the tokens that lit i route their features into it);
+           plus W_pos v_i (``position_code``) and W_c c_i (``node_code``: a learned m-dim
+           code per node).
 3. for each step:  h~_i = W_h sum_{j in A} w_ji alpha_j h_j + b_h
                    alpha_i <- sigmoid((alpha_i + gamma |h~_i| - theta_i) / T)
                    alpha_i <- alpha_i / (1 + beta mean_{j in R(i)} alpha_j)     (inhibition)
                    A <- k_active winners with alpha > eps                        (the cap)
                    h_i <- LN(h~_i + h_i) alpha_i                                 (i in A)
-4. readout: logits = W_o sum_{i in A} alpha_i h_i + b_o  (+ W_s max_t e_t + b_s with
+4. readout: logits = W_o sum_{i in A} alpha_i h_i + b_o  (+ sum_{i in A} alpha_i R_i with
+           ``node_readout``: a class vector per node; + W_s max_t e_t + b_s with
            ``token_skip``: a max-pool path around the RSGN, after the readout).
+           ``feature_dropout`` drops token features e_t while training.
 
 Slow (Hebbian) rules, each switchable (:meth:`RSGN.hebbian_step`, :meth:`RSGN.epoch_end`):
 affinity Delta a_ij = eta_H R abar_i abar_j with decay lambda; homeostasis
@@ -132,6 +137,8 @@ class RSGN(nn.Module):
         self.w_h = nn.Linear(d, d)
         self.ln = nn.LayerNorm(d)
         self.w_o = nn.Linear(d, n_classes)
+        self.node_out = nn.Parameter(torch.zeros(n, n_classes)) if cfg.node_readout else None
+        self.drop = nn.Dropout(cfg.feature_dropout) if cfg.feature_dropout > 0 else None
 
         # topology and slow state (buffers: saved in checkpoints, not trained by gradient)
         k_tot = cfg.k_in + cfg.k_sprout
@@ -209,9 +216,8 @@ class RSGN(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Token features the sparks and initial states read: e_t = GELU(conv_w(x))_t with the
         token encoder (``cfg.encoder_width > 0``), else the raw tokens x_t. [B, T, F]"""
-        if self.encoder is None:
-            return x
-        return nn.functional.gelu(self.encoder(x))
+        e = x if self.encoder is None else nn.functional.gelu(self.encoder(x))
+        return e if self.drop is None else self.drop(e)
 
     def sparks(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """s_t = expmap0(s * f_emb(e_t)) [B, T, D] and their conformal factors [B, T]
@@ -253,6 +259,8 @@ class RSGN(nn.Module):
             h0 = self.w_init(feats[bidx, st.token] + feats.mean(1, keepdim=True))
         elif cfg.init_state == "max":
             h0 = self.w_init(feats.amax(1)).unsqueeze(1)
+        elif cfg.init_state == "attend":
+            h0 = self.w_init(self._attend(feats, sparks, spark_a, g, st.ids))
         else:
             h0 = self.w_init(feats.mean(1)).unsqueeze(1)
         if self.w_pos is not None:
@@ -288,11 +296,35 @@ class RSGN(nn.Module):
             if record:
                 activity = self._accumulate(activity, st, bsz)
         logits = be.readout(st, self.w_o.weight, self.w_o.bias, normalise=cfg.readout_norm)
+        if self.node_out is not None:
+            wts = (st.alpha * st.valid).to(logits.dtype)  # [B, W]
+            logits = logits + torch.einsum("bw,bwc->bc", wts, self.node_out[st.ids])
         if self.w_skip is not None:
             logits = logits + self.w_skip(feats.amax(1))
         if record:
             activity = activity / (cfg.n_steps + 1)
         return ForwardOutput(logits=logits, active_fraction_per_step=fractions, activity=activity)
+
+    def _attend(
+        self,
+        feats: torch.Tensor,
+        sparks: torch.Tensor,
+        spark_a: torch.Tensor,
+        g: Graph,
+        ids: torch.Tensor,
+    ) -> torch.Tensor:
+        """Ignition-weighted token features for each ignited node i (``init_state='attend'``):
+
+        pi_ti = softmax_t(-d_H(s_t, p_i)^2 / 2 sigma^2),   m_i = sum_t pi_ti e_t    [B, W, F]
+
+        the tokens whose sparks lit node i (the Gaussian of the ignition, normalised over tokens)
+        route their features into it; B W T distances and B W T F multiply-adds."""
+        p, a = g.x[ids], g.a[ids]  # [B, W, D], [B, W]
+        d = geometry.dist_from_parts(
+            sparks.unsqueeze(1), p.unsqueeze(2), spark_a.unsqueeze(1), a.unsqueeze(2)
+        )  # [B, W, T]
+        pi = torch.softmax(-d.pow(2) / (2 * self.cfg.sigma_ign**2), dim=-1)
+        return torch.bmm(pi.to(feats.dtype), feats)
 
     def _accumulate(self, acc: torch.Tensor | None, st: ActiveState, bsz: int) -> torch.Tensor:
         n = self.cfg.n_nodes
@@ -444,6 +476,7 @@ class RSGN(nn.Module):
         + w_s F 4D + 4D + 4D D + D                        spark MLP (w_s = spark_context)
         + F d + d + d^2 + d + 2 d + d C + C               W_init, W_h, LN, W_o
         + [D d + d]_(position_code) + [N m + m d + d]_(node_code) + [F C + C]_(token_skip)
+        + [N C]_(node_readout)
         """
         n, d, dsp, r, c = cfg.n_nodes, cfg.d_hidden, cfg.d_space, cfg.affinity_rank, n_classes
         f = cfg.encoder_dim if cfg.encoder_width > 0 else d_in
@@ -458,6 +491,8 @@ class RSGN(nn.Module):
             total += n * cfg.node_code + cfg.node_code * d + d
         if cfg.token_skip:
             total += f * c + c
+        if cfg.node_readout:
+            total += n * c
         return total
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: D401

@@ -84,6 +84,8 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
         h0 = m.w_init(routed + e.mean(1, keepdim=True))
     elif cfg.init_state == "max":
         h0 = m.w_init(e.amax(1)).unsqueeze(1)
+    elif cfg.init_state == "attend":  # every node attends; only the ignited ones are kept
+        h0 = m.w_init(torch.softmax(-(d_sn.transpose(1, 2) ** 2) / (2 * cfg.sigma_ign**2), -1) @ e)
     else:
         h0 = m.w_init(e.mean(1)).unsqueeze(1)
     if m.w_pos is not None:
@@ -111,6 +113,8 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
         alpha, keep = a_new * sel, sel
     pooled = (alpha.unsqueeze(-1) * h).sum(1)
     logits = pooled @ m.w_o.weight.T + m.w_o.bias
+    if m.node_out is not None:
+        logits = logits + alpha @ m.node_out
     if m.w_skip is not None:
         logits = logits + m.w_skip(e.amax(1))
     return logits
@@ -126,6 +130,8 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
         ("max", {"encoder_width": 3, "encoder_dim": 5, "token_skip": True}),
         ("routed", {"encoder_width": 2, "encoder_dim": 4, "node_code": 3, "spark_context": 2}),
         ("mean", {"token_skip": True, "node_code": 2}),
+        ("attend", {}),
+        ("attend", {"encoder_width": 3, "encoder_dim": 5, "node_readout": True, "d_space": 4}),
     ],
 )
 def test_sparse_propagation_matches_dense_computation(init_state, extras):
@@ -135,10 +141,10 @@ def test_sparse_propagation_matches_dense_computation(init_state, extras):
     cfg = small_cfg(
         n_nodes=48,
         d_hidden=12,
-        init_state=init_state,
         target_active=0.15,
         inhibition_strength=0.7,
-        **{"encoder_width": 0, "token_skip": False, **extras},
+        **{"encoder_width": 0, "token_skip": False, "d_space": 3, **extras},
+        init_state=init_state,
     )
     m = RSGN(6, 4, cfg).double()
     x = torch.randn(5, 7, 6, dtype=torch.float64)
@@ -184,13 +190,19 @@ def test_no_n_by_n_tensor_in_the_sparse_path():
         4,
         3,
         ModelConfig(
-            n_nodes=n, d_hidden=8, affinity_rank=4, n_steps=2, target_active=0.01, hebbian=False
+            n_nodes=n,
+            d_hidden=8,
+            d_space=3,
+            affinity_rank=4,
+            n_steps=2,
+            target_active=0.01,
+            hebbian=False,
         ),
     )
     x = torch.randn(2, 3, 4)
     with _MaxNumel() as mode:
         F.cross_entropy(m(x).logits, torch.tensor([0, 1])).backward()
-    # the largest tensors are O(N k r) edge gathers (here 4096 x 20 x 4): linear in N
+    # the largest tensors are O(N k max(r, D)) edge gathers (here 4096 x 20 x 4): linear in N
     assert mode.max <= 100 * n < n * n // 40, mode.max
 
 

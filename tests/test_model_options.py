@@ -19,6 +19,9 @@ OPTIONS = [
     {"token_skip": True},
     {"encoder_width": 5, "encoder_dim": 7, "init_state": "max", "token_skip": True},
     {"encoder_width": 2, "init_state": "routed", "node_code": 2, "position_code": True},
+    {"init_state": "attend"},
+    {"encoder_width": 3, "encoder_dim": 6, "init_state": "attend", "node_readout": True},
+    {"feature_dropout": 0.3, "node_readout": True},
 ]
 
 
@@ -41,6 +44,9 @@ def test_parameter_formula_for_the_option_sizes():
     assert plus(token_skip=True) == 32 * 20 + 20
     assert plus(node_code=8) == 256 * 8 + 8 * 128 + 128
     assert plus(init_state="max") == 0
+    assert plus(init_state="attend") == 0
+    assert plus(node_readout=True) == 256 * 20
+    assert plus(feature_dropout=0.2) == 0
     # encoder 32 -> 64, width 5: w d_in F + F, and the spark MLP and W_init read F = 64 features
     assert plus(encoder_width=5, encoder_dim=64) == 5 * 32 * 64 + 64 + 32 * 12 + 32 * 128
 
@@ -70,9 +76,11 @@ def _twin(extras_on: dict, extras_off: dict) -> tuple[torch.Tensor, torch.Tensor
 
 def test_each_option_changes_the_output():
     # max vs mean initial state: same parameters, different logits
-    a, b = _twin({"init_state": "max"}, {"init_state": "mean"})
-    assert not torch.allclose(a, b)
-    for on, off in (({"node_code": 4}, {"node_code": 0}), ({"token_skip": True}, {})):
+    for state in ("max", "attend"):
+        a, b = _twin({"init_state": state}, {"init_state": "mean"})
+        assert not torch.allclose(a, b), state
+    on_off = (({"node_code": 4}, {"node_code": 0}), ({"token_skip": True}, {}))
+    for on, off in on_off:
         a, b = _twin(on, {**off, "token_skip": False} if "token_skip" in on else off)
         assert not torch.allclose(a, b), on
 
@@ -87,6 +95,25 @@ def test_token_skip_adds_a_max_pool_path_after_the_readout():
         m.w_skip.weight.zero_()
         m.w_skip.bias.zero_()
     assert torch.allclose(with_skip - skip, m(x).logits, atol=1e-6)
+
+
+def test_node_readout_adds_each_final_active_nodes_class_vector():
+    """logits += sum_{i in A} alpha_i R_i: R starts at zero (the readout is unchanged at
+    initialisation) and a row of R moves the logits only through its node's activation."""
+    torch.manual_seed(6)
+    m = RSGN(8, 3, small_cfg(node_readout=True))
+    x = torch.randn(4, 10, 8)
+    out = m(x, record=True)
+    base = out.logits
+    with torch.no_grad():
+        m.node_out.normal_()
+    st_logits = m(x).logits
+    assert not torch.allclose(st_logits, base)
+    inactive = m.node_out.new_zeros(m.cfg.n_nodes, dtype=torch.bool)
+    inactive[out.activity.sum(0) == 0] = True  # nodes never active in any step for any sample
+    with torch.no_grad():
+        m.node_out[inactive] = 100.0  # a node outside every final active set adds nothing
+    torch.testing.assert_close(m(x).logits, st_logits)
 
 
 def test_encoder_sees_local_context():
@@ -118,6 +145,20 @@ def test_option_validation_names_the_key():
         ModelConfig(node_code=-2).validate()
     with pytest.raises(RsgnError, match="init_state"):
         ModelConfig(init_state="median").validate()
+    for p in (-0.1, 1.0):
+        with pytest.raises(RsgnError, match="model.feature_dropout"):
+            ModelConfig(feature_dropout=p).validate()
+
+
+def test_feature_dropout_acts_only_while_training():
+    torch.manual_seed(5)
+    m = RSGN(8, 3, small_cfg(encoder_width=3, encoder_dim=6, feature_dropout=0.5))
+    x = torch.randn(4, 10, 8)
+    m.eval()
+    assert torch.equal(m.features(x), m.features(x))
+    m.train()
+    e = m.features(x)
+    assert (e == 0).float().mean() > 0.3  # about half the features are dropped (GELU > 0 else)
 
 
 def test_checkpoint_from_before_the_new_options_still_loads(tmp_path):

@@ -28,7 +28,14 @@ def _text() -> str:
 
 def _model(n_nodes: int = 96, seed: int = 0) -> RSGN:
     torch.manual_seed(seed)
-    cfg = small_cfg(n_nodes=n_nodes, d_space=3, n_steps=2, encoder_width=0, token_skip=False)
+    cfg = small_cfg(
+        n_nodes=n_nodes,
+        d_space=3,
+        n_steps=2,
+        encoder_width=0,
+        token_skip=False,
+        init_state="mean",
+    )
     return RSGN(8, 4, cfg).eval()
 
 
@@ -230,6 +237,8 @@ def test_hardware_aware_training_closes_the_lowpower_gap(tmp_path):
             "model.target_active=0.1",
             "model.encoder_width=0",
             "model.token_skip=false",
+            "model.d_space=3",
+            "model.init_state=mean",
             "train.epochs=4",
             "train.batch_size=32",
             "train.lr=1e-2",

@@ -44,7 +44,7 @@ def test_full_plan_covers_the_paper_tables_and_ablation(study):
     main = {(s.task, s.label, s.seed): s for s in runs if s.label in study.MODELS}
     assert len(main) == 2 * 9 * 3
     for (task, label, _), s in main.items():
-        assert s.epochs == 50
+        assert s.epochs == {"hierarchical": 50, "long-range": 20}[task]
         assert s.n_samples == {"hierarchical": 5000, "long-range": 3000}[task]
         cfg = study.run_config(s)
         if label.startswith("rsgn"):
@@ -54,8 +54,10 @@ def test_full_plan_covers_the_paper_tables_and_ablation(study):
             paper = study.run_config(s).model
             assert paper.encoder_width == 0 and not paper.token_skip
             assert (paper.d_hidden, paper.affinity_rank, paper.init_state) == (128, 32, "mean")
+            assert paper.d_space == 3 and not paper.node_readout
         elif label.startswith("rsgn"):
             assert cfg.model.encoder_width == 5 and not cfg.model.token_skip
+            assert (cfg.model.init_state, cfg.model.d_space) == ("attend", 8)
         # without --lr: the model's default (3e-3 RSGN, 1e-3 baselines and the paper config)
         assert cfg.train.lr == (1e-3 if label == "rsgn-paper" else None)
     assert dict(main["long-range", "transformer", 0].model_kwargs) == {"n_layers": 3}
@@ -65,7 +67,7 @@ def test_full_plan_covers_the_paper_tables_and_ablation(study):
         [
             "nodes-128", "nodes-512", "steps-1", "steps-3", "init-routed", "init-both",
             "init-max", "spark-5", "position-code", "active-1", "active-2", "active-10",
-            "skip-on", "no-encoder",
+            "skip-on", "no-encoder", "init-mean", "space-3", "node-readout",
         ]
     )  # fmt: skip
     assert [ablation[f"nodes-{n}"].n_nodes for n in (128, 512)] == [128, 512]
@@ -77,6 +79,8 @@ def test_full_plan_covers_the_paper_tables_and_ablation(study):
     assert ablation["skip-on"].token_skip and ablation["skip-on"].encoder_width == 5
     assert ablation["no-encoder"].encoder_width == 0 and not ablation["no-encoder"].token_skip
     assert ablation["init-max"].init_state == "max"
+    assert ablation["init-mean"].init_state == "mean" and ablation["space-3"].d_space == 3
+    assert ablation["node-readout"].node_readout
     with_lr = study.plan(study.dataclasses.replace(full, lr=3e-3))
     assert {study.run_config(s).train.lr for s in with_lr} == {3e-3}
 
@@ -125,7 +129,7 @@ def test_tiny_study_end_to_end(study, tmp_path):
         assert (lr[title][2], lr[title][4]) == (l_acc, l_n)
     # measured rows: the models run, with the paper's parameter counts where they are defined
     # (the default RSGN goes beyond the paper: encoder, skip path, d 96, r 16)
-    assert hier["RSGN + Hebbian"][3] == "38,280" and lr["RSGN + Hebbian"][3] == "37,310"
+    assert hier["RSGN + Hebbian"][3] == "41,085" and lr["RSGN + Hebbian"][3] == "40,115"
     assert hier["MLP"][3] == "281,364"
     for rows in (hier, lr):
         for title in ("RSGN + Hebbian", "MLP"):
@@ -140,11 +144,13 @@ def test_tiny_study_end_to_end(study, tmp_path):
         "nodes": ["128", "256 (default)", "512"],
         "steps": ["1", "3", "5 (default)"],
         "Hebbian": ["on (default)", "off"],
-        "init_state": ["mean (default)", "routed", "both", "max"],
+        "init_state": ["attend (default)", "mean (paper)", "routed", "both", "max"],
+        "space dimension": ["8 (default)", "3 (paper)"],
         "improvements": [
             "encoder on, skip off (default)",
             "+ token_skip (max-pool path)",
             "encoder off (raw tokens)",
+            "+ node_readout",
             "paper config (all off)",
         ],
         "spark_context": ["1 (default)", "5"],

@@ -45,10 +45,30 @@ def _run(model, x, y, backend):
     return out, loss, grads
 
 
+def test_default_config_matches_torch_in_float64():
+    """The default model (D = 8, 'attend' initial states) on triton equals torch to rounding in
+    float64, where no two candidate scores tie; this seed ties in float32 (see below)."""
+    torch.manual_seed(1)
+    model = RSGN(5, 3, small_cfg(n_nodes=48, n_steps=2, hebbian=False)).double().to(DEV)
+    assert (model.cfg.d_space, model.cfg.init_state) == (8, "attend")
+    x = torch.randn(3, 6, 5, device=DEV, dtype=torch.float64)
+    y = torch.tensor([0, 1, 2], device=DEV)
+    o_ref, _, g_ref = _run(model, x, y, get_backend("torch"))
+    o_tri, _, g_tri = _run(model, x, y, get_backend("triton"))
+    torch.testing.assert_close(o_tri.logits, o_ref.logits, atol=1e-12, rtol=1e-12)
+    for k in g_ref:
+        torch.testing.assert_close(g_tri[k], g_ref[k], atol=1e-10, rtol=1e-8)
+
+
 @pytest.mark.parametrize("selection", ["radix", "stat"])
 def test_forward_and_grads_match_torch(selection):
     torch.manual_seed(1)
-    cfg = small_cfg(n_nodes=48, n_steps=2, hebbian=False, selection=selection)
+    # D = 3 and the mean initial state: at this seed the default (D = 8, 'attend') has exactly
+    # equal candidate scores at the cap (untrained thresholds), which the torch and the Triton
+    # selects may break differently; test_default_config_matches_torch covers the default
+    cfg = small_cfg(
+        n_nodes=48, n_steps=2, hebbian=False, selection=selection, d_space=3, init_state="mean"
+    )
     model = RSGN(5, 3, cfg).to(DEV)
     x, y = torch.randn(3, 6, 5, device=DEV), torch.tensor([0, 1, 2], device=DEV)
     o_ref, _, g_ref = _run(model, x, y, get_backend("torch"))
