@@ -171,3 +171,13 @@ def test_tiny_study_end_to_end(study, tmp_path):
     res2 = json.loads((out / "results.json").read_text())
     assert res2["meta"]["ran"] == 0 and res2["meta"]["reused"] == 5
     assert res2["aggregate"] == res["aggregate"]
+
+
+def test_report_writes_the_finished_runs_without_training(study, tmp_path):
+    out, runs_dir = tmp_path / "out", tmp_path / "runs"
+    assert study.main(["--tiny", "--report", "--out", str(out), "--runs", str(runs_dir)]) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["meta"]["ran"] == 0 and res["runs"] == []
+    assert len(res["meta"]["missing"]) == 5  # every planned run is listed as missing
+    assert not runs_dir.exists() or not any(runs_dir.rglob("metrics.json"))
+    assert "not run" in (out / "tables.md").read_text()

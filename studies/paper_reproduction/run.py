@@ -687,8 +687,10 @@ def run_study(
     only: list[str] | None = None,
     command: str = "",
     echo=print,
+    report_only: bool = False,
 ) -> dict[str, Any]:
-    """Train the planned runs that have no ``metrics.json`` yet, then write the results."""
+    """Train the planned runs that have no ``metrics.json`` yet, then write the results
+    (``report_only``: train nothing, write the results of the runs finished so far)."""
     import torch
 
     from rsgn.checkpoint import atomic_write_bytes, atomic_write_json
@@ -700,6 +702,10 @@ def run_study(
         raise SystemExit(f"--only {' '.join(only)} selects no run of the {st.mode} study")
     pending = [s for s in todo if not (s.folder(runs_dir, st.mode) / "metrics.json").exists()]
     echo(f"{st.mode}: {len(todo)} runs selected, {len(todo) - len(pending)} already done")
+    if report_only:
+        todo = [s for s in todo if s not in pending]
+        pending = []
+        echo("--report: training nothing, writing the results of the finished runs")
     failed: list[dict[str, str]] = []
 
     def report(i: int, spec: RunSpec, res: dict[str, Any] | None, err: BaseException | None):
@@ -792,6 +798,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument(
         "--lr", type=float, default=None, help="learning rate of every run (default: config's)"
     )
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="train nothing: write the tables and plots of the runs finished so far",
+    )
     ap.add_argument("--out", type=Path, default=None, help="results folder (default: ./MODE/)")
     ap.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="run folders (gitignored)")
     args = ap.parse_args(argv)
@@ -819,6 +830,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         only=args.only,
         command=command,
+        report_only=args.report,
     )
     return 1 if res["failed"] else 0
 
