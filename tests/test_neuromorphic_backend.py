@@ -49,8 +49,9 @@ def test_registered_and_errors_name_the_known_values():
         _model()(_x(2), backend=NeuromorphicBackend())
 
 
-def test_float_mode_reproduces_torch():
-    m = _model()
+@pytest.mark.parametrize("kw", [{}, {"d_space": 8, "init_state": "attend"}])  # + the default
+def test_float_mode_reproduces_torch(kw):
+    m = _model(**kw)
     x = _x(16)
     with torch.no_grad():
         ref = m(x, backend=get_backend("torch")).logits

@@ -63,6 +63,7 @@ def test_registered_and_capabilities_never_silent():
         {"d_space": 5},  # beyond one beam's H^3: pairwise planar reduction
         {"init_radius": 2.5, "init_state": "routed"},  # nodes near the boundary
         {"selection": "stat", "n_nodes": 128},  # statistical top-k sees the same score law
+        {"d_space": 8, "init_state": "attend"},  # the package default (planar, attend)
     ],
 )
 def test_ideal_preset_reproduces_torch_logits_and_predictions(kw):
