@@ -303,3 +303,8 @@ class Backend(abc.ABC):
         """Add ``n`` events to the current ledger (no-op when not counting)."""
         if self.ledger is not None:
             self.ledger.add(event, n)
+
+    def count_op(self, op: str) -> None:
+        """Charge the following ``count`` calls to ``op`` (no-op when not counting)."""
+        if self.ledger is not None:
+            self.ledger.op(op)

@@ -415,10 +415,6 @@ class TorchBackend(Backend):
         return pooled @ w_o.T + b_o
 
     # ---------------------------------------------------------------------------- helpers
-    def count_op(self, op: str) -> None:
-        if self.ledger is not None:
-            self.ledger.op(op)
-
     def prepare(self, model: RSGN) -> Program:
         return TorchProgram(self, model)
 

@@ -26,8 +26,7 @@ class ModelConfig:
     states ``init_state = 'attend'``, D = 8, d = 96, r = 16: 41,085 parameters on the
     hierarchical task); ``load_config("paper")`` (``rsgn/presets/paper.toml``,
     ``--config paper``) is the paper-faithful configuration. The token skip path is an option,
-    off by default: it bypasses the sparse dynamics, and the backends' cost models do not
-    count it."""
+    off by default: it bypasses the sparse dynamics."""
 
     n_nodes: int = 256
     d_hidden: int = 96
@@ -76,7 +75,7 @@ class ModelConfig:
     token_skip: bool = False
     """Add a skip path W_s max_t e_t (max-pool of the encoder features over tokens, or of the
     raw tokens without an encoder) to the logits after the readout (F C + C parameters). The
-    path bypasses the RSGN's sparse dynamics and no backend costs it, so it is off by default;
+    path bypasses the RSGN's sparse dynamics, so it is off by default;
     the study's ablation reports the RSGN with and without it and the path alone (paper: off)."""
     theta_init: float = 0.5
     init_radius: float = 1.0

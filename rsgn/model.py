@@ -274,6 +274,8 @@ class RSGN(nn.Module):
             h=st.alpha.unsqueeze(-1) * h0 * st.valid.unsqueeze(-1),
         )
 
+        if be.ledger is not None:
+            self._count_front(be, x.shape[1], st.valid)
         fractions = [float(st.valid.sum()) / (bsz * n)]
         activity = self._accumulate(None, st, bsz) if record else None
         for _ in range(cfg.n_steps):
@@ -296,6 +298,8 @@ class RSGN(nn.Module):
             if record:
                 activity = self._accumulate(activity, st, bsz)
         logits = be.readout(st, self.w_o.weight, self.w_o.bias, normalise=cfg.readout_norm)
+        if be.ledger is not None:
+            self._count_read_extras(be, x.shape[1], st.valid)
         if self.node_out is not None:
             wts = (st.alpha * st.valid).to(logits.dtype)  # [B, W]
             logits = logits + torch.einsum("bw,bwc->bc", wts, self.node_out[st.ids])
@@ -325,6 +329,73 @@ class RSGN(nn.Module):
         )  # [B, W, T]
         pi = torch.softmax(-d.pow(2) / (2 * self.cfg.sigma_ign**2), dim=-1)
         return torch.bmm(pi.to(feats.dtype), feats)
+
+    def _count_front(self, be: Backend, t: int, valid: torch.Tensor) -> None:
+        """Charge the model's front end (op ``encode``, electronic/host events) to the backend's
+        ledger: the work before ignition and the initial states, per batch of B samples with T
+        tokens and |A| = ``valid.sum()`` ignited nodes in all (F features, D space dims, d):
+
+        MACs  = B T (w d_in F)_(encoder) + B T (c F 4D + 4D D + D)      (spark MLP, expmap0)
+              + init: 'mean'/'max' B F d; 'routed' |A| F d; 'both' |A| F d + B F d;
+                'attend' |A| T (D + 1 + F) + |A| F d
+              + |A| d (alpha scaling) + |A| D d (position_code) + |A| m d (node_code)
+        adds  = B T F for the mean / max pool ('mean', 'max', 'both')
+        transcendentals = B T (F_(encoder) + 4D + D + 2) + 2 |A| T ('attend': asinh, exp)
+        SRAM words = the front end's weights, read once per batch.
+
+        The ignition distances themselves are the backend's ``ignite`` op."""
+        cfg = self.cfg
+        bsz = valid.shape[0]
+        na = int(valid.sum())
+        f = cfg.encoder_dim if self.encoder is not None else self.d_in
+        dsp, d = cfg.d_space, cfg.d_hidden
+        bt = bsz * t
+        macs = bt * (cfg.spark_context * f * 4 * dsp + 4 * dsp * dsp + dsp) + na * d
+        trans = bt * (4 * dsp + dsp + 2)
+        adds = 0
+        if self.encoder is not None:
+            macs += bt * cfg.encoder_width * self.d_in * f
+            trans += bt * f
+        if cfg.init_state in ("mean", "max"):
+            macs += bsz * f * d
+            adds += bt * f
+        elif cfg.init_state == "routed":
+            macs += na * f * d
+        elif cfg.init_state == "both":
+            macs += na * f * d + bsz * f * d
+            adds += bt * f
+        else:  # attend
+            macs += na * t * (dsp + 1 + f) + na * f * d
+            trans += 2 * na * t
+        if self.w_pos is not None:
+            macs += na * dsp * d
+        if self.w_code is not None:
+            macs += na * cfg.node_code * d
+        weights = sum(
+            p.numel()
+            for mod in (self.encoder, self.spark, self.w_init, self.w_pos, self.w_code)
+            if mod is not None
+            for p in mod.parameters()
+        )
+        be.count_op("encode")
+        be.count("mac_fp32", macs)
+        be.count("add_fp32", adds)
+        be.count("transcendental_fp32", trans)
+        be.count("sram_word_32b", weights)
+
+    def _count_read_extras(self, be: Backend, t: int, valid: torch.Tensor) -> None:
+        """Charge the readout options beyond the paper to op ``readout``: ``node_readout``
+        |A| C MACs and |A| C SRAM words; ``token_skip`` B T F adds (max pool) and B F C MACs."""
+        bsz, na, c = valid.shape[0], int(valid.sum()), self.n_classes
+        be.count_op("readout")
+        if self.node_out is not None:
+            be.count("mac_fp32", na * c)
+            be.count("sram_word_32b", na * c)
+        if self.w_skip is not None:
+            f = self.w_skip.in_features
+            be.count("add_fp32", bsz * t * f)
+            be.count("mac_fp32", bsz * f * c)
+            be.count("sram_word_32b", f * c + c)
 
     def _accumulate(self, acc: torch.Tensor | None, st: ActiveState, bsz: int) -> torch.Tensor:
         n = self.cfg.n_nodes

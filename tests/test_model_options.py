@@ -184,3 +184,40 @@ def test_checkpoint_from_before_the_new_options_still_loads(tmp_path):
     assert lcfg.model.encoder_width == 0 and not lcfg.model.token_skip
     x = _torch.randn(2, 6, 5)
     _torch.testing.assert_close(loaded(x).logits, model(x).logits)
+
+
+@pytest.mark.parametrize("init_state", ["attend", "mean"])
+def test_front_end_and_readout_options_are_charged_to_the_ledger(init_state):
+    """The encoder, spark MLP and initial states (op 'encode') and the readout options are
+    counted: MACs from the layer sizes, per batch."""
+    from rsgn.backends.registry import get_backend
+
+    torch.manual_seed(7)
+    cfg = small_cfg(
+        encoder_width=3,
+        encoder_dim=6,
+        d_space=4,
+        init_state=init_state,
+        node_readout=True,
+        token_skip=True,
+    )
+    m = RSGN(5, 3, cfg)
+    b, t = 4, 9
+    _, rep = get_backend("torch").prepare(m)(torch.randn(b, t, 5))
+    enc = rep.ledger.counts["encode"]
+    na = round(rep.active_fraction_per_step[0] * b * cfg.n_nodes)  # ignited nodes in all
+    f, dsp, d, c = 6, 4, cfg.d_hidden, 3
+    macs = b * t * (3 * 5 * f) + b * t * (f * 4 * dsp + 4 * dsp * dsp + dsp) + na * d
+    if init_state == "attend":
+        macs += na * t * (dsp + 1 + f) + na * f * d
+    else:
+        macs += b * f * d
+    assert enc["mac_fp32"] == macs
+    enc_params = sum(p.numel() for p in m.encoder.parameters())
+    spark_params = sum(p.numel() for p in m.spark.parameters())
+    assert enc["sram_word_32b"] == enc_params + spark_params + f * d + d
+    na_out = round(rep.active_fraction_per_step[-1] * b * cfg.n_nodes)  # final active set
+    read = rep.ledger.counts["readout"]
+    # the readout's own (nv d + B C d) plus node_readout (|A| C) and the skip path (B F C)
+    assert read["mac_fp32"] == na_out * d + b * c * d + na_out * c + b * f * c
+    assert rep.ledger.energy_by_op()["encode"] > 0
