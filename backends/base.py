@@ -199,6 +199,25 @@ class Backend(abc.ABC):
     ) -> ActiveState:
         """Initial activations from the sparks [B, T, D] (max over tokens), capped."""
 
+    def token_distances(
+        self, sparks: torch.Tensor, spark_a: torch.Tensor, graph: Graph, ids: torch.Tensor
+    ) -> torch.Tensor:
+        """d_H(s_t, p_i) from every spark of sample b to each node in ``ids[b]``: [B, W, T]
+        (the ``attend`` initial state's weights). This default computes them exactly,
+        d = 2 asinh(|s - p| / sqrt(a_s a_p)), charging B W T (D + 1) MACs and one
+        transcendental per pair; a target that measures distances overrides it."""
+        from rsgn.geometry import dist_from_parts
+
+        p, a = graph.x[ids], graph.a[ids]  # [B, W, D], [B, W]
+        d = dist_from_parts(
+            sparks.unsqueeze(1), p.unsqueeze(2), spark_a.unsqueeze(1), a.unsqueeze(2)
+        )
+        pairs = d.numel()
+        self.count("mac_fp32", pairs * (sparks.shape[-1] + 1))
+        self.count("transcendental_fp32", pairs)
+        self.count("sram_word_32b", ids.numel() * (sparks.shape[-1] + 1))
+        return d
+
     @abc.abstractmethod
     def propagate(
         self,

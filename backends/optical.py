@@ -29,7 +29,9 @@ Stokes space, :math:`S = S_0(1,\ p\hat n)` with degree of polarisation and Loren
   The ``graph`` op reads its :math:`N K` edge distances this way (once, at prepare); ``ignite``
   reads all :math:`B T N` spark-node intensities, takes the smallest normalised reading
   :math:`\min_t S_0'/(\sqrt{qr} I_t)` per node (monotone in distance), picks the active set with
-  the electronic ``select`` op and inverts only the selected readings.
+  the electronic ``select`` op and inverts only the selected readings. The ``attend`` initial
+  state (``token_distances``) re-reads the :math:`B W T` (winner, spark) pairs in a second
+  pass (op ``attend``: W/N of ignition's light; fresh detector noise).
 * One beam spans only :math:`H^3`: ``d_space <= 3`` embeds isometrically (zero padding).  For
   ``d_space > 3`` each (beam, node) pair is rotated electronically into the plane spanned by the
   two points (an isometry: :math:`d_H` depends only on the radii and the angle), costing
@@ -715,6 +717,41 @@ class OpticalBackend(TorchBackend):
         self._electronic(_log2(t) + 4 * _log2(n) + 4)
         tsel_t = torch.as_tensor(tsel, device=dev)
         return ActiveState(ids=ids, valid=valid, alpha=alpha, token=tsel_t)
+
+    def token_distances(self, sparks, spark_a, graph, ids):
+        r"""Measured d_H(s_t, p_i) [B, W, T] for the ``attend`` initial state (offload
+        ``ignite = 'optical'``): a second read after ignition. Each spark beam is written again
+        (in the planar mode, D > 3, one pixel per (beam, node) pair) and read by the W winners'
+        channels only; d = arcosh(S0' / (sqrt(qr) I)) as in ignition, with fresh detector noise.
+        The ignition pass does not keep its B T N readings: storing them would cost more SRAM
+        than a W/N-sized second read costs light."""
+        if self.offload["ignite"] != "optical":
+            return super().token_distances(sparks, spark_a, graph, ids)
+        nodes = self._nodes_for(graph.x, graph.a)
+        rng = self._rng()
+        bsz, t, dsp = sparks.shape
+        w = ids.shape[1]
+        r, a, nv = ball_parts(sparks, spark_a)
+        beam = np.broadcast_to(
+            (np.arange(bsz)[:, None] * t + np.arange(t))[:, None, :], (bsz, w, t)
+        )
+        node = np.broadcast_to(ids.cpu().numpy()[:, :, None], (bsz, w, t))
+        read, lnorm = self._readings(
+            nodes, r.reshape(-1), a.reshape(-1), nv.reshape(bsz * t, -1), rng, node, beam
+        )
+        d64 = optics.distance_from_readout(read, lnorm, nodes.q[node], nodes.rt[node])
+        e = bsz * w * t
+        self.count("slm_frame", 2 * (e if nodes.planar else bsz * t))
+        self.count("laser_pulse", e)
+        self.count("detector_sample", e)
+        self.count("adc_sample", e)
+        self.count("mac_fp32", bsz * t * (dsp + 2) + (e * dsp if nodes.planar else 0) + e)
+        self.count("transcendental_fp32", bsz * t * 2 + e)  # encoding; arcosh per reading
+        s = self.preset
+        self._lat("slm", t * 2 * s.encoder.settle_time)
+        self._lat("integration", t * self.t_int)
+        self._lat("adc", s.adc.latency)
+        return torch.as_tensor(d64, dtype=sparks.dtype, device=sparks.device)
 
     # -------------------------------------------------------------------- propagate
     def propagate(self, state, graph, w_h, b_h, theta, *, gamma, temperature):

@@ -229,6 +229,26 @@ class OpticalAwareBackend(TorchBackend):
         r_node = torch.linalg.vector_norm(xc.detach(), dim=-1)
         return self.read_distance(d0, a[in_idx].detach(), r_node.unsqueeze(1))
 
+    def token_distances(self, sparks, spark_a, graph, ids):
+        """The ``attend`` weights' distances [B, W, T] through the same surrogate readout as
+        ignition (clipped, rotated channel and beam; straight-through noisy readout)."""
+        if not self.noise and self.readout_model.r_max >= 1.0:
+            return super().token_distances(sparks, spark_a, graph, ids)
+        rm = self.readout_model
+        xc, ac = self.clip_nodes(graph.x, graph.a)
+        xc = self.rotate(xc, rm.rot_channel)
+        sp_r = self.rotate(sparks, rm.rot_beam)
+        p, ap = xc[ids], ac[ids]  # [B, W, D], [B, W]
+        d0 = dist_from_parts(
+            sp_r.unsqueeze(1), p.unsqueeze(2), spark_a.unsqueeze(1), ap.unsqueeze(2)
+        )
+        r_node = torch.linalg.vector_norm(p.detach(), dim=-1).unsqueeze(2)
+        pairs = d0.numel()
+        self.count("mac_fp32", pairs * (sparks.shape[-1] + 1))
+        self.count("transcendental_fp32", pairs)
+        self.count("sram_word_32b", ids.numel() * (sparks.shape[-1] + 1))
+        return self.read_distance(d0, spark_a.detach().unsqueeze(1), r_node)
+
     # -------------------------------------------------------------------- ignite
     def ignite(self, sparks, spark_a, graph, *, sigma, eps, cap, method):
         r"""Ignition on surrogate optical readings: per node the spark with the smallest noisy

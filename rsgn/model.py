@@ -260,7 +260,8 @@ class RSGN(nn.Module):
         elif cfg.init_state == "max":
             h0 = self.w_init(feats.amax(1)).unsqueeze(1)
         elif cfg.init_state == "attend":
-            h0 = self.w_init(self._attend(feats, sparks, spark_a, g, st.ids))
+            be.count_op("attend")
+            h0 = self.w_init(self._attend(feats, be.token_distances(sparks, spark_a, g, st.ids)))
         else:
             h0 = self.w_init(feats.mean(1)).unsqueeze(1)
         if self.w_pos is not None:
@@ -309,24 +310,14 @@ class RSGN(nn.Module):
             activity = activity / (cfg.n_steps + 1)
         return ForwardOutput(logits=logits, active_fraction_per_step=fractions, activity=activity)
 
-    def _attend(
-        self,
-        feats: torch.Tensor,
-        sparks: torch.Tensor,
-        spark_a: torch.Tensor,
-        g: Graph,
-        ids: torch.Tensor,
-    ) -> torch.Tensor:
+    def _attend(self, feats: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
         """Ignition-weighted token features for each ignited node i (``init_state='attend'``):
 
         pi_ti = softmax_t(-d_H(s_t, p_i)^2 / 2 sigma^2),   m_i = sum_t pi_ti e_t    [B, W, F]
 
         the tokens whose sparks lit node i (the Gaussian of the ignition, normalised over tokens)
-        route their features into it; B W T distances and B W T F multiply-adds."""
-        p, a = g.x[ids], g.a[ids]  # [B, W, D], [B, W]
-        d = geometry.dist_from_parts(
-            sparks.unsqueeze(1), p.unsqueeze(2), spark_a.unsqueeze(1), a.unsqueeze(2)
-        )  # [B, W, T]
+        route their features into it. ``d`` [B, W, T] comes from the backend's
+        ``token_distances`` (exact, or measured on an optical target)."""
         pi = torch.softmax(-d.pow(2) / (2 * self.cfg.sigma_ign**2), dim=-1)
         return torch.bmm(pi.to(feats.dtype), feats)
 
@@ -337,10 +328,11 @@ class RSGN(nn.Module):
 
         MACs  = B T (w d_in F)_(encoder) + B T (c F 4D + 4D D + D)      (spark MLP, expmap0)
               + init: 'mean'/'max' B F d; 'routed' |A| F d; 'both' |A| F d + B F d;
-                'attend' |A| T (D + 1 + F) + |A| F d
+                'attend' |A| T F + |A| F d (the distances: the backend's
+                ``token_distances``, op ``attend``)
               + |A| d (alpha scaling) + |A| D d (position_code) + |A| m d (node_code)
         adds  = B T F for the mean / max pool ('mean', 'max', 'both')
-        transcendentals = B T (F_(encoder) + 4D + D + 2) + 2 |A| T ('attend': asinh, exp)
+        transcendentals = B T (F_(encoder) + 4D + D + 2) + |A| T ('attend': the softmax's exp)
         SRAM words = the front end's weights, read once per batch.
 
         The ignition distances themselves are the backend's ``ignite`` op."""
@@ -365,8 +357,8 @@ class RSGN(nn.Module):
             macs += na * f * d + bsz * f * d
             adds += bt * f
         else:  # attend
-            macs += na * t * (dsp + 1 + f) + na * f * d
-            trans += 2 * na * t
+            macs += na * t * f + na * f * d
+            trans += na * t
         if self.w_pos is not None:
             macs += na * dsp * d
         if self.w_code is not None:

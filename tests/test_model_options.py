@@ -209,7 +209,11 @@ def test_front_end_and_readout_options_are_charged_to_the_ledger(init_state):
     f, dsp, d, c = 6, 4, cfg.d_hidden, 3
     macs = b * t * (3 * 5 * f) + b * t * (f * 4 * dsp + 4 * dsp * dsp + dsp) + na * d
     if init_state == "attend":
-        macs += na * t * (dsp + 1 + f) + na * f * d
+        macs += na * t * f + na * f * d
+        att = rep.ledger.counts["attend"]  # the exact distance of every (slot, token) pair
+        width = min(cfg.k_active, cfg.n_nodes)  # the ignition's slots per sample
+        assert att["mac_fp32"] == b * width * t * (dsp + 1)
+        assert att["transcendental_fp32"] == b * width * t
     else:
         macs += b * f * d
     assert enc["mac_fp32"] == macs

@@ -205,3 +205,22 @@ def test_training_steps_on_optical_aware(tmp_path):
     assert m["backend"] == "optical-aware"
     assert all(math.isfinite(h["train_loss"]) for h in m["history"])
     assert (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_attend_distances_go_through_the_noisy_readout_straight_through():
+    """The 'attend' weights' distances: noisy values at bench, the exact distances' gradient."""
+    m = _model()
+    assert m.cfg.init_state == "attend"
+    x = _x()
+    be = OpticalAwareBackend("bench", seed=5)
+    exact = TorchBackend()
+    g = m.build_graph(exact)
+    s, sa = m.sparks(x)
+    ids = torch.randint(0, m.cfg.n_nodes, (x.shape[0], 4))
+    d_ref = exact.token_distances(s, sa, g, ids)
+    d_hw = be.token_distances(s, sa, g, ids)
+    assert d_hw.shape == d_ref.shape == (x.shape[0], 4, x.shape[1])
+    assert not torch.allclose(d_hw, d_ref)
+    assert float((d_hw - d_ref).detach().abs().median()) < 0.5  # a readout error, small
+    (gx_hw,) = torch.autograd.grad(d_hw.sum(), m.spark_scale, retain_graph=True)
+    assert torch.isfinite(gx_hw) and gx_hw != 0

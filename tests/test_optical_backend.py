@@ -64,6 +64,7 @@ def test_registered_and_capabilities_never_silent():
         {"init_radius": 2.5, "init_state": "routed"},  # nodes near the boundary
         {"selection": "stat", "n_nodes": 128},  # statistical top-k sees the same score law
         {"d_space": 8, "init_state": "attend"},  # the package default (planar, attend)
+        {"init_state": "attend"},  # attend's second read in one beam's H^3
     ],
 )
 def test_ideal_preset_reproduces_torch_logits_and_predictions(kw):
@@ -283,3 +284,28 @@ def test_cli_eval_on_the_bench_preset(tmp_path, capsys):
     assert res["cost"]["energy_j_per_inference"] > 0
     assert "laser_pulse" in res["cost"]["constants"]
     assert math.isfinite(res["latency_s_per_sample"])
+
+
+@pytest.mark.parametrize("d_space", [3, 8])
+def test_attend_second_read_is_measured_and_charged(d_space):
+    """With noise the 'attend' distances are a measurement (not the exact values); the second
+    read is charged as optical events of op 'attend': B W T pulses, detections, ADC samples."""
+    m = _model(d_space=d_space, init_state="attend")
+    be = OpticalBackend("bench", seed=2)
+    b, t = 6, 7
+    x = torch.randn(b, t, 8)
+    _, rep = be.prepare(m)(x)
+    att = rep.ledger.counts["attend"]
+    width = min(m.cfg.k_active, m.cfg.n_nodes)
+    assert att["laser_pulse"] == att["detector_sample"] == att["adc_sample"] == b * width * t
+    with torch.no_grad():
+        g = m.build_graph(TorchBackend())
+        s, sa = m.sparks(x)
+    ids = torch.arange(width).expand(b, width)
+    d_hw = be.token_distances(s, sa, g, ids)
+    d_ref = TorchBackend().token_distances(s, sa, g, ids)
+    assert d_hw.shape == d_ref.shape == (b, width, t)
+    assert not torch.allclose(d_hw, d_ref)
+    assert float((d_hw - d_ref).abs().median()) < 0.2  # bench: a readout error, small
+    ideal = OpticalBackend("ideal").token_distances(s, sa, g, ids)
+    torch.testing.assert_close(ideal, d_ref, rtol=1e-5, atol=1e-5)  # ideal optics: exact
