@@ -30,8 +30,8 @@ Stokes space, :math:`S = S_0(1,\ p\hat n)` with degree of polarisation and Loren
   reads all :math:`B T N` spark-node intensities, takes the smallest normalised reading
   :math:`\min_t S_0'/(\sqrt{qr} I_t)` per node (monotone in distance), picks the active set with
   the electronic ``select`` op and inverts only the selected readings. The ``attend`` initial
-  state (``token_distances``) re-reads the :math:`B W T` (winner, spark) pairs in a second
-  pass (op ``attend``: W/N of ignition's light; fresh detector noise).
+  state (``token_distances``) reuses ignition's readings of the :math:`B W T` (winner, spark)
+  pairs, kept in SRAM (op ``attend``), so its weights carry the same detector noise.
 * One beam spans only :math:`H^3`: ``d_space <= 3`` embeds isometrically (zero padding).  For
   ``d_space > 3`` each (beam, node) pair is rotated electronically into the plane spanned by the
   two points (an isometry: :math:`d_H` depends only on the radii and the angle), costing
@@ -138,6 +138,7 @@ OPTICAL_EVENTS = (
 )
 
 _CHUNK_ELEMS = 1 << 19  # (beam, channel) readings simulated per numpy chunk
+_KEEP_READINGS = 1 << 25  # ignition keeps its B T N readings (for 'attend') up to this many
 _Z_CLIP = 30.0  # range of the log-power encoding of the pre-activation (|z| beyond: saturated)
 
 
@@ -411,6 +412,7 @@ class OpticalBackend(TorchBackend):
         eit_mid = self.activation.offset if self.activation and mode == "eit" else 0.0
         self.table = build_energy_table(self.preset, self.energy_table_name, eit_mid)
         self.nodes: NodeOptics | None = None
+        self._ignition: tuple[torch.Tensor, np.ndarray, np.ndarray] | None = None
         self.rng: np.random.Generator | None = None
         self.latency: dict[str, float] | None = None
         self._free_calls = 0
@@ -672,9 +674,14 @@ class OpticalBackend(TorchBackend):
         rmin = np.empty((bsz, n))
         tok = np.empty((bsz, n), dtype=np.int64)
         chunk = max(1, _CHUNK_ELEMS // max(1, t * n))
+        keep = bsz * t * n <= _KEEP_READINGS
+        reads = np.empty((bsz, t, n)) if keep else None
+        lnorms = np.empty((bsz, t)) if keep else None
         for b0 in range(0, bsz, chunk):
             sl = slice(b0, b0 + chunk)
             read, lnorm = self._readings(nodes, r[sl], a[sl], nv[sl], rng)  # [b, T, N]
+            if keep:
+                reads[sl], lnorms[sl] = read, lnorm
             c = read / (scale * lnorm[..., None])
             ti = np.argmin(c, axis=1)  # [b, N]
             tok[sl] = ti
@@ -716,41 +723,55 @@ class OpticalBackend(TorchBackend):
         self._lat("adc", s.adc.latency)
         self._electronic(_log2(t) + 4 * _log2(n) + 4)
         tsel_t = torch.as_tensor(tsel, device=dev)
+        self._ignition = (sparks, reads, lnorms) if keep else None
         return ActiveState(ids=ids, valid=valid, alpha=alpha, token=tsel_t)
 
     def token_distances(self, sparks, spark_a, graph, ids):
         r"""Measured d_H(s_t, p_i) [B, W, T] for the ``attend`` initial state (offload
-        ``ignite = 'optical'``): a second read after ignition. Each spark beam is written again
-        (in the planar mode, D > 3, one pixel per (beam, node) pair) and read by the W winners'
-        channels only; d = arcosh(S0' / (sqrt(qr) I)) as in ignition, with fresh detector noise.
-        The ignition pass does not keep its B T N readings: storing them would cost more SRAM
-        than a W/N-sized second read costs light."""
+        ``ignite = 'optical'``): ignition already detected every (spark, channel) intensity, so
+        the winners' B W T readings are kept from it (op ``attend``: B T N SRAM writes of the
+        digitised readings, B W T reads, one arcosh each) and inverted like ignition's,
+        d = arcosh(S0' / (sqrt(qr) I)). Beyond ``_KEEP_READINGS`` readings per batch the
+        simulator does not keep them and re-reads the pairs instead (a second optical pass:
+        2 T SLM frames and B W T pulses, detections and ADC samples, fresh noise)."""
         if self.offload["ignite"] != "optical":
             return super().token_distances(sparks, spark_a, graph, ids)
         nodes = self._nodes_for(graph.x, graph.a)
-        rng = self._rng()
         bsz, t, dsp = sparks.shape
         w = ids.shape[1]
-        r, a, nv = ball_parts(sparks, spark_a)
-        beam = np.broadcast_to(
-            (np.arange(bsz)[:, None] * t + np.arange(t))[:, None, :], (bsz, w, t)
-        )
-        node = np.broadcast_to(ids.cpu().numpy()[:, :, None], (bsz, w, t))
-        read, lnorm = self._readings(
-            nodes, r.reshape(-1), a.reshape(-1), nv.reshape(bsz * t, -1), rng, node, beam
-        )
-        d64 = optics.distance_from_readout(read, lnorm, nodes.q[node], nodes.rt[node])
+        n = graph.n_nodes
         e = bsz * w * t
-        self.count("slm_frame", 2 * (e if nodes.planar else bsz * t))
-        self.count("laser_pulse", e)
-        self.count("detector_sample", e)
-        self.count("adc_sample", e)
-        self.count("mac_fp32", bsz * t * (dsp + 2) + (e * dsp if nodes.planar else 0) + e)
-        self.count("transcendental_fp32", bsz * t * 2 + e)  # encoding; arcosh per reading
-        s = self.preset
-        self._lat("slm", t * 2 * s.encoder.settle_time)
-        self._lat("integration", t * self.t_int)
-        self._lat("adc", s.adc.latency)
+        node = np.broadcast_to(ids.cpu().numpy()[:, :, None], (bsz, w, t))
+        kept = self._ignition
+        if kept is not None and kept[0] is sparks:
+            _, reads, lnorms = kept
+            bi = np.arange(bsz)[:, None, None]
+            ti = np.arange(t)[None, None, :]
+            read = reads[bi, ti, node]
+            lnorm = np.broadcast_to(lnorms[:, None, :], (bsz, w, t))
+            self.count("sram_word_32b", bsz * t * n + e)
+        else:
+            rng = self._rng()
+            r, a, nv = ball_parts(sparks, spark_a)
+            beam = np.broadcast_to(
+                (np.arange(bsz)[:, None] * t + np.arange(t))[:, None, :], (bsz, w, t)
+            )
+            read, lnorm = self._readings(
+                nodes, r.reshape(-1), a.reshape(-1), nv.reshape(bsz * t, -1), rng, node, beam
+            )
+            self.count("slm_frame", 2 * bsz * t)
+            self.count("laser_pulse", e)
+            self.count("detector_sample", e)
+            self.count("adc_sample", e)
+            self.count("mac_fp32", bsz * t * (dsp + 2) + (e * dsp if nodes.planar else 0))
+            self.count("transcendental_fp32", bsz * t * 2)  # beam encoding
+            s = self.preset
+            self._lat("slm", t * 2 * s.encoder.settle_time)
+            self._lat("integration", t * self.t_int)
+            self._lat("adc", s.adc.latency)
+        d64 = optics.distance_from_readout(read, lnorm, nodes.q[node], nodes.rt[node])
+        self.count("mac_fp32", e)  # normalisation by sqrt(q r) I
+        self.count("transcendental_fp32", e)  # arcosh
         return torch.as_tensor(d64, dtype=sparks.dtype, device=sparks.device)
 
     # -------------------------------------------------------------------- propagate

@@ -287,20 +287,40 @@ def test_cli_eval_on_the_bench_preset(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("d_space", [3, 8])
-def test_attend_second_read_is_measured_and_charged(d_space):
-    """With noise the 'attend' distances are a measurement (not the exact values); the second
-    read is charged as optical events of op 'attend': B W T pulses, detections, ADC samples."""
+def test_attend_reuses_the_ignition_readings(d_space):
+    """With noise the 'attend' distances are ignition's own measurements: for each winner the
+    lighting spark's distance reproduces its alpha; the reuse is charged as SRAM (B T N writes,
+    B W T reads), no second optical pass. Called without a preceding ignition, the pairs are
+    re-read (noisy at bench, exact on ideal optics)."""
     m = _model(d_space=d_space, init_state="attend")
-    be = OpticalBackend("bench", seed=2)
     b, t = 6, 7
     x = torch.randn(b, t, 8)
-    _, rep = be.prepare(m)(x)
+    be = OpticalBackend("bench", seed=2)
+    prog = be.prepare(m)
+    _, rep = prog(x)
     att = rep.ledger.counts["attend"]
     width = min(m.cfg.k_active, m.cfg.n_nodes)
-    assert att["laser_pulse"] == att["detector_sample"] == att["adc_sample"] == b * width * t
+    n = m.cfg.n_nodes
+    assert att["sram_word_32b"] == b * t * n + b * width * t
+    assert "laser_pulse" not in att and att["transcendental_fp32"] == b * width * t
+    with torch.no_grad():
+        s, sa = m.sparks(x)
+        st = be.ignite(
+            s,
+            sa,
+            prog.graph,
+            sigma=m.cfg.sigma_ign,
+            eps=m.cfg.eps_active,
+            cap=m.cfg.k_active,
+            method="radix",
+        )
+        d = be.token_distances(s, sa, prog.graph, st.ids)
+    d_lit = d.gather(2, st.token.unsqueeze(2)).squeeze(2)
+    alpha = torch.exp(-(d_lit**2) / (2 * m.cfg.sigma_ign**2)) * st.valid
+    torch.testing.assert_close(alpha, st.alpha, rtol=1e-6, atol=1e-7)
+    # without a preceding ignition: a re-read
     with torch.no_grad():
         g = m.build_graph(TorchBackend())
-        s, sa = m.sparks(x)
     ids = torch.arange(width).expand(b, width)
     d_hw = be.token_distances(s, sa, g, ids)
     d_ref = TorchBackend().token_distances(s, sa, g, ids)
