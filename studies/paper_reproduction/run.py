@@ -315,8 +315,10 @@ def execute(spec: RunSpec, run_dir: str, threads: int | None) -> dict[str, Any]:
 
     from rsgn.checkpoint import atomic_write_json
     from rsgn.data import make_task
+    from rsgn.malloc_tuning import tune_malloc
     from rsgn.train import train
 
+    tune_malloc()  # as the rsgn command line does (speed only; see rsgn/malloc_tuning.py)
     if threads:
         torch.set_num_threads(threads)
     out = Path(run_dir)
