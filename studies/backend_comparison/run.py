@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import platform
@@ -26,6 +27,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from rsgn.checkpoint import atomic_write_bytes
 
 HERE = Path(__file__).resolve().parent
 RUNS = HERE / "runs"
@@ -159,12 +162,14 @@ def main() -> None:
     meta["invocations"].append(
         {"command": argv, "commands": [" ".join(c) for c in rel], "wall_s": log["wall_s"]}
     )
-    (HERE / "summary.json").write_text(json.dumps({**meta, "rows": rows}, indent=1, default=str))
-    with open(HERE / "summary.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=SUMMARY_COLS, extrasaction="ignore")
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()})
+    text = json.dumps({**meta, "rows": rows}, indent=1, default=str)
+    atomic_write_bytes(HERE / "summary.json", text.encode())
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=SUMMARY_COLS, extrasaction="ignore")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()})
+    atomic_write_bytes(HERE / "summary.csv", buf.getvalue().encode())
     cols = [
         "task", "setting", "backend", "preset", "status", "n_samples", "accuracy", "agreement",
         "latency_s_per_inference", "latency_kind", "energy_j_per_inference",
@@ -174,7 +179,7 @@ def main() -> None:
         ok = r.get("status") == "ok"
         cells = [fmt(r.get(c)) if ok or c in cols[:5] else "" for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
-    (HERE / "summary.md").write_text("\n".join(lines) + "\n")
+    atomic_write_bytes(HERE / "summary.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
     print(json.dumps(log["wall_s"], indent=1))
 
