@@ -8,7 +8,9 @@ Hebbian rules or temperature; the MoE's load-balancing loss is added to the cros
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -50,6 +52,57 @@ def _make_optim(model: torch.nn.Module, cfg: RunConfig, steps_total: int, lr: fl
     return opt, sched
 
 
+LOCK_NAME = ".rsgn-train.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Hold ``out/.rsgn-train.lock`` (created exclusively, holding this process's pid) while a
+    training writes into ``out``: a second training of the same folder (a resumed study next to
+    an unfinished one) fails with a one-line error instead of interleaving checkpoints. A lock
+    whose process is gone is taken over. Removes the lock, and ``out`` if this call created it
+    and it stayed empty."""
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = out / LOCK_NAME
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                pid = int(lock.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = -1
+            if pid > 0 and pid != os.getpid() and _pid_alive(pid):
+                raise RsgnError(
+                    f"{out} is being trained by process {pid} (lock {lock}): wait for it or "
+                    "stop it first"
+                ) from None
+            lock.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(f"{os.getpid()}\n")
+        break
+    else:
+        raise RsgnError(f"could not take the lock {lock}")
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
+
+
 def train(
     cfg: RunConfig,
     ds: Dataset,
@@ -67,8 +120,36 @@ def train(
     ``model`` is ``rsgn`` (default) or a name in :data:`rsgn.baselines.BASELINES`, built with
     ``model_kwargs``. Refuses to overwrite an existing run unless ``resume`` is set; with
     ``resume`` it continues from the last completed epoch (same data order, optimiser and
-    schedule) of the checkpoint's own model and config.
+    schedule) of the checkpoint's own model and config. Holds :func:`run_lock` on ``out_dir``
+    throughout.
     """
+    out = Path(out_dir)
+    with run_lock(out):
+        return _train(
+            cfg,
+            ds,
+            out,
+            backend=backend,
+            preset=preset,
+            resume=resume,
+            log=log,
+            model=model,
+            model_kwargs=model_kwargs,
+        )
+
+
+def _train(
+    cfg: RunConfig,
+    ds: Dataset,
+    out_dir: str | Path,
+    *,
+    backend: str | None = None,
+    preset: str | None = None,
+    resume: bool = False,
+    log: TextIO | None = sys.stderr,
+    model: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     from rsgn.baselines import BASELINES, build_baseline
 
     out = Path(out_dir)

@@ -181,3 +181,31 @@ def test_corrupt_checkpoint_and_existing_run_are_refused(tmp_path, npz):
 def test_backends_listing():
     rc, out, _ = _run("backends")
     assert rc == 0 and "torch" in out and "available" in out
+
+
+def test_a_folder_in_training_is_locked_against_a_second_training(tmp_path, npz):
+    import os
+
+    from rsgn.train import LOCK_NAME, run_lock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    lock = out / LOCK_NAME
+    lock.write_text(f"{os.getppid()}\n")  # a live process (this test's parent) holds it
+    rc, _, err = _run(
+        "train", "--data", str(npz), "--epochs", "1", "--out", str(out), "--resume", *SMALL
+    )
+    assert rc == 2 and "is being trained by process" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == [LOCK_NAME]  # nothing written
+    # a lock whose process is gone is taken over, and released after the run
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    lock.write_text(proc.stdout)
+    assert main(["train", "--data", str(npz), "--epochs", "1", "--out", str(out), "--quiet",
+                 "--resume", *SMALL]) == 0  # fmt: skip
+    assert (out / "metrics.json").exists() and not lock.exists()
+    # a folder the lock created is removed again when nothing was written into it
+    fresh = tmp_path / "fresh"
+    with run_lock(fresh):
+        assert (fresh / LOCK_NAME).read_text().split()[0] == str(os.getpid())
+    assert not fresh.exists()
