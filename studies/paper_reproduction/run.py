@@ -309,6 +309,21 @@ def run_config(spec: RunSpec):
     return apply_overrides(RunConfig().validate(), ov)
 
 
+def _exit_with_parent(parent: int, period: float = 5.0) -> None:
+    """Pool-worker initializer: a daemon thread ends this worker (exit status 3) once the
+    study process that started it is gone, so killing the study does not leave orphaned
+    workers training on (the run-folder lock of ``rsgn.train`` is then stale and is taken
+    over by the next invocation)."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(period)
+        os._exit(3)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 def execute(spec: RunSpec, run_dir: str, threads: int | None) -> dict[str, Any]:
     """Train ``spec`` in ``run_dir`` (resuming a checkpoint there); return a short summary."""
     import torch
@@ -731,7 +746,12 @@ def run_study(
                 report(i, spec, None, exc)
     else:
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=_exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             futs = {
                 pool.submit(execute, s, str(s.folder(runs_dir, st.mode)), threads): s
                 for s in pending
