@@ -198,6 +198,10 @@ def _train(
         history = list(payload.get("history", []))
         train_seconds = float(payload.get("train_seconds", 0.0))
         n_steps_done = int(payload.get("train_steps", 0))
+        if isinstance(payload.get("rng_state"), torch.Tensor):  # absent in older checkpoints
+            torch.set_rng_state(payload["rng_state"])
+        if device.type == "cuda" and isinstance(payload.get("cuda_rng_state"), torch.Tensor):
+            torch.cuda.set_rng_state(payload["cuda_rng_state"], device)
         if log:
             print(f"resuming {out} at epoch {start_epoch}/{cfg.train.epochs}", file=log)
     else:
@@ -292,6 +296,14 @@ def _train(
                 "train_seconds": train_seconds,
                 "train_steps": n_steps_done,
                 "complete": epoch + 1 == cfg.train.epochs,
+                # the global generator (dropout masks, Hebbian sprouting): a resumed run
+                # draws what the uninterrupted one would have drawn
+                "rng_state": torch.get_rng_state(),
+                **(
+                    {"cuda_rng_state": torch.cuda.get_rng_state(device)}
+                    if device.type == "cuda"
+                    else {}
+                ),
             },
         )
 
