@@ -567,6 +567,9 @@ class NeuromorphicProgram(Program):
         keep_dst = (nodes[:, None] * c + k).ravel()
         self.n_edges = int(dst_node.size)
         self.max_fanin = int(mask.sum(1).max(initial=0))
+        out_deg = np.bincount(src_node, minlength=n)
+        self.hub = int(out_deg.argmax()) if n else 0
+        self.max_fanout = int(out_deg.max(initial=0))
         self.coo = (
             np.concatenate([msg_src, gate, np.repeat(gate, d), src_node * c + d]),
             np.concatenate([msg_dst, gate, keep_dst, dst_node * c + d]),
@@ -666,6 +669,24 @@ class NeuromorphicProgram(Program):
         rank = _morton_rank(coords)
         return nm.place_sequential(self.n_nodes, topo, per_core)[rank]
 
+    def _capacity_hint(self, reason: str) -> str:
+        """Why one node per core can still overflow: each of a node's c compartments sends one
+        axon to the core of every out-neighbour (c x out-degree fan-out axons) and receives one
+        from every compartment of every in-neighbour (c x in-degree fan-in axons); the mapping
+        neither splits a node over cores nor relays its spikes."""
+        c = self.c
+        if "fan-out axons" in reason:
+            return (
+                f" (node {self.hub} has {self.max_fanout} out-neighbours: x {c} compartments = "
+                f"{self.max_fanout * c} axons; nodes are not split over cores)"
+            )
+        if "fan-in axons" in reason:
+            return (
+                f" (up to {self.max_fanin} in-neighbours x {c} compartments = "
+                f"{self.max_fanin * c} axons into one node's core; nodes are not split over cores)"
+            )
+        return ""
+
     def _place_and_build(self) -> None:
         """Place nodes (halving nodes per core until the core limits hold) and build the
         simulator; capacity failures become one-line RsgnErrors naming model and preset."""
@@ -718,6 +739,7 @@ class NeuromorphicProgram(Program):
                     continue
                 raise RsgnError(
                     f"{size} does not fit preset {prof.name} at {per} nodes per core: {exc}"
+                    + self._capacity_hint(str(exc))
                 ) from None
             except nm.NeuromorphicError as exc:
                 raise RsgnError(f"preset {prof.name}: {exc}") from None

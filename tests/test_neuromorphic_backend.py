@@ -216,6 +216,15 @@ def test_capacity_errors_name_the_model_and_preset():
         NeuromorphicBackend(overrides={"core.max_neurons": 8}).prepare(m)
     with pytest.raises(RsgnError, match=r"64 nodes.*does not fit preset loihi2_est.*fan-in"):
         NeuromorphicBackend(overrides={"core.max_axons_in": 4}).prepare(m)
+    # one node per core still overflows: the message names the hub and the product
+    g = m.build_graph(NeuromorphicBackend())
+    deg = torch.bincount(g.in_idx[g.in_mask], minlength=g.n_nodes)
+    hub, c = int(deg.argmax()), m.cfg.d_hidden + 1
+    with pytest.raises(RsgnError) as exc:
+        NeuromorphicBackend(overrides={"core.max_axons_out": int(deg.max()) * c - 1}).prepare(m)
+    assert f"node {hub} has {int(deg.max())} out-neighbours: x {c} compartments" in str(exc.value)
+    with pytest.raises(RsgnError, match=rf"in-neighbours x {c} compartments"):
+        NeuromorphicBackend(overrides={"core.max_axons_in": 4 * c}).prepare(m)
     with pytest.raises(RsgnError, match=r"does not fit preset loihi2_est"):
         NeuromorphicBackend(
             overrides={"chip.tiles_x": 1, "chip.tiles_y": 1}, chips=1, nodes_per_core=2
