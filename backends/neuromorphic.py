@@ -407,11 +407,31 @@ class NeuromorphicBackend(TorchBackend):
             )
         return self._run
 
-    def ignite(self, sparks, spark_a, graph, *, sigma, eps, cap, method):
+    def ignite(
+        self,
+        sparks: torch.Tensor,
+        spark_a: torch.Tensor,
+        graph: Graph,
+        *,
+        sigma: float,
+        eps: float,
+        cap: int,
+        method: str,
+    ) -> ActiveState:
         """Host step: ``TorchBackend.ignite`` (charged to the host table)."""
         return super().ignite(sparks, spark_a, graph, sigma=sigma, eps=eps, cap=cap, method=method)
 
-    def propagate(self, state, graph, w_h, b_h, theta, *, gamma, temperature):
+    def propagate(
+        self,
+        state: ActiveState,
+        graph: Graph,
+        w_h: torch.Tensor,
+        b_h: torch.Tensor,
+        theta: torch.Tensor,
+        *,
+        gamma: float,
+        temperature: float,
+    ) -> Candidates:
         """Chip: the first call runs every sample's inference on the simulated chip; each
         call returns that step's candidates (concatenated over the batch)."""
         run = self._current()
@@ -419,22 +439,45 @@ class NeuromorphicBackend(TorchBackend):
             run.simulate(state, w_h, b_h, theta, gamma=gamma, temperature=temperature)
         return run.cand[run.step]
 
-    def inhibit(self, cand, graph, *, strength):
+    def inhibit(self, cand: Candidates, graph: Graph, *, strength: float) -> torch.Tensor:
         """Chip (neuron work): the inhibited activations computed during the run."""
         return self._current().alpha[self._current().step]
 
-    def select(self, batch, node, score, n_batch, n_nodes, *, cap, eps, method):
+    def select(
+        self,
+        batch: torch.Tensor,
+        node: torch.Tensor,
+        score: torch.Tensor,
+        n_batch: int,
+        n_nodes: int,
+        *,
+        cap: int,
+        eps: float,
+        method: str,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Host: the k-winners computed during the run (one host call per sample and step)."""
         return self._current().sel[self._current().step]
 
-    def update(self, cand, alpha, prev, ids, row, valid, ln_weight, ln_bias):
+    def update(
+        self,
+        cand: Candidates,
+        alpha: torch.Tensor,
+        prev: ActiveState,
+        ids: torch.Tensor,
+        row: torch.Tensor,
+        valid: torch.Tensor,
+        ln_weight: torch.Tensor,
+        ln_bias: torch.Tensor,
+    ) -> ActiveState:
         """Chip (neuron work): the new states computed during the run."""
         run = self._current()
         st = run.state[run.step]
         run.step += 1
         return st
 
-    def readout(self, state, w_o, b_o, *, normalise):
+    def readout(
+        self, state: ActiveState, w_o: torch.Tensor, b_o: torch.Tensor, *, normalise: bool
+    ) -> torch.Tensor:
         """Host step: ``TorchBackend.readout`` of the final node states read off the chip."""
         return super().readout(state, w_o, b_o, normalise=normalise)
 
@@ -458,7 +501,16 @@ class _BatchRun:
         self.proj_macs = 0
         self.proj_macs_per: list[int] = []
 
-    def simulate(self, st0, w_h, b_h, theta, *, gamma: float, temperature: float) -> None:
+    def simulate(
+        self,
+        st0: ActiveState,
+        w_h: torch.Tensor,
+        b_h: torch.Tensor,
+        theta: torch.Tensor,
+        *,
+        gamma: float,
+        temperature: float,
+    ) -> None:
         p = self.p
         n_steps = p.model.cfg.n_steps
         p.step_args = (w_h, b_h, theta, gamma, temperature)
@@ -642,12 +694,19 @@ class NeuromorphicProgram(Program):
         peak = torch.zeros(self.d, dtype=torch.float64)
 
         class _Peak(TorchBackend):
-            def propagate(be, state, graph, w_h, *args, **kw):  # noqa: N805
+            def propagate(
+                be,  # noqa: N805
+                state: ActiveState,
+                graph: Graph,
+                w_h: torch.Tensor,
+                *args: Any,
+                **kw: Any,
+            ) -> Candidates:
                 g = state.alpha.unsqueeze(-1) * (state.h @ w_h.T)
                 peak.copy_(torch.maximum(peak, g[state.valid].abs().double().amax(0).cpu()))
                 return TorchBackend.propagate(be, state, graph, w_h, *args, **kw)
 
-            def update(be, *args, **kw):  # noqa: N805
+            def update(be, *args: Any, **kw: Any) -> ActiveState:  # noqa: N805
                 st = TorchBackend.update(be, *args, **kw)
                 g = st.alpha.unsqueeze(-1) * (st.h @ self.model.w_h.weight.T)
                 if st.valid.any():

@@ -84,7 +84,7 @@ import torch
 import torch.nn.functional as F
 
 from rsgn import optics
-from rsgn.backends.base import ActiveState, Capabilities, Graph, Report
+from rsgn.backends.base import ActiveState, Candidates, Capabilities, Graph, Program, Report
 from rsgn.backends.cost import Constant, CostLedger, EnergyTable, load_energy_table
 from rsgn.backends.torch_backend import TorchBackend, TorchProgram, out_csr
 from rsgn.errors import RsgnError
@@ -576,7 +576,20 @@ class OpticalBackend(TorchBackend):
         return self._detect(reading, rng), lnorm
 
     # -------------------------------------------------------------------- graph
-    def graph(self, x, a, u, v, level, hebb, in_idx, in_mask, *, tau, inhibition_radius):
+    def graph(
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        u: torch.Tensor,
+        v: torch.Tensor,
+        level: torch.Tensor,
+        hebb: torch.Tensor,
+        in_idx: torch.Tensor,
+        in_mask: torch.Tensor,
+        *,
+        tau: float,
+        inhibition_radius: float,
+    ) -> Graph:
         r"""Edge weights with optically read distances (offload ``graph = 'optical'``):
 
         d_ij = arcosh(S0'_ij / (sqrt(q_i r_i) I_j)) with beam j (node j's state) read by channel i;
@@ -648,7 +661,17 @@ class OpticalBackend(TorchBackend):
         )
 
     # -------------------------------------------------------------------- ignite
-    def ignite(self, sparks, spark_a, graph, *, sigma, eps, cap, method):
+    def ignite(
+        self,
+        sparks: torch.Tensor,
+        spark_a: torch.Tensor,
+        graph: Graph,
+        *,
+        sigma: float,
+        eps: float,
+        cap: int,
+        method: str,
+    ) -> ActiveState:
         r"""Optical ignition (offload ``ignite = 'optical'``).
 
         Every spark beam s_t is read by every node channel i; per node the smallest normalised
@@ -726,7 +749,9 @@ class OpticalBackend(TorchBackend):
         self._ignition = (sparks, reads, lnorms) if keep else None
         return ActiveState(ids=ids, valid=valid, alpha=alpha, token=tsel_t)
 
-    def token_distances(self, sparks, spark_a, graph, ids):
+    def token_distances(
+        self, sparks: torch.Tensor, spark_a: torch.Tensor, graph: Graph, ids: torch.Tensor
+    ) -> torch.Tensor:
         r"""Measured d_H(s_t, p_i) [B, W, T] for the ``attend`` initial state (offload
         ``ignite = 'optical'``): ignition already detected every (spark, channel) intensity, so
         the winners' B W T readings are kept from it (op ``attend``: B T N SRAM writes of the
@@ -775,7 +800,17 @@ class OpticalBackend(TorchBackend):
         return torch.as_tensor(d64, dtype=sparks.dtype, device=sparks.device)
 
     # -------------------------------------------------------------------- propagate
-    def propagate(self, state, graph, w_h, b_h, theta, *, gamma, temperature):
+    def propagate(
+        self,
+        state: ActiveState,
+        graph: Graph,
+        w_h: torch.Tensor,
+        b_h: torch.Tensor,
+        theta: torch.Tensor,
+        *,
+        gamma: float,
+        temperature: float,
+    ) -> Candidates:
         r"""The torch op; with offload ``'eit'``/``'sbs'`` the activation is optical:
 
         z = (alpha_prev + gamma |h~| - theta)/T,  alpha' = f(z) measured by a detector,
@@ -818,25 +853,48 @@ class OpticalBackend(TorchBackend):
         return cand
 
     # -------------------------------------------------------------------- electronic ops
-    def inhibit(self, cand, graph, *, strength):
+    def inhibit(self, cand: Candidates, graph: Graph, *, strength: float) -> torch.Tensor:
         """The torch op (electronic), plus its latency depth ceil(log2 K_inh) + 2."""
         out = super().inhibit(cand, graph, strength=strength)
         self._electronic(_log2(graph.inh_idx.shape[1]) + 2)
         return out
 
-    def select(self, batch, node, score, n_batch, n_nodes, *, cap, eps, method):
+    def select(
+        self,
+        batch: torch.Tensor,
+        node: torch.Tensor,
+        score: torch.Tensor,
+        n_batch: int,
+        n_nodes: int,
+        *,
+        cap: int,
+        eps: float,
+        method: str,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The torch op (electronic radix select), plus its latency depth 4 ceil(log2 N)."""
         out = super().select(batch, node, score, n_batch, n_nodes, cap=cap, eps=eps, method=method)
         self._electronic(4 * _log2(n_nodes))
         return out
 
-    def update(self, cand, alpha, prev, ids, row, valid, ln_weight, ln_bias):
+    def update(
+        self,
+        cand: Candidates,
+        alpha: torch.Tensor,
+        prev: ActiveState,
+        ids: torch.Tensor,
+        row: torch.Tensor,
+        valid: torch.Tensor,
+        ln_weight: torch.Tensor,
+        ln_bias: torch.Tensor,
+    ) -> ActiveState:
         """The torch op (electronic LayerNorm), plus its latency depth 2 ceil(log2 d) + 4."""
         out = super().update(cand, alpha, prev, ids, row, valid, ln_weight, ln_bias)
         self._electronic(2 * _log2(ln_weight.shape[0]) + 4)
         return out
 
-    def readout(self, state, w_o, b_o, *, normalise):
+    def readout(
+        self, state: ActiveState, w_o: torch.Tensor, b_o: torch.Tensor, *, normalise: bool
+    ) -> torch.Tensor:
         """The torch op (electronic), plus its latency depth ceil(log2 W) + ceil(log2 d) + 1."""
         out = super().readout(state, w_o, b_o, normalise=normalise)
         self._electronic(_log2(state.ids.shape[1]) + _log2(w_o.shape[1]) + 1)
@@ -966,7 +1024,7 @@ def accuracy_vs_torch(
             f"x and y must hold the same, non-zero number of samples: {x.shape[0]}, {y.shape[0]}"
         )
 
-    def run(program) -> torch.Tensor:
+    def run(program: Program) -> torch.Tensor:
         preds = []
         for s in range(0, x.shape[0], batch_size):
             logits, _ = program(x[s : s + batch_size])

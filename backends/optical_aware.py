@@ -47,7 +47,7 @@ from pathlib import Path
 import torch
 
 from rsgn import optics
-from rsgn.backends.base import ActiveState, Capabilities
+from rsgn.backends.base import ActiveState, Capabilities, Graph
 from rsgn.backends.optical import load_optical_preset
 from rsgn.backends.torch_backend import TorchBackend
 from rsgn.errors import RsgnError
@@ -217,7 +217,9 @@ class OpticalAwareBackend(TorchBackend):
         return d + (dh - d).detach()
 
     # -------------------------------------------------------------------- graph
-    def edge_distances(self, x, a, in_idx):
+    def edge_distances(
+        self, x: torch.Tensor, a: torch.Tensor, in_idx: torch.Tensor
+    ) -> torch.Tensor:
         """Optically read edge distances for the torch graph op: channel i (node i, clipped
         and rotated) reads beam j (node j's state, rotated), through the noisy readout."""
         if not self.noise and self.readout_model.r_max >= 1.0:
@@ -229,7 +231,9 @@ class OpticalAwareBackend(TorchBackend):
         r_node = torch.linalg.vector_norm(xc.detach(), dim=-1)
         return self.read_distance(d0, a[in_idx].detach(), r_node.unsqueeze(1))
 
-    def token_distances(self, sparks, spark_a, graph, ids):
+    def token_distances(
+        self, sparks: torch.Tensor, spark_a: torch.Tensor, graph: Graph, ids: torch.Tensor
+    ) -> torch.Tensor:
         """The ``attend`` weights' distances [B, W, T] through the same surrogate readout as
         ignition (clipped, rotated channel and beam; straight-through noisy readout)."""
         if not self.noise and self.readout_model.r_max >= 1.0:
@@ -250,7 +254,17 @@ class OpticalAwareBackend(TorchBackend):
         return self.read_distance(d0, spark_a.detach().unsqueeze(1), r_node)
 
     # -------------------------------------------------------------------- ignite
-    def ignite(self, sparks, spark_a, graph, *, sigma, eps, cap, method):
+    def ignite(
+        self,
+        sparks: torch.Tensor,
+        spark_a: torch.Tensor,
+        graph: Graph,
+        *,
+        sigma: float,
+        eps: float,
+        cap: int,
+        method: str,
+    ) -> ActiveState:
         r"""Ignition on surrogate optical readings: per node the spark with the smallest noisy
         normalised reading :math:`\hat c = \hat S/(\sqrt{qr}\,I)` (:math:`= \cosh d` noise-free),
         the active set by the torch selection on :math:`\delta = (\hat c - 1)/2`, then

@@ -67,7 +67,9 @@ def gather_out_edges(
     return out_edge[start[owner] + offs], owner
 
 
-def _csr_matrix(crow, col, values, shape):
+def _csr_matrix(
+    crow: torch.Tensor, col: torch.Tensor, values: torch.Tensor, shape: tuple[int, int]
+) -> torch.Tensor:
     """A CSR matrix without torch's beta / invariant-check warnings (indices are ours)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -179,12 +181,16 @@ class TorchBackend(Backend):
     # ---------------------------------------------------------------------------- hooks
     # The inner computations other backends replace (Triton kernels, optical read-outs); the
     # ops below call them, so a subclass overrides a hook, not a whole op.
-    def edge_distances(self, x: torch.Tensor, a: torch.Tensor, in_idx: torch.Tensor):
+    def edge_distances(
+        self, x: torch.Tensor, a: torch.Tensor, in_idx: torch.Tensor
+    ) -> torch.Tensor:
         """d_H(p_i, p_j) for every in-edge slot (i, s), j = in_idx[i, s]: [N, K]."""
         return dist_from_parts(x.unsqueeze(1), x[in_idx], a.unsqueeze(1), a[in_idx])
 
     @torch.no_grad()
-    def nearest_spark(self, sparks, spark_a, x, a):
+    def nearest_spark(
+        self, sparks: torch.Tensor, spark_a: torch.Tensor, x: torch.Tensor, a: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """min over tokens of delta = |s_t - p_i|^2 / (a_s a_p) and its argmin: [B, N] each.
 
         |s - p|^2 = |s|^2 + |p|^2 - 2 s.p as one GEMM per chunk of nodes; used only to choose
@@ -213,20 +219,40 @@ class TorchBackend(Backend):
         (near-Gaussian) for statistical top-k."""
         return -dmin if method == "radix" else -torch.log(dmin.clamp_min(1e-30))
 
-    def spark_distances(self, s_sel, a_sel, x_sel, a_nodes):
+    def spark_distances(
+        self, s_sel: torch.Tensor, a_sel: torch.Tensor, x_sel: torch.Tensor, a_nodes: torch.Tensor
+    ) -> torch.Tensor:
         """Exact d_H between each selected node and the spark that lit it: [B, W]."""
         return dist_from_parts(s_sel, x_sel, a_sel, a_nodes)
 
-    def message_sum(self, dst, src_ptr, w, g, bias, m):
+    def message_sum(
+        self,
+        dst: torch.Tensor,
+        src_ptr: torch.Tensor,
+        w: torch.Tensor,
+        g: torch.Tensor,
+        bias: torch.Tensor,
+        m: int,
+    ) -> torch.Tensor:
         """h~ = sum over edges of w g[src] into row dst, plus bias (see :class:`EdgeSpMM`)."""
         return EdgeSpMM.apply(dst, src_ptr, w, g, bias, m)
 
-    def soft_threshold(self, alpha_prev, htilde, theta, *, gamma: float, temperature: float):
+    def soft_threshold(
+        self,
+        alpha_prev: torch.Tensor,
+        htilde: torch.Tensor,
+        theta: torch.Tensor,
+        *,
+        gamma: float,
+        temperature: float,
+    ) -> torch.Tensor:
         """alpha = sigmoid((alpha_prev + gamma |h~| - theta) / T)."""
         norm = row_norm(htilde)
         return torch.sigmoid((alpha_prev + gamma * norm - theta) / temperature)
 
-    def select_rows(self, scores, rows, n_rows: int, k: int, method: str) -> torch.Tensor:
+    def select_rows(
+        self, scores: torch.Tensor, rows: torch.Tensor, n_rows: int, k: int, method: str
+    ) -> torch.Tensor:
         """k-winners mask over a ragged row-sorted list ('radix' exact, 'stat' approximate)."""
         if method == "radix":
             return radix_select_rows(scores, rows, n_rows, k)
@@ -235,7 +261,20 @@ class TorchBackend(Backend):
         raise ValueError(f"unknown selection method {method!r} (radix, stat)")
 
     # ---------------------------------------------------------------------------- graph
-    def graph(self, x, a, u, v, level, hebb, in_idx, in_mask, *, tau, inhibition_radius):
+    def graph(
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        u: torch.Tensor,
+        v: torch.Tensor,
+        level: torch.Tensor,
+        hebb: torch.Tensor,
+        in_idx: torch.Tensor,
+        in_mask: torch.Tensor,
+        *,
+        tau: float,
+        inhibition_radius: float,
+    ) -> Graph:
         """w_ji = sigmoid(u_i . v_j + hebb_ij) exp(-d_H(p_i, p_j)/tau) softplus(l_i - l_j + 1)."""
         n, k = in_idx.shape
         self.count_op("graph")
@@ -266,7 +305,17 @@ class TorchBackend(Backend):
         )
 
     # ---------------------------------------------------------------------------- ignite
-    def ignite(self, sparks, spark_a, graph, *, sigma, eps, cap, method):
+    def ignite(
+        self,
+        sparks: torch.Tensor,
+        spark_a: torch.Tensor,
+        graph: Graph,
+        *,
+        sigma: float,
+        eps: float,
+        cap: int,
+        method: str,
+    ) -> ActiveState:
         """alpha_i(0) = max_t exp(-d_H(s_t, p_i)^2 / (2 sigma^2)), top-``cap`` per sample.
 
         The max over tokens is taken on the monotone proxy delta = |s-p|^2/(a_s a_p) without
@@ -295,7 +344,17 @@ class TorchBackend(Backend):
         return ActiveState(ids=ids, valid=valid, alpha=alpha, token=tsel)
 
     # ---------------------------------------------------------------------------- propagate
-    def propagate(self, state, graph, w_h, b_h, theta, *, gamma, temperature):
+    def propagate(
+        self,
+        state: ActiveState,
+        graph: Graph,
+        w_h: torch.Tensor,
+        b_h: torch.Tensor,
+        theta: torch.Tensor,
+        *,
+        gamma: float,
+        temperature: float,
+    ) -> Candidates:
         """One step over the active set A (sparse push along out-edges):
 
         h~_i = sum_{j in A, j->i} w_ji alpha_j (W_h h_j) + b_h   (= W_h m_i + b_h, W_h linear)
@@ -353,7 +412,7 @@ class TorchBackend(Backend):
         )
 
     # ---------------------------------------------------------------------------- inhibit
-    def inhibit(self, cand, graph, *, strength):
+    def inhibit(self, cand: Candidates, graph: Graph, *, strength: float) -> torch.Tensor:
         """alpha_i <- alpha_i / (1 + beta * mean_{j in R(i)} alpha_j),
         R(i) = in-neighbours of i within the inhibition radius (hyperbolic)."""
         self.count_op("inhibit")
@@ -383,7 +442,18 @@ class TorchBackend(Backend):
             return mask_to_ids(mask)
         raise ValueError(f"unknown selection method {method!r} (radix, stat)")
 
-    def select(self, batch, node, score, n_batch, n_nodes, *, cap, eps, method):
+    def select(
+        self,
+        batch: torch.Tensor,
+        node: torch.Tensor,
+        score: torch.Tensor,
+        n_batch: int,
+        n_nodes: int,
+        *,
+        cap: int,
+        eps: float,
+        method: str,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """k-winners per sample among the candidate rows (sorted by sample, then node).
 
         ``radix``: exactly ``cap`` winners (fewer if fewer candidates), ties to the lower node
@@ -410,7 +480,17 @@ class TorchBackend(Backend):
         return ids, row, valid
 
     # ---------------------------------------------------------------------------- update
-    def update(self, cand, alpha, prev, ids, row, valid, ln_weight, ln_bias):
+    def update(
+        self,
+        cand: Candidates,
+        alpha: torch.Tensor,
+        prev: ActiveState,
+        ids: torch.Tensor,
+        row: torch.Tensor,
+        valid: torch.Tensor,
+        ln_weight: torch.Tensor,
+        ln_bias: torch.Tensor,
+    ) -> ActiveState:
         """h_i = LN(h~_i + h_i_prev) * alpha_i on the selected rows (h_prev = 0 if newly lit)."""
         self.count_op("update")
         d = cand.htilde.shape[-1]
@@ -431,7 +511,9 @@ class TorchBackend(Backend):
         )
 
     # ---------------------------------------------------------------------------- readout
-    def readout(self, state, w_o, b_o, *, normalise):
+    def readout(
+        self, state: ActiveState, w_o: torch.Tensor, b_o: torch.Tensor, *, normalise: bool
+    ) -> torch.Tensor:
         """logits = W_o sum_i alpha_i h_i + b_o (sum over each sample's active set)."""
         self.count_op("readout")
         pooled = (state.alpha.unsqueeze(-1) * state.h).sum(1)

@@ -73,28 +73,50 @@ class TritonBackend(TorchBackend):
         return caps
 
     # ---------------------------------------------------------------------------- hooks
-    def edge_distances(self, x, a, in_idx):
+    def edge_distances(
+        self, x: torch.Tensor, a: torch.Tensor, in_idx: torch.Tensor
+    ) -> torch.Tensor:
         """Edge distances from the distance kernel (2 asinh form, with backward)."""
         n, k = in_idx.shape
         rows = torch.arange(n, device=in_idx.device).unsqueeze(1).expand(n, k)
         return self._k_distance.pair_distance(x, a, rows, in_idx)
 
     @torch.no_grad()
-    def nearest_spark(self, sparks, spark_a, x, a):
+    def nearest_spark(
+        self, sparks: torch.Tensor, spark_a: torch.Tensor, x: torch.Tensor, a: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """The fused ignite kernel: min over tokens of delta and its argmin."""
         return self._k_ignite.ignite_min(sparks, spark_a, x, a)
 
-    def message_sum(self, dst, src_ptr, w, g, bias, m):
+    def message_sum(
+        self,
+        dst: torch.Tensor,
+        src_ptr: torch.Tensor,
+        w: torch.Tensor,
+        g: torch.Tensor,
+        bias: torch.Tensor,
+        m: int,
+    ) -> torch.Tensor:
         """The CSR-pull message-sum kernel (no atomics), with backward."""
         return self._k_spmm.edge_spmm(dst, src_ptr, w, g, bias, m)
 
-    def soft_threshold(self, alpha_prev, htilde, theta, *, gamma, temperature):
+    def soft_threshold(
+        self,
+        alpha_prev: torch.Tensor,
+        htilde: torch.Tensor,
+        theta: torch.Tensor,
+        *,
+        gamma: float,
+        temperature: float,
+    ) -> torch.Tensor:
         """The fused |h~| + soft threshold kernel (PTX tanh on CUDA when ``fast_tanh``)."""
         return self._k_gate.soft_threshold(
             alpha_prev, htilde, theta, gamma=gamma, temperature=temperature, fast=self.fast_tanh
         )
 
-    def select_rows(self, scores, rows, n_rows, k, method):
+    def select_rows(
+        self, scores: torch.Tensor, rows: torch.Tensor, n_rows: int, k: int, method: str
+    ) -> torch.Tensor:
         """Radix select / statistical top-k over the ragged candidate rows as kernels."""
         ptr = self._k_select.rows_ptr(rows, n_rows)
         if method == "radix":
@@ -115,21 +137,21 @@ class TritonBackend(TorchBackend):
     # ---------------------------------------------------------------------------- step
     def step(
         self,
-        state,
-        graph,
-        w_h,
-        b_h,
-        theta,
-        ln_weight,
-        ln_bias,
+        state: ActiveState,
+        graph: Graph,
+        w_h: torch.Tensor,
+        b_h: torch.Tensor,
+        theta: torch.Tensor,
+        ln_weight: torch.Tensor,
+        ln_bias: torch.Tensor,
         *,
-        gamma,
-        temperature,
-        inhibition,
-        cap,
-        eps,
-        method,
-    ):
+        gamma: float,
+        temperature: float,
+        inhibition: float,
+        cap: int,
+        eps: float,
+        method: str,
+    ) -> ActiveState:
         """The fused step (``kernels.step``): scores, inhibition, radix select and update in
         four kernels, no candidate list and no host sync. Falls back to the op-by-op
         decomposition (still on the kernels above) for statistical selection and float64."""

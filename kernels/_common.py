@@ -37,7 +37,9 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
 _SCALARS: dict = {}
 
 
-def device_scalars(values: tuple[float, ...], device, dtype=torch.float32) -> torch.Tensor:
+def device_scalars(
+    values: tuple[float, ...], device: torch.device | str, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
     """Kernel scalars as a cached device tensor: created once per (values, device), so a step
     makes no host-to-device copy (which would stall the host, and is illegal inside a CUDA
     graph capture)."""

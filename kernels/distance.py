@@ -97,7 +97,9 @@ def _prep(x, a, i, j):
     )
 
 
-def distance_forward(x, a, i, j) -> torch.Tensor:
+def distance_forward(
+    x: torch.Tensor, a: torch.Tensor, i: torch.Tensor, j: torch.Tensor
+) -> torch.Tensor:
     """Launcher: d [E] for the pairs (i[e], j[e]) (no autograd)."""
     xc, ac, ic, jc = _prep(x, a, i, j)
     e, d = ic.numel(), xc.shape[1]
@@ -109,7 +111,9 @@ def distance_forward(x, a, i, j) -> torch.Tensor:
     return out.to(x.dtype)
 
 
-def distance_backward(x, a, i, j, grad_out) -> tuple[torch.Tensor, torch.Tensor]:
+def distance_backward(
+    x: torch.Tensor, a: torch.Tensor, i: torch.Tensor, j: torch.Tensor, grad_out: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Launcher: (grad_x [N, D], grad_a [N]) for dL/dd = ``grad_out`` [E]."""
     xc, ac, ic, jc = _prep(x, a, i, j)
     e, d = ic.numel(), xc.shape[1]
@@ -144,12 +148,16 @@ class PoincarePairDistance(torch.autograd.Function):
         )
 
 
-def pair_distance(x: torch.Tensor, a: torch.Tensor, i: torch.Tensor, j: torch.Tensor):
+def pair_distance(
+    x: torch.Tensor, a: torch.Tensor, i: torch.Tensor, j: torch.Tensor
+) -> torch.Tensor:
     """Poincaré distance of the pairs (x[i], x[j]) [same shape as ``i``], differentiable."""
     return PoincarePairDistance.apply(x, a, i, j)
 
 
-def pair_distance_reference(x, a, i, j) -> torch.Tensor:
+def pair_distance_reference(
+    x: torch.Tensor, a: torch.Tensor, i: torch.Tensor, j: torch.Tensor
+) -> torch.Tensor:
     """The torch reference (``rsgn.geometry.dist_from_parts`` on gathered rows)."""
     diff = torch.linalg.vector_norm(x[i] - x[j], dim=-1)
     return 2.0 * torch.asinh(diff / torch.sqrt(a[i] * a[j]))

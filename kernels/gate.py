@@ -105,7 +105,14 @@ def _scalars(gamma: float, temperature: float, dtype, device) -> torch.Tensor:
     return device_scalars((float(gamma), 1.0 / float(temperature)), device, dtype)
 
 
-def soft_threshold_forward(alpha_prev, htilde, theta, gamma, temperature, fast=False):
+def soft_threshold_forward(
+    alpha_prev: torch.Tensor,
+    htilde: torch.Tensor,
+    theta: torch.Tensor,
+    gamma: float,
+    temperature: float,
+    fast: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Launcher: (alpha [M], |h~| [M])."""
     check_device(alpha_prev, htilde, theta)
     m, d = htilde.shape
@@ -164,12 +171,27 @@ class SoftThreshold(torch.autograd.Function):
         return gz.to(htilde.dtype), gh.to(htilde.dtype), -gz.to(htilde.dtype), None, None, None
 
 
-def soft_threshold(alpha_prev, htilde, theta, *, gamma: float, temperature: float, fast=False):
+def soft_threshold(
+    alpha_prev: torch.Tensor,
+    htilde: torch.Tensor,
+    theta: torch.Tensor,
+    *,
+    gamma: float,
+    temperature: float,
+    fast: bool = False,
+) -> torch.Tensor:
     """Fused |h~| + gate; ``fast`` asks for the PTX tanh (taken only on CUDA, float32)."""
     return SoftThreshold.apply(alpha_prev, htilde, theta, gamma, temperature, fast)
 
 
-def soft_threshold_reference(alpha_prev, htilde, theta, *, gamma: float, temperature: float):
+def soft_threshold_reference(
+    alpha_prev: torch.Tensor,
+    htilde: torch.Tensor,
+    theta: torch.Tensor,
+    *,
+    gamma: float,
+    temperature: float,
+) -> torch.Tensor:
     """Torch reference (``TorchBackend.propagate``'s gate)."""
     norm = torch.linalg.vector_norm(htilde, dim=-1)
     return torch.sigmoid((alpha_prev + gamma * norm - theta) / temperature)

@@ -62,7 +62,9 @@ def _ignite_min_kernel(
     tl.store(tok_ptr + b * N + offs_n, best_t, mask=nmask)
 
 
-def ignite_min(sparks, spark_a, x, a) -> tuple[torch.Tensor, torch.Tensor]:
+def ignite_min(
+    sparks: torch.Tensor, spark_a: torch.Tensor, x: torch.Tensor, a: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Launcher: (delta_min [B, N], tok [B, N] int64) for sparks [B, T, D] / [B, T] and nodes
     [N, D] / [N]. No autograd (the selection pass)."""
     check_device(sparks, spark_a, x, a)
@@ -86,7 +88,9 @@ def ignite_min(sparks, spark_a, x, a) -> tuple[torch.Tensor, torch.Tensor]:
     return dmin.to(sparks.dtype), tok
 
 
-def ignite_min_reference(sparks, spark_a, x, a) -> tuple[torch.Tensor, torch.Tensor]:
+def ignite_min_reference(
+    sparks: torch.Tensor, spark_a: torch.Tensor, x: torch.Tensor, a: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Torch reference: min over tokens of |s - p|^2 / (a_s a_p) and its argmin."""
     diff = sparks.unsqueeze(2) - x  # [B, T, N, D]
     delta = (diff * diff).sum(-1) / (spark_a.unsqueeze(2) * a)

@@ -56,7 +56,11 @@ _TABLES: dict[tuple, torch.Tensor] = {}
 
 
 def gauss_tables(
-    size: int = LNS_TABLE_SIZE, z_max: float = LNS_Z_MAX, *, dtype=torch.float32, device="cpu"
+    size: int = LNS_TABLE_SIZE,
+    z_max: float = LNS_Z_MAX,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """[2, size] tables of sb(z) = log2(1 + 2^-z) and db(z) = log2(1 - 2^-z) on z_j = j h,
     h = z_max / (size - 1), in float64 then cast (db(0) = -inf is stored as a finite stand-in;

@@ -88,7 +88,9 @@ def to_lorentz(x: torch.Tensor, a: torch.Tensor, *, negate_time: bool = False) -
     return torch.cat([-x0 if negate_time else x0, x * inv.unsqueeze(-1)], dim=-1)
 
 
-def lorentz_inner_reference(xq, aq, x, a) -> torch.Tensor:
+def lorentz_inner_reference(
+    xq: torch.Tensor, aq: torch.Tensor, x: torch.Tensor, a: torch.Tensor
+) -> torch.Tensor:
     """<X, Y>_L [Q, N] in float64 with the filter's conformal factors (:func:`_fp64_parts`:
     float32 points get a = 1 - |x|^2 recomputed in float64, float64 points keep their a)."""
     xl = to_lorentz(*_fp64_parts(xq, aq), negate_time=True)
@@ -408,7 +410,16 @@ def _torch_matmul_precision(precision: str):
         torch.backends.cuda.matmul.allow_tf32 = old
 
 
-def lorentz_scores(xq, aq, x, a, *, precision: str = "ieee", self_index=None, use_torch=False):
+def lorentz_scores(
+    xq: torch.Tensor,
+    aq: torch.Tensor,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    *,
+    precision: str = "ieee",
+    self_index: torch.Tensor | None = None,
+    use_torch: bool = False,
+) -> torch.Tensor:
     """Launcher: GEMM scores <X_q, Y_n>_L [Q, N] (``-inf`` at n == self_index[q])."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -442,15 +453,15 @@ def lorentz_scores(xq, aq, x, a, *, precision: str = "ieee", self_index=None, us
 
 
 def lorentz_candidates(
-    xq,
-    aq,
-    x,
-    a,
+    xq: torch.Tensor,
+    aq: torch.Tensor,
+    x: torch.Tensor,
+    a: torch.Tensor,
     m: int,
     *,
     candidates: str = "fused",
     precision: str = "ieee",
-    self_index=None,
+    self_index: torch.Tensor | None = None,
     splits: int | None = None,
 ) -> torch.Tensor:
     """Launcher: indices [Q, m] of the m largest Lorentz scores per query (-1 where fewer)."""
@@ -522,7 +533,16 @@ def _splits(q: int, n: int, bn: int, splits: int | None) -> tuple[int, int]:
     return triton.cdiv(n, n_per), n_per
 
 
-def exact_candidates(xq, aq, x, a, m: int, *, self_index=None, splits: int | None = None):
+def exact_candidates(
+    xq: torch.Tensor,
+    aq: torch.Tensor,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    m: int,
+    *,
+    self_index: torch.Tensor | None = None,
+    splits: int | None = None,
+) -> torch.Tensor:
     """Launcher (plain version, fused): indices [Q, m] of the m nearest by the accurate distance
     (running top-m in registers, ties by index; the [Q, N] matrix is never written)."""
     xq, aq, x, a, self_index = _prep(xq, aq, x, a, self_index)
@@ -554,7 +574,14 @@ def exact_candidates(xq, aq, x, a, m: int, *, self_index=None, splits: int | Non
     return _decode_keys(keys, m)
 
 
-def exact_distances(xq, aq, x, a, *, self_index=None) -> torch.Tensor:
+def exact_distances(
+    xq: torch.Tensor,
+    aq: torch.Tensor,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    *,
+    self_index: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Launcher (plain version): accurate d_H [Q, N] for every pair (+inf at self)."""
     xq, aq, x, a, self_index = _prep(xq, aq, x, a, self_index)
     q, n, d = xq.shape[0], x.shape[0], x.shape[1]
@@ -577,7 +604,9 @@ def exact_distances(xq, aq, x, a, *, self_index=None) -> torch.Tensor:
     return out
 
 
-def rerank_distances(xq, aq, x, a, cand: torch.Tensor) -> torch.Tensor:
+def rerank_distances(
+    xq: torch.Tensor, aq: torch.Tensor, x: torch.Tensor, a: torch.Tensor, cand: torch.Tensor
+) -> torch.Tensor:
     """Launcher: accurate d_H [Q, M] to the candidates ``cand`` [Q, M] (+inf where cand < 0)."""
     xq, aq, x, a, _ = _prep(xq, aq, x, a, None)
     q, mm = cand.shape
@@ -649,7 +678,14 @@ def knn(
     return idx, val.to(xq.dtype)
 
 
-def knn_reference(xq, aq, x, a, k: int, self_index=None) -> tuple[torch.Tensor, torch.Tensor]:
+def knn_reference(
+    xq: torch.Tensor,
+    aq: torch.Tensor,
+    x: torch.Tensor,
+    a: torch.Tensor,
+    k: int,
+    self_index: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Brute-force float64 torch reference: (indices [Q, k], distances [Q, k]), ties by index."""
     p, pa = xq.detach().double(), aq.detach().double()
     y, ya = x.detach().double(), a.detach().double()

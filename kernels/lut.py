@@ -50,7 +50,11 @@ _TABLES: dict[tuple, torch.Tensor] = {}
 
 
 def exp_table(
-    size: int = DEFAULT_SIZE, u_max: float = DEFAULT_U_MAX, *, dtype=torch.float32, device="cpu"
+    size: int = DEFAULT_SIZE,
+    u_max: float = DEFAULT_U_MAX,
+    *,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
 ) -> torch.Tensor:
     """Table t_j = exp(-j h), h = u_max / (size - 1), computed in float64 (cached)."""
     if size < 2:
@@ -134,7 +138,14 @@ def _params(d: torch.Tensor, tau, size: int, u_max: float):
     return cd, par.to(d.device).contiguous()
 
 
-def exp_decay_forward(d, tau, *, mode="exp", size=DEFAULT_SIZE, u_max=DEFAULT_U_MAX):
+def exp_decay_forward(
+    d: torch.Tensor,
+    tau: float | torch.Tensor,
+    *,
+    mode: str = "exp",
+    size: int = DEFAULT_SIZE,
+    u_max: float = DEFAULT_U_MAX,
+) -> torch.Tensor:
     """Launcher: exp(-d / tau) elementwise (no autograd)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -152,8 +163,15 @@ def exp_decay_forward(d, tau, *, mode="exp", size=DEFAULT_SIZE, u_max=DEFAULT_U_
 
 
 def exp_decay_backward(
-    d, grad_out, tau, *, mode="exp", size=DEFAULT_SIZE, u_max=DEFAULT_U_MAX, grad="slope"
-):
+    d: torch.Tensor,
+    grad_out: torch.Tensor,
+    tau: float | torch.Tensor,
+    *,
+    mode: str = "exp",
+    size: int = DEFAULT_SIZE,
+    u_max: float = DEFAULT_U_MAX,
+    grad: str = "slope",
+) -> torch.Tensor:
     """Launcher: dL/dd = grad_out * dy/dd (``mode="lut"``: table slope or -y_lut / tau)."""
     if grad not in GRADS:
         raise ValueError(f"grad must be one of {GRADS}, got {grad!r}")

@@ -150,7 +150,9 @@ def radix_select_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     return radix_select_ragged(scores.reshape(-1), ptr, k).view(b, n)
 
 
-def radix_select_rows(scores, rows, n_rows: int, k: int) -> torch.Tensor:
+def radix_select_rows(
+    scores: torch.Tensor, rows: torch.Tensor, n_rows: int, k: int
+) -> torch.Tensor:
     """Exact k-winners over a ragged, row-sorted list (contract of
     ``rsgn.backends.selection.radix_select_rows``)."""
     return radix_select_ragged(scores, rows_ptr(rows, n_rows), k)
@@ -281,7 +283,9 @@ def _dense_write_kernel(
     tl.store(ids_ptr + b * W + pos, offs.to(tl.int64), mask=sel & (pos < W))
 
 
-def radix_topk_dense(scores: torch.Tensor, k: int, eps: float, width: int):
+def radix_topk_dense(
+    scores: torch.Tensor, k: int, eps: float, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k-winners of each row of ``scores`` [B, n] (ties to the lowest index) that also
     exceed ``eps``, compacted: (ids [B, width] ascending, padded 0; valid [B, width]).
 

@@ -81,7 +81,13 @@ def _sddmm_kernel(
     tl.store(out_ptr + offs_e, acc, mask=emask)
 
 
-def csr_spmm(ptr, col, val, g, bias=None) -> torch.Tensor:
+def csr_spmm(
+    ptr: torch.Tensor,
+    col: torch.Tensor,
+    val: torch.Tensor,
+    g: torch.Tensor,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Launcher: out [rows, d] = CSR(ptr, col, val) @ g (+ bias)."""
     check_device(ptr, col, val, g)
     rows = ptr.numel() - 1
@@ -108,7 +114,9 @@ def csr_spmm(ptr, col, val, g, bias=None) -> torch.Tensor:
     return out
 
 
-def sddmm(src, dst, g, grad_out) -> torch.Tensor:
+def sddmm(
+    src: torch.Tensor, dst: torch.Tensor, g: torch.Tensor, grad_out: torch.Tensor
+) -> torch.Tensor:
     """Launcher: v[e] = <g[src[e]], grad_out[dst[e]]> [E]."""
     check_device(src, dst, g, grad_out)
     e = src.numel()
@@ -167,12 +175,26 @@ class TritonEdgeSpMM(torch.autograd.Function):
         return None, None, grad_w, grad_g, grad_b, None
 
 
-def edge_spmm(dst, src_ptr, w, g, bias, m: int) -> torch.Tensor:
+def edge_spmm(
+    dst: torch.Tensor,
+    src_ptr: torch.Tensor,
+    w: torch.Tensor,
+    g: torch.Tensor,
+    bias: torch.Tensor | None,
+    m: int,
+) -> torch.Tensor:
     """out[dst[e]] += w[e] g[src[e]] (+ bias), differentiable in ``w``, ``g`` and ``bias``."""
     return TritonEdgeSpMM.apply(dst, src_ptr, w, g, bias, m)
 
 
-def edge_spmm_reference(dst, src_ptr, w, g, bias, m: int) -> torch.Tensor:
+def edge_spmm_reference(
+    dst: torch.Tensor,
+    src_ptr: torch.Tensor,
+    w: torch.Tensor,
+    g: torch.Tensor,
+    bias: torch.Tensor,
+    m: int,
+) -> torch.Tensor:
     """Torch reference: index_add of the materialised messages (small sizes only)."""
     src = _src_of_edges(src_ptr)
     out = torch.zeros(m, g.shape[1], dtype=g.dtype, device=g.device)

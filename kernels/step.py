@@ -234,7 +234,9 @@ def _update_kernel(
 
 
 # ------------------------------------------------------------------------------- launchers
-def graph_tables(in_idx: torch.Tensor, in_mask: torch.Tensor, inh_idx, inh_valid):
+def graph_tables(
+    in_idx: torch.Tensor, in_mask: torch.Tensor, inh_idx: torch.Tensor, inh_valid: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """int32 ELL tables with -1 on dead slots: (src [N, K], inh [N, K_inh])."""
     src = torch.where(in_mask, in_idx, torch.full_like(in_idx, -1)).to(torch.int32).contiguous()
     inh = torch.where(inh_valid, inh_idx, torch.full_like(inh_idx, -1)).to(torch.int32)
@@ -259,7 +261,19 @@ also tested an activity bitmap (since removed): BB 1, 16 rows, 4 warps 5.0 ms; B
 8 warps 6.6 ms. Batch folding did not pay there: the in-edge tiles are L2-resident anyway."""
 
 
-def scores(src, w, slots, g, alpha_prev, bias, theta, gamma, temperature, beta, count=False):
+def scores(
+    src: torch.Tensor,
+    w: torch.Tensor,
+    slots: torch.Tensor,
+    g: torch.Tensor,
+    alpha_prev: torch.Tensor,
+    bias: torch.Tensor,
+    theta: torch.Tensor,
+    gamma: float,
+    temperature: float,
+    beta: float,
+    count: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """Step 1: (alpha [B, N] (0 off the candidates), candidate flag [B, N] int8, kernel
     scalars, hits per row [B, N] or None)."""
     check_device(src, w, slots, g)
@@ -300,7 +314,9 @@ def scores(src, w, slots, g, alpha_prev, bias, theta, gamma, temperature, beta, 
     return alpha, cand, par, (hits if count else None)
 
 
-def inhibit(alpha, cand, inh, par):
+def inhibit(
+    alpha: torch.Tensor, cand: torch.Tensor, inh: torch.Tensor, par: torch.Tensor
+) -> torch.Tensor:
     """Step 2: divisive inhibition on candidates, -inf elsewhere: score [B, N]."""
     bsz, n = alpha.shape
     score = torch.empty_like(alpha)
@@ -318,7 +334,19 @@ def inhibit(alpha, cand, inh, par):
     return score
 
 
-def update(ids, valid, score, src, w, slots, g, hprev, bias, ln_w, ln_b):
+def update(
+    ids: torch.Tensor,
+    valid: torch.Tensor,
+    score: torch.Tensor,
+    src: torch.Tensor,
+    w: torch.Tensor,
+    slots: torch.Tensor,
+    g: torch.Tensor,
+    hprev: torch.Tensor,
+    bias: torch.Tensor,
+    ln_w: torch.Tensor,
+    ln_b: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Step 4: (h [B, W', d], alpha [B, W']) of the winners."""
     bsz, w2 = ids.shape
     n = slots.shape[1]

@@ -129,10 +129,14 @@ class ReLU(NeuronModel):
         if self.shift < 0:
             raise ConfigError(f"{self.name}.shift must be >= 0, got {self.shift}")
 
-    def update_float(self, state, idx, x, ctx):  # noqa: D102
+    def update_float(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         return self.gain * np.maximum(x - self.threshold, 0.0)
 
-    def update_fixed(self, state, idx, x, ctx):  # noqa: D102
+    def update_fixed(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         return (np.maximum(x - int(self.threshold), 0) * int(self.gain)) >> self.shift
 
 
@@ -148,10 +152,14 @@ class Linear(NeuronModel):
         if fixed:
             _require_int(self.name, gain=self.gain)
 
-    def update_float(self, state, idx, x, ctx):  # noqa: D102
+    def update_float(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         return self.gain * x
 
-    def update_fixed(self, state, idx, x, ctx):  # noqa: D102
+    def update_fixed(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         return (x * int(self.gain)) >> self.shift
 
 
@@ -201,7 +209,9 @@ class LIF(NeuronModel):
         if fixed:
             _require_int(self.name, v_th=self.v_th, bias=self.bias)
 
-    def update_float(self, state, idx, x, ctx):  # noqa: D102
+    def update_float(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         u = state["u"][idx] * (1.0 - self.du) + x
         v = state["v"][idx] * (1.0 - self.dv) + u + self.bias
         s = v >= self.v_th
@@ -210,7 +220,9 @@ class LIF(NeuronModel):
         state["v"][idx] = v
         return s.astype(np.float64)
 
-    def update_fixed(self, state, idx, x, ctx):  # noqa: D102
+    def update_fixed(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         one = 1 << DECAY_BITS
         u = ((state["u"][idx] * (one - self.du_fx)) >> DECAY_BITS) + x
         v = ((state["v"][idx] * (one - self.dv_fx)) >> DECAY_BITS) + u + int(self.bias)
@@ -256,10 +268,14 @@ class Callback(NeuronModel):
         if fixed and self._q is None:
             raise ConfigError(f"neuron model '{self.name}' has no fixed-point variant")
 
-    def update_float(self, state, idx, x, ctx):  # noqa: D102
+    def update_float(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         return np.asarray(self._f(state, idx, x, ctx), dtype=np.float64)
 
-    def update_fixed(self, state, idx, x, ctx):  # noqa: D102
+    def update_fixed(  # noqa: D102
+        self, state: dict[str, np.ndarray], idx: np.ndarray, x: np.ndarray, ctx: StepContext
+    ) -> np.ndarray:
         if self._q is None:
             return super().update_fixed(state, idx, x, ctx)
         return np.asarray(self._q(state, idx, x, ctx), dtype=np.int64)

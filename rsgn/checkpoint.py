@@ -59,12 +59,14 @@ def versions() -> dict[str, str]:
     }
 
 
-def model_name(model) -> str:
+def model_name(model: torch.nn.Module) -> str:
     """``rsgn`` for the RSGN, else the baseline's ``model_name``."""
     return getattr(model, "model_name", None) or "rsgn"
 
 
-def save_checkpoint(path: str | Path, model, cfg: RunConfig, extra: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: str | Path, model: torch.nn.Module, cfg: RunConfig, extra: dict[str, Any]
+) -> None:
     """Atomically save model weights + args + config + versions + ``extra`` (training state)."""
     import io
 
@@ -132,7 +134,7 @@ def _with_legacy_keys(config: dict) -> dict:
     return {**config, "model": {**_LEGACY_MODEL_KEYS, **model}}
 
 
-def load_model(path: str | Path):
+def load_model(path: str | Path) -> tuple[torch.nn.Module, RunConfig, dict[str, Any]]:
     """Rebuild the model of a checkpoint (the RSGN or a baseline, by the recorded model name):
     returns (model, RunConfig, payload)."""
     payload = read_checkpoint(path)

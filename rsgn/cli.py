@@ -134,7 +134,7 @@ def _model_kwargs(args) -> dict | None:
     return {**paper_kwargs(name, args.task), **parse_model_args(name, args.model_args)}
 
 
-def cmd_train(args) -> int:
+def cmd_train(args: argparse.Namespace) -> int:
     from rsgn.config import apply_overrides, load_config
     from rsgn.train import train
 
@@ -165,7 +165,7 @@ def cmd_train(args) -> int:
     return 0
 
 
-def cmd_eval(args) -> int:
+def cmd_eval(args: argparse.Namespace) -> int:
     from rsgn.checkpoint import atomic_write_json, load_model
     from rsgn.data import check_features
     from rsgn.evaluate import evaluate
@@ -187,7 +187,7 @@ def cmd_eval(args) -> int:
     return 0
 
 
-def cmd_compare(args) -> int:
+def cmd_compare(args: argparse.Namespace) -> int:
     from rsgn.compare import run_compare, summary_text
 
     report, files = run_compare(
@@ -205,7 +205,7 @@ def cmd_compare(args) -> int:
     return 0
 
 
-def cmd_sweep(args) -> int:
+def cmd_sweep(args: argparse.Namespace) -> int:
     from rsgn.sweep import run_sweep_file
 
     summary = run_sweep_file(
@@ -215,7 +215,7 @@ def cmd_sweep(args) -> int:
     return 0
 
 
-def cmd_backends(_args) -> int:
+def cmd_backends(_args: argparse.Namespace) -> int:
     from rsgn.backends import availability, default_name
 
     dflt = default_name()
@@ -226,7 +226,7 @@ def cmd_backends(_args) -> int:
     return 0
 
 
-def cmd_demo(args) -> int:
+def cmd_demo(args: argparse.Namespace) -> int:
     from rsgn.config import apply_overrides, load_config
     from rsgn.data import make_task
     from rsgn.evaluate import evaluate

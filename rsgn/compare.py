@@ -228,7 +228,7 @@ def _agreement(logits: torch.Tensor, ref: torch.Tensor | None, name: str) -> dic
 
 
 def compare(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     backends: list[str],

@@ -101,7 +101,9 @@ def long_range(
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def split(x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int):
+def split(
+    x: np.ndarray, y: np.ndarray, val_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Seeded random split into (x_train, y_train, x_val, y_val)."""
     n = len(y)
     perm = np.random.default_rng(seed).permutation(n)

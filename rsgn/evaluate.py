@@ -18,7 +18,7 @@ from rsgn.errors import RsgnError
 
 
 def evaluate(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     backend: Backend | str | None = None,
@@ -132,7 +132,7 @@ def check_baseline_backend(backend: Backend | str | None, preset: str | None = N
 
 
 def evaluate_baseline(
-    model,
+    model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     backend: Backend | str | None = None,

@@ -250,7 +250,9 @@ def _parse_eval(where: str, ev: Any) -> tuple[list[dict[str, Any]], int, int | N
     return combos, bs, limit
 
 
-def parse_sweep(doc: dict[str, Any], where: str = "sweep", base_dir: Path | None = None):
+def parse_sweep(
+    doc: dict[str, Any], where: str = "sweep", base_dir: Path | None = None
+) -> SweepSpec:
     """Validate a sweep document; every error names the offending key."""
     for k in doc:
         if k not in TOP_KEYS:
