@@ -597,11 +597,12 @@ def plot(runs: list[dict[str, Any]], agg: dict[str, dict[str, Any]], out: Path) 
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     colors = {k: plt.get_cmap("tab10")(i) for i, k in enumerate(MODELS)}
     files = []
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.5))
     for ax, task in zip(axes, TASKS, strict=True):
         for key in MODELS:
             a = agg.get(f"{task}/{key}")
@@ -615,11 +616,17 @@ def plot(runs: list[dict[str, Any]], agg: dict[str, dict[str, Any]], out: Path) 
                 ax.scatter(p[2], p[0], marker="s", facecolors="none", edgecolors=colors[key])
         ax.scatter([], [], marker="s", facecolors="none", edgecolors="k", label="paper (spec §6)")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels overlap at 2e5..6e5
         ax.set_xlabel("trainable parameters")
         ax.set_ylabel("validation accuracy %")
         ax.set_title(task)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=7)
+    seen: dict[str, Any] = {}
+    for ax in axes:  # one legend for both panels, under them (inside, it hid points)
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            seen.setdefault(lab, h)
+    fig.legend(seen.values(), seen.keys(), loc="lower center", ncol=4, fontsize=8)
+    fig.subplots_adjust(bottom=0.24)
     path = out / "accuracy_vs_params.png"
     _atomic_savefig(fig, path)
     plt.close(fig)
