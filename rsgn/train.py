@@ -13,6 +13,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -66,7 +67,7 @@ def _pid_alive(pid: int) -> bool:
 
 
 @contextlib.contextmanager
-def run_lock(out: Path):
+def run_lock(out: Path) -> Iterator[None]:
     """Hold ``out/.rsgn-train.lock`` (created exclusively, holding this process's pid) while a
     training writes into ``out``: a second training of the same folder (a resumed study next to
     an unfinished one) fails with a one-line error instead of interleaving checkpoints. A lock
