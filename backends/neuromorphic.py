@@ -13,6 +13,19 @@ Mapping (``prepare``)
   whichever is larger, capped by the compartment budget and halved until every per-core limit
   (fan-in / fan-out axons, synaptic memory) holds; the number of chips grows as needed.
   (Fewer, fuller cores cost fewer hops but serialise more work per core: ``nodes_per_core``.)
+- **Split nodes.** A node's compartments can overflow a core on their own: a hub with
+  out-degree ``o`` needs ``o (d + 1)`` fan-out axons (one per compartment and destination
+  core), and ``d + 1`` may exceed ``max_neurons``. Messages are channel-wise (state ``k`` only
+  feeds state ``k``), so the compartments split into ``S`` contiguous slices (the gate in the
+  last) on ``S`` consecutive cores of the Morton order, slice ``s`` of every node of a group
+  sharing core ``s``: fan-out and fan-in axons per node and core fall by ``S``. When one node
+  per core does not fit, ``S = 2, 4, 8, ...`` (then ``d + 1``) is tried, each with the
+  nodes-per-core halving above; the first that fits is used (``node_split`` fixes it). The
+  node program's cross-channel terms then cost an exchange between the slices, counted and
+  timed per step (``_exchange``: partial sums to the gate slice, score and LayerNorm
+  statistics back, an all-gather of ``h`` for the ``W_h`` projection; one packet per value)
+  and charged in the ledger's ``exchange`` op; the projection's latency is taken per slice
+  core (``d |state_s|`` MACs each).
 - **Synapses** (global indices, ``c = d + 1``):
 
   ======================  ======================  ===========  =================================
@@ -64,6 +77,7 @@ Energy (``Report.ledger``, exact: every term is a counted event times its consta
     E = synops e_synop + upd_active e_active + upd_idle e_idle + packets e_tile
       + hops_ew e_ew + hops_ns e_ns + chip_hops e_chip + barriers e_barrier
       + projection_macs e_synop
+      + exchange (packets e_tile + hops e_hop + received values e_synop; split nodes only)
       + P_static n_chips latency                       (nm_static: per chip-ps)
       + host events x electronic_45nm energies         (ignite, select, readout)
 
@@ -78,7 +92,8 @@ out-neighbourhoods of active nodes overlap (small networks, clustered activity),
 energy falls by less than half when ``|A|`` halves.
 
 Latency per inference = simulated chip latency (``RunReport.latency_ps``: network phase + max
-core busy time + barrier per step) + the projection term above.
+core busy time + barrier per step) + the projection term above + the split-node exchange (its
+three rounds per step, serialised after the core phase; zero when nodes are whole).
 
 Modes: ``float`` with ``payload_bits=None`` sends exact payloads (reproduces the torch backend
 to float precision); ``payload_bits=b`` quantises every payload to ``b`` signed bits
@@ -139,6 +154,29 @@ _CHIP_EVENTS = {
     "nm_barrier": ("barrier", "barriers"),
 }
 _EVIDENCE_TO_KIND = {"measured": "measured", "datasheet": "datasheet", "estimate": "assumed"}
+# ledger event -> profile energy attribute, for the split-node exchange (see _exchange)
+_EXCHANGE_EVENTS = {
+    "nm_exchange_packet": "tile_spike",
+    "nm_exchange_hop_ew": "hop_ew",
+    "nm_exchange_hop_ns": "hop_ns",
+    "nm_exchange_chip_hop": "chip_hop",
+    "nm_exchange_op": "synop",
+}
+# exchange count -> ledger event
+_EXCHANGE_COUNTS = {
+    "packets": "nm_exchange_packet",
+    "hops_ew": "nm_exchange_hop_ew",
+    "hops_ns": "nm_exchange_hop_ns",
+    "chip_hops": "nm_exchange_chip_hop",
+    "ops": "nm_exchange_op",
+}
+_EXCHANGE_SCOPE = {
+    "tile_spike": "per packet (one value) between the slices of a split node",
+    "hop_ew": "per exchange packet per east-west hop",
+    "hop_ns": "per exchange packet per north-south hop",
+    "chip_hop": "per exchange packet per chip-to-chip hop",
+    "synop": "per value received and accumulated by a slice of a split node",
+}
 # breakdown term -> ledger events
 _BREAKDOWN = {
     "synops": ("nm_synop",),
@@ -148,6 +186,7 @@ _BREAKDOWN = {
     "hops": ("nm_hop_ew", "nm_hop_ns", "nm_chip_hop"),
     "barrier": ("nm_barrier",),
     "projection": ("nm_projection_mac",),
+    "exchange": tuple(_EXCHANGE_EVENTS),
     "static": ("nm_static",),
 }
 
@@ -159,6 +198,7 @@ _DYNAMIC_BREAKDOWN = (
     "intra_tile_spikes",
     "hops",
     "projection",
+    "exchange",
 )
 _DYNAMIC_TERMS = (
     "synops",
@@ -193,6 +233,16 @@ def _energy_table(profile: nm.HardwareProfile) -> EnergyTable:
         "derived",
         "per MAC of the d x d payload projection of an emitting node",
     )
+    for ev, attr in _EXCHANGE_EVENTS.items():
+        c = profile.constants[f"energy.{attr}"]
+        events[ev] = Constant(
+            float(c.value),
+            c.unit,
+            f"preset {profile.name} energy.{attr} (exchange between the cores of a node split "
+            f"over several cores): {c.source} [evidence: {c.evidence}]",
+            "derived",
+            _EXCHANGE_SCOPE[attr],
+        )
     c = profile.constants["energy.static_power"]
     events["nm_static"] = Constant(
         float(c.value) * 1e-3,
@@ -268,6 +318,8 @@ class _Inference:
     records: dict[int, _StepRecord] = field(default_factory=dict)
     proj_macs: int = 0
     proj_ps: int = 0
+    exchange: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_EXCHANGE_COUNTS, 0))
+    exchange_ps: int = 0
 
 
 class NeuromorphicBackend(TorchBackend):
@@ -296,6 +348,10 @@ class NeuromorphicBackend(TorchBackend):
     nodes_per_core : int, optional
         Fixed nodes per core; default: one neighbourhood or an even share of a chip (see the
         module docstring).
+    node_split : int, optional
+        Cores each node's ``d + 1`` compartments are split over (``1 .. d + 1``); default:
+        1, or the smallest power of two (then ``d + 1``) at which the core limits hold when
+        one node per core does not fit (module docstring, "Split nodes").
     chips : int, optional
         Fixed number of chips; default: as many as the placement needs.
     payload_scale : float, optional
@@ -322,6 +378,7 @@ class NeuromorphicBackend(TorchBackend):
         *,
         overrides: dict[str, float] | None = None,
         nodes_per_core: int | None = None,
+        node_split: int | None = None,
         chips: int | None = None,
         payload_scale: float | None = None,
         sd_threshold: float = 0.0,
@@ -345,7 +402,11 @@ class NeuromorphicBackend(TorchBackend):
             )
         if payload_bits is not None and int(payload_bits) < 2:
             raise RsgnError(f"payload_bits must be >= 2 (graded payloads), got {payload_bits}")
-        for what, v in (("nodes_per_core", nodes_per_core), ("chips", chips)):
+        for what, v in (
+            ("nodes_per_core", nodes_per_core),
+            ("node_split", node_split),
+            ("chips", chips),
+        ):
             if v is not None and int(v) < 1:
                 raise RsgnError(f"{what} must be >= 1, got {v}")
         if payload_scale is not None and not payload_scale > 0:
@@ -366,6 +427,7 @@ class NeuromorphicBackend(TorchBackend):
         self.idle_policy = idle_policy
         self.seed = int(seed)
         self.nodes_per_core = None if nodes_per_core is None else int(nodes_per_core)
+        self.node_split = None if node_split is None else int(node_split)
         self.chips = None if chips is None else int(chips)
         self.payload_scale = payload_scale
         self.sd_threshold = float(sd_threshold)
@@ -500,6 +562,8 @@ class _BatchRun:
         self.latency_ps: list[int] = []
         self.proj_macs = 0
         self.proj_macs_per: list[int] = []
+        self.exchange = dict.fromkeys(_EXCHANGE_COUNTS, 0)
+        self.exchange_per: list[dict[str, int]] = []
 
     def simulate(
         self,
@@ -539,9 +603,12 @@ class _BatchRun:
                     p.node_step(inf, t, np.zeros(0, dtype=np.int64), np.zeros(0))
             per_sample.append(inf)
             self.runs.append(rep)
-            self.latency_ps.append(int(rep.latency_ps) + inf.proj_ps)
+            self.latency_ps.append(int(rep.latency_ps) + inf.proj_ps + inf.exchange_ps)
             self.proj_macs += inf.proj_macs
             self.proj_macs_per.append(inf.proj_macs)
+            for k, v in inf.exchange.items():
+                self.exchange[k] += v
+            self.exchange_per.append(dict(inf.exchange))
         self._assemble(per_sample, st0, n_steps)
 
     def _assemble(self, infs: list[_Inference], st0: ActiveState, n_steps: int) -> None:
@@ -719,36 +786,69 @@ class NeuromorphicProgram(Program):
         self._set_scales(chan)
         return self.chan_scale.copy()
 
-    def _node_cores(self, topo: nm.Topology, per_core: int) -> np.ndarray:
-        """Core of each node: Morton order over the tangent coordinates (locality)."""
-        x = self.graph.x.detach().double()
-        coords = geometry.logmap0(x).cpu().numpy()
-        if coords.shape[1] == 2:
-            return nm.place_by_coordinates(coords, topo, per_core)
-        rank = _morton_rank(coords)
-        return nm.place_sequential(self.n_nodes, topo, per_core)[rank]
+    def _node_cores(self, topo: nm.Topology, per: int, split: int) -> np.ndarray:
+        """Cores of each node's slices, ``[n, split]``: nodes in Morton order over their
+        tangent coordinates (locality) are dealt ``per`` at a time to groups of ``split``
+        consecutive cores of the mesh's Morton core order; slice ``s`` of a group's nodes
+        shares core ``s`` of the group. (For ``D = 2`` the rank equals the library's
+        ``place_by_coordinates``.)"""
+        coords = geometry.logmap0(self.graph.x.detach().double()).cpu().numpy()
+        group = _morton_rank(coords) // per
+        need = (int(group.max(initial=0)) + 1) * split
+        if need > topo.n_cores:
+            raise nm.CapacityError(
+                f"{self.n_nodes} nodes at {per} per core group of {split} core(s) need {need} "
+                f"cores, but the system has {topo.n_cores} ({topo.n_chips} chip(s))"
+            )
+        return nm.core_order(topo)[group[:, None] * split + np.arange(split)]
 
-    def _capacity_hint(self, reason: str) -> str:
+    def _slices(self, split: int) -> np.ndarray:
+        """Slice of each compartment ``k = 0 .. d`` (contiguous, sizes differ by at most one;
+        the gate ``k = d`` is in the last slice)."""
+        return (np.arange(self.c, dtype=np.int64) * split) // self.c
+
+    def _capacity_hint(self, reason: str, split: int) -> str:
         """Why one node per core can still overflow: each of a node's c compartments sends one
         axon to the core of every out-neighbour (c x out-degree fan-out axons) and receives one
-        from every compartment of every in-neighbour (c x in-degree fan-in axons); the mapping
-        neither splits a node over cores nor relays its spikes."""
+        from every compartment of every in-neighbour (c x in-degree fan-in axons); splitting a
+        node's compartments over ``split`` cores divides both by ``split``."""
         c = self.c
+        more = (
+            "; node_split > 1 spreads a node over several cores"
+            if split == 1
+            else f" at node_split {split}"
+        )
         if "fan-out axons" in reason:
             return (
                 f" (node {self.hub} has {self.max_fanout} out-neighbours: x {c} compartments = "
-                f"{self.max_fanout * c} axons; nodes are not split over cores)"
+                f"{self.max_fanout * c} axons{more})"
             )
         if "fan-in axons" in reason:
             return (
                 f" (up to {self.max_fanin} in-neighbours x {c} compartments = "
-                f"{self.max_fanin * c} axons into one node's core; nodes are not split over cores)"
+                f"{self.max_fanin * c} axons into one node's core{more})"
             )
         return ""
 
+    def _split_options(self) -> list[int]:
+        """Node splits to try: the user's, else 1, 2, 4, ... and finally ``d + 1``."""
+        fixed = self.backend.node_split
+        if fixed is not None:
+            if fixed > self.c:
+                raise RsgnError(
+                    f"node_split {fixed} > {self.c} compartments per node (d_hidden {self.d} "
+                    "+ gate)"
+                )
+            return [fixed]
+        out = [1]
+        while out[-1] * 2 < self.c:
+            out.append(out[-1] * 2)
+        return out + [self.c]
+
     def _place_and_build(self) -> None:
-        """Place nodes (halving nodes per core until the core limits hold) and build the
-        simulator; capacity failures become one-line RsgnErrors naming model and preset."""
+        """Place nodes and build the simulator: for each node split (``_split_options``),
+        halve nodes per core until the core limits hold; the first split that fits wins.
+        Capacity failures become one-line RsgnErrors naming model and preset."""
         be, prof = self.backend, self.backend.profile
         core = prof.chip.core
         n, c = self.n_nodes, self.c
@@ -757,20 +857,6 @@ class NeuromorphicProgram(Program):
             f"RSGN with {n} nodes x {c} compartments ({self.n_neurons} neurons, {src.size} "
             f"synapses, up to {self.max_fanin} in-edges per node)"
         )
-        per_max = core.max_neurons // c
-        if per_max < 1:
-            raise RsgnError(
-                f"{size} does not fit preset {prof.name}: one node needs {c} compartments but "
-                f"a core holds max_neurons {core.max_neurons}"
-            )
-        slots = int(self.graph.in_idx.shape[1])
-        spread = max(-(-n // prof.chip.cores_per_chip), slots)
-        per = min(be.nodes_per_core or min(per_max, spread), n)
-        if per > per_max:
-            raise RsgnError(
-                f"{size} does not fit preset {prof.name}: nodes_per_core {per} x {c} "
-                f"compartments > max_neurons {core.max_neurons}"
-            )
         model = nm.Callback(self._update_float, self._update_fixed, graded=True, name="rsgn_node")
         cfg = nm.SimConfig(
             precision=be.mode,
@@ -780,33 +866,112 @@ class NeuromorphicProgram(Program):
             record="none",
         )
         syn = nm.SynapseList.from_arrays(src, dst, self.weights, self.n_neurons)
-        while True:
-            need = -(-n // per)
-            if be.chips is not None:
-                topo = nm.Topology.for_cores(prof, be.chips * prof.chip.cores_per_chip)
-            else:
-                topo = nm.Topology.for_cores(prof, need)
-            try:
-                node_core = self._node_cores(topo, per)
-                place = np.repeat(node_core, c)
-                net = nm.Network([nm.NeuronGroup("rsgn", self.n_neurons, model, place)], syn)
-                sim = nm.Simulator(net, prof, topo, cfg)
+        slots = int(self.graph.in_idx.shape[1])
+        spread = max(-(-n // prof.chip.cores_per_chip), slots)
+        failure = ""
+        for split in self._split_options():
+            slices = self._slices(split)
+            per_max = core.max_neurons // int(np.bincount(slices).max())
+            if per_max < 1:
+                failure = (
+                    f"{size} does not fit preset {prof.name}: one node needs {c} compartments "
+                    f"but a core holds max_neurons {core.max_neurons}"
+                    + (f" (at node_split {split})" if split > 1 else "")
+                )
+                continue
+            per = min(be.nodes_per_core or min(per_max, spread), n)
+            if per > per_max:
+                failure = (
+                    f"{size} does not fit preset {prof.name}: nodes_per_core {per} x "
+                    f"{-(-c // split)} compartments > max_neurons {core.max_neurons}"
+                )
+                continue
+            sim = None
+            while True:
+                need = -(-n // per) * split
+                if be.chips is not None:
+                    topo = nm.Topology.for_cores(prof, be.chips * prof.chip.cores_per_chip)
+                else:
+                    topo = nm.Topology.for_cores(prof, need)
+                try:
+                    cores = self._node_cores(topo, per, split)
+                    place = cores[:, slices].ravel()
+                    net = nm.Network([nm.NeuronGroup("rsgn", self.n_neurons, model, place)], syn)
+                    sim = nm.Simulator(net, prof, topo, cfg)
+                    break
+                except nm.CapacityError as exc:
+                    if be.nodes_per_core is None and per > 1:
+                        per = max(1, per // 2)
+                        continue
+                    failure = (
+                        f"{size} does not fit preset {prof.name} at {per} nodes per core: "
+                        f"{exc}" + self._capacity_hint(str(exc), split)
+                    )
+                    break
+                except nm.NeuromorphicError as exc:
+                    raise RsgnError(f"preset {prof.name}: {exc}") from None
+            if sim is not None:
                 break
-            except nm.CapacityError as exc:
-                if be.nodes_per_core is None and per > 1:
-                    per = max(1, per // 2)
-                    continue
-                raise RsgnError(
-                    f"{size} does not fit preset {prof.name} at {per} nodes per core: {exc}"
-                    + self._capacity_hint(str(exc))
-                ) from None
-            except nm.NeuromorphicError as exc:
-                raise RsgnError(f"preset {prof.name}: {exc}") from None
+        else:
+            raise RsgnError(failure)
         self.nodes_per_core = per
-        self.node_core = node_core
+        self.split = split
+        self.slice_cores = cores
+        self.node_core = cores[:, -1]  # the gate's core
+        state = np.bincount(slices[: self.d], minlength=split)
+        self.state_sizes = state
+        # MACs of the payload projection per core and emitting node (slice s computes its
+        # state channels' outputs from all d inputs: d x |state_s| MACs)
+        self.slice_macs = self.d * state
         self.topology = topo
         self.sim = sim
         self.network = net
+
+    def _exchange(self, inf: _Inference, cand: np.ndarray, win: np.ndarray) -> None:
+        """Count and time the traffic between the slices of split nodes in one step (none
+        when ``split == 1``). Three rounds, one packet per 32-bit value, XY-routed:
+
+        1. every candidate's non-gate slices send their partials of ``|h~|^2``,
+           ``sum (h~ + h_prev)`` and ``sum (h~ + h_prev)^2`` to the gate slice (3 values);
+        2. the gate slice of every winner returns the score and the LayerNorm mean and
+           ``1/std`` to the other slices (3 values each);
+        3. the state slices of every winner all-gather ``h`` for the ``W_h`` projection
+           (slice ``s`` sends its ``|state_s|`` values to each other state slice).
+
+        Time per round = ``analytic_network_time_ps`` of its packets + the most values one
+        core receives x ``t_synop`` (one accumulate each); energy = packets, hops and
+        received values at the preset's packet, hop and synaptic-op energies."""
+        split = self.split
+        if split == 1:
+            return
+        sc, gs, sizes = self.slice_cores, split - 1, self.state_sizes
+        has_state = np.nonzero(sizes > 0)[0]
+        rounds = []
+        if cand.size:  # 1. partials to the gate slice
+            s = sc[cand][:, :gs]
+            rounds.append((np.repeat(s.ravel(), 3), np.repeat(np.repeat(sc[cand, gs], gs), 3)))
+        if win.size:
+            g = sc[win, gs]  # 2. score, mean, rstd back to the other slices
+            rounds.append((np.repeat(np.repeat(g, gs), 3), np.repeat(sc[win][:, :gs].ravel(), 3)))
+            srcs, dsts = [], []  # 3. all-gather of h among the state slices
+            for a in has_state:
+                for b in has_state:
+                    if a != b:
+                        srcs.append(np.repeat(sc[win, a], sizes[a]))
+                        dsts.append(np.repeat(sc[win, b], sizes[a]))
+            if srcs:
+                rounds.append((np.concatenate(srcs), np.concatenate(dsts)))
+        topo, t = self.topology, self.backend.profile.timing
+        for src, dst in rounds:
+            h = topo.hops(src, dst)
+            x = inf.exchange
+            x["packets"] += int(src.size)
+            x["hops_ew"] += int(h.ew.sum())
+            x["hops_ns"] += int(h.ns.sum())
+            x["chip_hops"] += int(h.chip.sum())
+            x["ops"] += int(src.size)
+            t_net, _ = nm.analytic_network_time_ps(topo, src, dst)
+            inf.exchange_ps += int(t_net) + int(np.bincount(dst).max()) * t.synop_ps
 
     # ------------------------------------------------------------------ the node program
     def encode_output(self, y: np.ndarray) -> np.ndarray:
@@ -827,10 +992,11 @@ class NeuromorphicProgram(Program):
             base = nodes * self.c
             y[(base[:, None] + np.arange(self.d)).ravel()] = gv.ravel()
             y[base + self.d] = st.alpha[0][valid].detach().cpu().double().numpy()
-            per_core = np.bincount(self.node_core[nodes])
-            d2 = self.d * self.d
-            inf.proj_macs += int(nodes.size) * d2
-            inf.proj_ps += int(per_core.max()) * d2 * self.backend.profile.timing.synop_ps
+            per_core = np.bincount(
+                self.slice_cores[nodes].ravel(), weights=np.tile(self.slice_macs, nodes.size)
+            )
+            inf.proj_macs += int(nodes.size) * self.d * self.d
+            inf.proj_ps += int(per_core.max()) * self.backend.profile.timing.synop_ps
         return y
 
     def _update_float(self, state, idx, x, ctx) -> np.ndarray:
@@ -915,6 +1081,7 @@ class NeuromorphicProgram(Program):
             )
         finally:
             be.ledger = saved
+        self._exchange(inf, cand, new.ids[0][new.valid[0]].cpu().numpy())
         g = new.alpha.unsqueeze(-1) * (new.h @ w_h.T)
         y = np.zeros(self.n_neurons, dtype=np.float64)
         y += self.emit(inf, new, g)
@@ -966,6 +1133,10 @@ class NeuromorphicProgram(Program):
         for ev, (_, field_name) in _CHIP_EVENTS.items():
             ledger.add(ev, getattr(counts, field_name))
         ledger.op("projection").add("nm_projection_mac", run.proj_macs)
+        if self.split > 1:
+            ledger.op("exchange")
+            for k, ev in _EXCHANGE_COUNTS.items():
+                ledger.add(ev, run.exchange[k])
         ledger.op("static").add("nm_static", self.topology.n_chips * sum(run.latency_ps))
         return counts.to_dict()
 
@@ -994,9 +1165,12 @@ class NeuromorphicProgram(Program):
         }
         breakdown["host"] = math.fsum(v for e, v in by_event.items() if not e.startswith("nm_"))
         e_syn = self.backend.profile.energy.synop
+        e_x = {k: self.table.events[ev].value for k, ev in _EXCHANGE_COUNTS.items()}
         dyn_per = [
-            math.fsum(v for k, v in r.energy.terms.items() if k in _DYNAMIC_TERMS) + macs * e_syn
-            for r, macs in zip(run.runs, run.proj_macs_per, strict=True)
+            math.fsum(v for k, v in r.energy.terms.items() if k in _DYNAMIC_TERMS)
+            + macs * e_syn
+            + math.fsum(xc[k] * e_x[k] for k in _EXCHANGE_COUNTS)
+            for r, macs, xc in zip(run.runs, run.proj_macs_per, run.exchange_per, strict=True)
         ]
         split = {
             "dynamic": math.fsum(breakdown[k] for k in _DYNAMIC_BREAKDOWN),
@@ -1024,6 +1198,7 @@ class NeuromorphicProgram(Program):
             "dynamic_energy_per_inference_j": [v * 1e-12 for v in dyn_per],
             "event_counts": counts,
             "projection_macs": run.proj_macs,
+            "exchange_counts": dict(run.exchange),
             "neurobench": nb,
             "sigma_delta_events": {
                 "plain": counts["sd_events_plain"],
@@ -1034,6 +1209,7 @@ class NeuromorphicProgram(Program):
             },
             "mapping": {
                 "nodes_per_core": self.nodes_per_core,
+                "node_split": self.split,
                 "cores_used": int(self.network.cores_used.size),
                 "n_chips": self.topology.n_chips,
                 "neurons": self.n_neurons,

@@ -130,9 +130,9 @@ def test_co_located_nodes_cost_no_hops_and_placement_is_local(monkeypatch):
     assert local.metrics["mapping"]["cores_used"] == 16
     orig = NeuromorphicProgram._node_cores
 
-    def shuffled(self, topo, per):
-        cores = orig(self, topo, per)
-        return cores[np.random.default_rng(0).permutation(cores.size)]
+    def shuffled(self, topo, per, split):
+        cores = orig(self, topo, per, split)
+        return cores[np.random.default_rng(0).permutation(len(cores))]
 
     monkeypatch.setattr(NeuromorphicProgram, "_node_cores", shuffled)
     logits_rand, rand = spread.prepare(m)(x)
@@ -212,19 +212,27 @@ def test_sigma_delta_reports_events_saved():
 
 def test_capacity_errors_name_the_model_and_preset():
     m = _model()
+    one = {"node_split": 1}  # whole nodes only: the limits below need a split
     with pytest.raises(RsgnError, match=r"64 nodes x 17 compartments.*loihi2_est.*max_neurons"):
-        NeuromorphicBackend(overrides={"core.max_neurons": 8}).prepare(m)
+        NeuromorphicBackend(overrides={"core.max_neurons": 8}, **one).prepare(m)
     with pytest.raises(RsgnError, match=r"64 nodes.*does not fit preset loihi2_est.*fan-in"):
-        NeuromorphicBackend(overrides={"core.max_axons_in": 4}).prepare(m)
+        NeuromorphicBackend(overrides={"core.max_axons_in": 4}).prepare(m)  # even split 17
     # one node per core still overflows: the message names the hub and the product
     g = m.build_graph(NeuromorphicBackend())
     deg = torch.bincount(g.in_idx[g.in_mask], minlength=g.n_nodes)
     hub, c = int(deg.argmax()), m.cfg.d_hidden + 1
     with pytest.raises(RsgnError) as exc:
-        NeuromorphicBackend(overrides={"core.max_axons_out": int(deg.max()) * c - 1}).prepare(m)
+        NeuromorphicBackend(
+            overrides={"core.max_axons_out": int(deg.max()) * c - 1}, **one
+        ).prepare(m)
     assert f"node {hub} has {int(deg.max())} out-neighbours: x {c} compartments" in str(exc.value)
+    assert "node_split > 1" in str(exc.value)
     with pytest.raises(RsgnError, match=rf"in-neighbours x {c} compartments"):
-        NeuromorphicBackend(overrides={"core.max_axons_in": 4 * c}).prepare(m)
+        NeuromorphicBackend(overrides={"core.max_axons_in": 4 * c}, **one).prepare(m)
+    with pytest.raises(RsgnError, match=r"node_split 18 > 17 compartments"):
+        NeuromorphicBackend(node_split=18).prepare(m)
+    with pytest.raises(RsgnError, match=r"node_split must be >= 1"):
+        NeuromorphicBackend(node_split=0)
     with pytest.raises(RsgnError, match=r"does not fit preset loihi2_est"):
         NeuromorphicBackend(
             overrides={"chip.tiles_x": 1, "chip.tiles_y": 1}, chips=1, nodes_per_core=2
@@ -256,3 +264,79 @@ def test_evaluate_reports_latency_distribution_and_neurobench():
     assert 0 < nb["activation_sparsity"] < 1 and 0 < nb["connection_sparsity"] < 1
     assert nb["eff_macs"] > 0 and nb["dense_synops"] > nb["eff_macs"]
     json.dumps(res)
+
+
+@pytest.mark.parametrize(
+    "limit", [{"core.max_axons_out": "hub"}, {"core.max_neurons": 8}, {"core.max_axons_in": 80}]
+)
+def test_split_nodes_fit_where_whole_nodes_do_not_and_reproduce_torch(limit):
+    """A node whose c compartments overflow a core (fan-out, neurons, fan-in) is split over
+    the fewest cores (a power of two) that fit; outputs stay those of the reference."""
+    m = _model()
+    g = m.build_graph(NeuromorphicBackend())
+    c = m.cfg.d_hidden + 1
+    if limit.get("core.max_axons_out") == "hub":
+        deg = torch.bincount(g.in_idx[g.in_mask], minlength=g.n_nodes)
+        limit = {"core.max_axons_out": int(deg.max()) * c - 1}
+    with pytest.raises(RsgnError, match="does not fit"):
+        NeuromorphicBackend(overrides=limit, node_split=1).prepare(m)
+    x = _x(6)
+    with torch.no_grad():
+        ref = m(x, backend=get_backend("torch")).logits
+    prog = NeuromorphicBackend(overrides=limit).prepare(m)
+    logits, rep = prog(x)
+    split = rep.metrics["mapping"]["node_split"]
+    assert split >= 2 and (split & (split - 1) == 0 or split == c)
+    assert torch.allclose(logits, ref, rtol=1e-5, atol=1e-6)
+    # every node's compartments sit on `split` distinct cores; each slice holds a contiguous run
+    place = prog.network.placement.reshape(g.n_nodes, c)
+    assert all(np.unique(row).size == split for row in place)
+    assert rep.metrics["exchange_counts"]["packets"] > 0
+    assert rep.metrics["energy_breakdown_j"]["exchange"] > 0
+
+
+def test_split_exchange_is_counted_per_candidate_and_winner():
+    """Three rounds per step: 3 values from each non-gate slice of every candidate, 3 back to
+    every winner's non-gate slices, and the all-gather of h among a winner's state slices."""
+    m = _model()
+    x = _x(4)
+    split = 2
+    prog = NeuromorphicBackend(node_split=split, reference=False).prepare(m)
+    logits, rep = prog(x)
+    whole_logits, whole = NeuromorphicBackend(node_split=1, reference=False).prepare(m)(x)
+    assert torch.allclose(logits, whole_logits, atol=1e-6)
+    assert whole.metrics["exchange_counts"]["packets"] == 0
+    assert whole.metrics["energy_breakdown_j"]["exchange"] == 0
+    d = m.cfg.d_hidden
+    sizes = prog.state_sizes
+    assert sizes.sum() == d and sizes.size == split
+    # replay the candidate and winner counts from the op records of the run
+    n_cand = n_win = 0
+    with torch.no_grad():
+        be = get_backend("torch")
+        counts = {"cand": 0, "win": 0}
+
+        class Count(type(be)):
+            def update(self, cand, alpha, prev, ids, row, valid, *a, **k):
+                counts["cand"] += int(cand.node.numel())
+                counts["win"] += int(valid.sum())
+                return super().update(cand, alpha, prev, ids, row, valid, *a, **k)
+
+        m(x, backend=Count(), graph=prog.graph)
+        n_cand, n_win = counts["cand"], counts["win"]
+    gather = sum(int(sizes[a]) * (split - 1) for a in range(split) if sizes[a] > 0)
+    want = 3 * (split - 1) * n_cand + 3 * (split - 1) * n_win + gather * n_win
+    xc = rep.metrics["exchange_counts"]
+    assert xc["packets"] == want == xc["ops"]
+    e = prog.backend.profile.energy
+    want_j = (
+        xc["packets"] * e.tile_spike
+        + xc["hops_ew"] * e.hop_ew
+        + xc["hops_ns"] * e.hop_ns
+        + xc["chip_hops"] * e.chip_hop
+        + xc["ops"] * e.synop
+    ) * 1e-12
+    assert rep.metrics["energy_breakdown_j"]["exchange"] == pytest.approx(want_j, rel=1e-9)
+    # the exchange takes time: split latency exceeds the chip's simulated latency by its rounds
+    chip = sum(rep.metrics["chip_latency_per_inference_s"])
+    assert sum(rep.metrics["latency_per_inference_s"]) > chip
