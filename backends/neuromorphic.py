@@ -917,7 +917,6 @@ class NeuromorphicProgram(Program):
         self.nodes_per_core = per
         self.split = split
         self.slice_cores = cores
-        self.node_core = cores[:, -1]  # the gate's core
         state = np.bincount(slices[: self.d], minlength=split)
         self.state_sizes = state
         # MACs of the payload projection per core and emitting node (slice s computes its
