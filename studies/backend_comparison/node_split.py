@@ -1,0 +1,118 @@
+"""What splitting nodes over cores costs on the simulated chip: one checkpoint, one preset, the
+same validation samples at several ``node_split`` values (``rsgn.backends.neuromorphic``).
+
+    OMP_NUM_THREADS=1 python studies/backend_comparison/node_split.py \\
+        --ckpt RUN --task hierarchical --preset loihi2_est --splits auto,1,2,4,8 --limit 256
+
+``auto`` is the backend's default (the smallest split that fits). A split at which the
+mapping does not fit is reported with the backend's one-line reason. Writes
+``node_split_<preset>.{json,md}`` into ``--out`` (default: this folder / TASK), atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from rsgn.backends.neuromorphic import NeuromorphicBackend
+from rsgn.checkpoint import atomic_write_bytes, load_model
+from rsgn.data import make_task
+from rsgn.errors import RsgnError
+
+HERE = Path(__file__).resolve().parent
+
+
+def run_one(model, x: torch.Tensor, y: torch.Tensor, preset: str, split: int | None) -> dict:
+    """One split: accuracy, agreement with torch, mapping, energy and latency per inference."""
+    row: dict = {"node_split": "auto" if split is None else split}
+    t0 = time.perf_counter()
+    try:
+        prog = NeuromorphicBackend(preset=preset, node_split=split).prepare(model)
+    except RsgnError as exc:
+        return {**row, "status": f"failed: {exc}"}
+    correct, n, agree = 0, 0, 0.0
+    energy = latency = exchange_j = 0.0
+    packets = 0
+    for s in range(0, len(y), 64):
+        xb, yb = x[s : s + 64], y[s : s + 64]
+        logits, rep = prog(xb)
+        m = rep.metrics
+        correct += int((logits.argmax(1) == yb).sum())
+        n += len(yb)
+        agree += m["reference"]["prediction_agreement"] * len(yb)
+        energy += m["energy_j"]
+        latency += sum(m["latency_per_inference_s"])
+        exchange_j += m["energy_breakdown_j"]["exchange"]
+        packets += m["exchange_counts"]["packets"]
+    mp = m["mapping"]
+    return {
+        **row,
+        "status": "ok",
+        "used_split": mp["node_split"],
+        "nodes_per_core": mp["nodes_per_core"],
+        "cores_used": mp["cores_used"],
+        "chips": mp["n_chips"],
+        "n_samples": n,
+        "accuracy": correct / n,
+        "agreement": agree / n,
+        "energy_j_per_inference": energy / n,
+        "exchange_energy_j_per_inference": exchange_j / n,
+        "exchange_packets_per_inference": packets / n,
+        "latency_s_per_inference": latency / n,
+        "wall_s": time.perf_counter() - t0,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--preset", default="loihi2_est")
+    ap.add_argument("--splits", default="auto,1,2,4,8")
+    ap.add_argument("--limit", type=int, default=256)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args(argv)
+    try:
+        splits = [None if s == "auto" else int(s) for s in args.splits.split(",") if s]
+        if args.limit < 1:
+            raise ValueError(f"--limit must be positive, got {args.limit}")
+    except ValueError as exc:
+        sys.exit(f"node_split.py: {exc}")
+    model, cfg, _ = load_model(args.ckpt)
+    ds = make_task(args.task, cfg.data, seed=cfg.train.seed)
+    x, y = ds.x_val[: args.limit], ds.y_val[: args.limit]
+    rows = [run_one(model, x, y, args.preset, s) for s in splits]
+    out = Path(args.out) if args.out else HERE / args.task
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "command": "OMP_NUM_THREADS=1 python studies/backend_comparison/node_split.py "
+        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": {"platform": platform.platform(), "python": platform.python_version()},
+        "rows": rows,
+    }
+    atomic_write_bytes(out / f"node_split_{args.preset}.json", json.dumps(meta, indent=1).encode())
+    cols = [
+        "node_split", "status", "used_split", "nodes_per_core", "cores_used", "chips",
+        "accuracy", "agreement", "energy_j_per_inference", "exchange_energy_j_per_inference",
+        "exchange_packets_per_inference", "latency_s_per_inference", "wall_s",
+    ]  # fmt: skip
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(f"{v:.4g}" if isinstance(v, float) else str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    text = "\n".join(lines) + "\n"
+    atomic_write_bytes(out / f"node_split_{args.preset}.md", text.encode())
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
