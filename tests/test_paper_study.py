@@ -171,6 +171,13 @@ def test_tiny_study_end_to_end(study, tmp_path):
     res2 = json.loads((out / "results.json").read_text())
     assert res2["meta"]["ran"] == 0 and res2["meta"]["reused"] == 5
     assert res2["aggregate"] == res["aggregate"]
+    # ... and keeps the record of the invocation that trained (its wall time), as --report does
+    last = res2["meta"]["last_training"]
+    assert last["ran"] == 5 and last["wall_seconds"] == res["meta"]["wall_seconds"]
+    assert "python studies/paper_reproduction/run.py --tiny --workers 2 --threads 1" in md
+    assert study.main(["--tiny", "--report", "--out", str(out), "--runs", str(runs_dir)]) == 0
+    md3 = (out / "tables.md").read_text()
+    assert "Last invocation that trained" in md3 and "5 runs trained" in md3
 
 
 def test_report_writes_the_finished_runs_without_training(study, tmp_path):

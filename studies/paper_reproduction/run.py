@@ -469,11 +469,13 @@ def render_tables(st: Settings, agg: dict[str, dict[str, Any]], meta: dict[str, 
     lines = [
         f"# RSGN paper reproduction: {st.mode} mode",
         "",
-        f"- Command: `{meta['command']}`",
+        f"- Reproduce (trains what is missing, then writes these files): `{meta['reproduce']}`",
+        f"- This file was written by: `{meta['command']}`",
         f"- Machine: {meta['machine']}",
         f"- Wall time of this invocation: {meta['wall_seconds']:.0f} s ({meta['ran']} runs "
         f"trained now, {meta['reused']} reused, {meta['failed']} failed); sum of the per-run wall "
         f"times: {meta['runs_wall_seconds']:.0f} s",
+        *_last_training_line(meta),
         f"- Settings: {st.epochs} epochs"
         + "".join(f" ({t}: {e})" for t, e in st.task_epochs)
         + f", seeds {list(st.seeds)} (ablation: "
@@ -666,7 +668,8 @@ def plot(runs: list[dict[str, Any]], agg: dict[str, dict[str, Any]], out: Path) 
             axes[1, j].set_xlabel("epoch")
             for ax in axes[:, j]:
                 ax.grid(alpha=0.3)
-            axes[0, j].legend(fontsize=7)
+            # outside the axes, right of the top panel (inside, it hid the curves)
+            axes[0, j].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
         path = out / name
         _atomic_savefig(fig, path)
         plt.close(fig)
@@ -774,6 +777,7 @@ def run_study(
     n_threads = threads or torch.get_num_threads()
     meta = {
         "command": command,
+        "reproduce": reproduce_command(st),
         "machine": machine(),
         "threads_per_run": n_threads,
         "workers": workers,
@@ -787,6 +791,7 @@ def run_study(
         "missing": sorted(s.id for s in runs if s.id not in {r["id"] for r in done}),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
+    meta["last_training"] = _last_training(meta, out / "results.json")
     if st.mode == "quick":
         meta["estimate"] = estimate_full(done, n_threads)
     out.mkdir(parents=True, exist_ok=True)
@@ -840,6 +845,40 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.lr is not None and not (args.lr > 0 and math.isfinite(args.lr)):
         ap.error("--lr must be a positive number")
     return args
+
+
+def _last_training(meta: dict, previous: Path) -> dict | None:
+    """The latest invocation that trained something: this one, or the one recorded in the
+    results file this invocation replaces (so ``--report`` keeps its wall time)."""
+    if meta["ran"]:
+        return {k: meta[k] for k in ("command", "wall_seconds", "ran", "reused", "date")}
+    try:
+        old = json.loads(previous.read_text())["meta"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if old.get("last_training"):
+        return old["last_training"]
+    if old.get("ran"):
+        return {k: old.get(k) for k in ("command", "wall_seconds", "ran", "reused", "date")}
+    return None
+
+
+def _last_training_line(meta: dict) -> list[str]:
+    last = meta.get("last_training")
+    if not last or last.get("command") == meta["command"]:
+        return []
+    return [
+        f"- Last invocation that trained: `{last['command']}` ({last.get('date')}): "
+        f"{last['wall_seconds']:.0f} s, {last['ran']} runs trained, {last['reused']} reused"
+    ]
+
+
+def reproduce_command(st: Settings) -> str:
+    """The command that runs the whole study of ``st``'s mode on a 2-core CPU."""
+    flag = {"full": [], "quick": ["--quick"], "tiny": ["--tiny"]}[st.mode]
+    lr = [] if st.lr is None else ["--lr", repr(st.lr)]
+    args = ["python", "studies/paper_reproduction/run.py", *flag, *lr, "--workers", "2"]
+    return "OMP_NUM_THREADS=1 " + shlex.join([*args, "--threads", "1"])
 
 
 def main(argv: list[str] | None = None) -> int:
