@@ -446,8 +446,8 @@ class NeuromorphicBackend(TorchBackend):
                 "accuracy": "measured (on the simulated chip's outputs)",
                 "active_fraction": "measured",
                 "latency": "modelled (SimPy chip time per inference: network phase + max core "
-                "busy time + barrier per step, plus the W_h projection bound; host steps not "
-                "timed)",
+                "busy time + barrier per step, plus the W_h projection bound and, for nodes "
+                "split over cores, their exchange; host steps not timed)",
                 "energy_modelled": "modelled (counted chip events x per-event energy of the "
                 "preset + static power x latency + host events x electronic_45nm)",
                 "energy_measured": "n/a: a simulated chip has no power counter",
@@ -811,8 +811,9 @@ class NeuromorphicProgram(Program):
         """Why one node per core can still overflow: each of a node's c compartments sends one
         axon to the core of every out-neighbour (c x out-degree fan-out axons) and receives one
         from every compartment of every in-neighbour (c x in-degree fan-in axons); splitting a
-        node's compartments over ``split`` cores divides both by ``split``."""
-        c = self.c
+        node's compartments over ``split`` cores divides both by about ``split``."""
+        per = -(-self.c // split)  # compartments in the largest slice
+        what = f"{per} compartments" + (" per slice" if split > 1 else "")
         more = (
             "; node_split > 1 spreads a node over several cores"
             if split == 1
@@ -820,13 +821,13 @@ class NeuromorphicProgram(Program):
         )
         if "fan-out axons" in reason:
             return (
-                f" (node {self.hub} has {self.max_fanout} out-neighbours: x {c} compartments = "
-                f"{self.max_fanout * c} axons{more})"
+                f" (node {self.hub} has {self.max_fanout} out-neighbours: x {what} = "
+                f"{self.max_fanout * per} axons{more})"
             )
         if "fan-in axons" in reason:
             return (
-                f" (up to {self.max_fanin} in-neighbours x {c} compartments = "
-                f"{self.max_fanin * c} axons into one node's core{more})"
+                f" (up to {self.max_fanin} in-neighbours x {what} = "
+                f"{self.max_fanin * per} axons into one core{more})"
             )
         return ""
 
