@@ -7,6 +7,7 @@ imported on first use, so triton and simpy load only when their backend is asked
 from __future__ import annotations
 
 import importlib
+import inspect
 import os
 from dataclasses import dataclass
 
@@ -87,6 +88,48 @@ def backend_class(name: str) -> type[Backend]:
     return getattr(mod, e.cls)
 
 
+def backend_options(name: str) -> list[str]:
+    """The keyword options of backend ``name``'s constructor (``preset`` and ``device`` have
+    their own flags and are not listed)."""
+    sig = inspect.signature(backend_class(name).__init__)
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    skip = {"self", "preset", "device"}
+    return [p.name for p in sig.parameters.values() if p.kind in kinds and p.name not in skip]
+
+
+def parse_option_value(text: str) -> bool | int | float | str | None:
+    """``true``/``false``/``none`` (any case), an int, a float, else the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text.strip()
+
+
+def parse_backend_options(name: str, items: list[str], flag: str = "--backend-arg") -> dict:
+    """``KEY=VALUE`` strings -> constructor keywords of backend ``name``, checked by name."""
+    known = backend_options(name)
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise RsgnError(f"{flag} expects KEY=VALUE, got {item!r}")
+        if key not in known:
+            raise RsgnError(
+                f"{flag} {item!r}: backend {name!r} has no option {key!r} (options: "
+                f"{', '.join(known) or 'none'})"
+            )
+        out[key] = parse_option_value(value)
+    return out
+
+
 def get_backend(name: str | None = None, *, preset: str | None = None, **kwargs) -> Backend:
     """Instantiate the backend called ``name`` (default: ``RSGN_BACKEND`` or ``torch``).
 
@@ -100,7 +143,10 @@ def get_backend(name: str | None = None, *, preset: str | None = None, **kwargs)
         raise RsgnError(f"backend {name!r} is not available here: {why}")
     if preset is not None:
         kwargs["preset"] = preset
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:  # a mistyped option from the command line
+        raise RsgnError(f"backend {name!r}: {exc}") from None
 
 
 def availability() -> list[tuple[str, bool, str, str]]:

@@ -64,6 +64,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.add_argument("--backend", default=None)
     e.add_argument("--preset", default=None, help="the backend's hardware/energy preset")
+    e.add_argument(
+        "--backend-arg",
+        dest="backend_args",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a backend option, e.g. --backend-arg node_split=8 (repeatable; a wrong key "
+        "lists the backend's options)",
+    )
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--out", default=None, help="also write the JSON report to this file")
 
@@ -85,6 +94,14 @@ def _parser() -> argparse.ArgumentParser:
         default=[],
         metavar="BACKEND=NAME",
         help="a backend's preset, e.g. --preset optical=bench (repeatable)",
+    )
+    c.add_argument(
+        "--backend-arg",
+        dest="backend_args",
+        action="append",
+        default=[],
+        metavar="BACKEND.KEY=VALUE",
+        help="a backend option, e.g. --backend-arg neuromorphic.node_split=8 (repeatable)",
     )
     c.add_argument("--out", default=None, help="report folder (default: <run folder>/compare)")
     c.add_argument("--limit", type=int, default=None, help="use the first N validation samples")
@@ -177,8 +194,15 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_features(ds, model.d_in)
     if ds.n_classes != model.n_classes:
         raise RsgnError(f"task has {ds.n_classes} classes but the model has {model.n_classes}")
+    backend = args.backend
+    if args.backend_args:
+        from rsgn.backends.registry import default_name, get_backend, parse_backend_options
+
+        name = args.backend or default_name()
+        opts = parse_backend_options(name, args.backend_args)
+        backend = get_backend(name, preset=args.preset, **opts)
     res = evaluate(
-        model, ds.x_val, ds.y_val, args.backend, batch_size=args.batch_size, preset=args.preset
+        model, ds.x_val, ds.y_val, backend, batch_size=args.batch_size, preset=args.preset
     )
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:
@@ -196,6 +220,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         data=args.data,
         backends=args.backends,
         presets=args.presets,
+        backend_args=args.backend_args,
         out=args.out,
         limit=args.limit,
         batch_size=args.batch_size,

@@ -111,6 +111,24 @@ def parse_presets(items: list[str], backends: list[str]) -> dict[str, str]:
     return out
 
 
+def parse_backend_args(items: list[str], backends: list[str]) -> dict[str, dict[str, Any]]:
+    """``backend.key=value`` items of ``--backend-arg`` -> constructor options per backend; the
+    backend must be one that is compared and the key one of its options."""
+    from rsgn.backends.registry import parse_backend_options
+
+    grouped: dict[str, list[str]] = {}
+    for item in items:
+        head, sep, _ = item.partition("=")
+        be, dot, key = head.partition(".")
+        be = be.strip()
+        if not sep or not dot or not be or not key.strip():
+            raise RsgnError(f"--backend-arg expects BACKEND.KEY=VALUE, got {item!r}")
+        if be not in backends:
+            raise RsgnError(f"--backend-arg {item!r}: backend {be!r} is not in --backends")
+        grouped.setdefault(be, []).append(item.partition(".")[2])
+    return {be: parse_backend_options(be, its) for be, its in grouped.items()}
+
+
 def _na(reason: str) -> str:
     return reason if reason.startswith("n/a") else f"n/a: {reason}"
 
@@ -234,6 +252,7 @@ def compare(
     backends: list[str],
     *,
     presets: dict[str, str] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
     explicit: bool = True,
     batch_size: int = 64,
     seed: int = 0,
@@ -241,8 +260,9 @@ def compare(
     """Run ``model`` on every backend in ``backends`` on the same ``x``; return the report.
 
     ``explicit`` says the user listed the backends (Triton under the interpreter runs only
-    then). Bad preset names are RsgnErrors before anything runs; a backend that fails while
-    running is a ``failed: <error>`` row.
+    then). ``options`` are constructor keywords per backend (``--backend-arg``). Bad preset
+    names and options are RsgnErrors before anything runs; a backend that fails while running
+    is a ``failed: <error>`` row.
     """
     from rsgn.backends.registry import get_backend
     from rsgn.evaluate import evaluate
@@ -250,6 +270,7 @@ def compare(
     if getattr(model, "model_name", None):
         raise RsgnError("compare runs the RSGN on every backend; baselines run on torch only")
     presets = dict(presets or {})
+    options = {k: dict(v) for k, v in (options or {}).items()}
     order = [REFERENCE] + [b for b in backends if b != REFERENCE]
     notes: list[str] = []
     if REFERENCE not in backends:
@@ -258,7 +279,7 @@ def compare(
     for name in order:
         run, why, note = _availability(name, explicit)
         if run:  # instantiate once up front: a bad preset fails before anything runs
-            get_backend(name, preset=presets.get(name))
+            get_backend(name, preset=presets.get(name), **options.get(name, {}))
         plan.append((name, run, why, note))
     rows: list[dict[str, Any]] = []
     full: dict[str, Any] = {}
@@ -272,7 +293,7 @@ def compare(
             notes.append(note)
         torch.manual_seed(seed)
         try:
-            be = get_backend(name, preset=preset)
+            be = get_backend(name, preset=preset, **options.get(name, {}))
             rep, det = evaluate(model, x, y, be, batch_size=batch_size, return_details=True)
         except (RsgnError, RuntimeError, ValueError) as exc:
             msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -296,6 +317,7 @@ def compare(
         full[name] = {
             "evaluation": rep,
             "capabilities": {"devices": list(caps.devices), "notes": caps.notes},
+            "options": options.get(name, {}),
             "note": note,
         }
     return {
@@ -476,6 +498,7 @@ def run_compare(
     out: str | Path | None,
     limit: int | None,
     batch_size: int = 64,
+    backend_args: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``rsgn compare`` command: load, split, compare, write (``out`` defaults to
     ``<run folder>/compare``)."""
@@ -488,6 +511,7 @@ def run_compare(
         raise RsgnError(f"--limit must be positive, got {limit}")
     names, explicit = parse_backends(backends)
     preset_map = parse_presets(presets, names)
+    options = parse_backend_args(list(backend_args or []), names)
     model, cfg, _ = load_model(ckpt)
     seed = cfg.train.seed
     if task:
@@ -502,7 +526,15 @@ def run_compare(
     if limit is not None:
         x, y = x[:limit], y[:limit]
     report = compare(
-        model, x, y, names, presets=preset_map, explicit=explicit, batch_size=batch_size, seed=seed
+        model,
+        x,
+        y,
+        names,
+        presets=preset_map,
+        options=options,
+        explicit=explicit,
+        batch_size=batch_size,
+        seed=seed,
     )
     report = {"ckpt": str(ckpt), "data": ds.name, "triton_interpret": _interp(), **report}
     if out is None:

@@ -200,6 +200,43 @@ def test_cli_compare_and_errors(ckpt, tmp_path, capsys):
         assert len(err.splitlines()) == 1
 
 
+def test_backend_args_reach_the_backend_and_bad_ones_are_one_line_errors(ckpt, tmp_path, capsys):
+    """``--backend-arg BACKEND.KEY=VALUE`` (compare) and ``KEY=VALUE`` (eval) set constructor
+    options: a node split of 3 shows in the neuromorphic mapping; unknown keys list the
+    options."""
+    base = ["--ckpt", str(ckpt), "--task", "hierarchical"]
+    out = tmp_path / "c"
+    argv = [*base, "--backends", "torch,neuromorphic", "--limit", "4", "--out", str(out)]
+    assert main(["compare", *argv, "--backend-arg", "neuromorphic.node_split=3"]) == 0
+    capsys.readouterr()
+    rep = json.loads((out / "compare.json").read_text())
+    nm = rep["backends"]["neuromorphic"]
+    assert nm["options"] == {"node_split": 3}
+    metrics = nm["evaluation"]["backend_metrics"]  # one batch: one dict
+    assert metrics["mapping"]["node_split"] == 3
+    f = tmp_path / "eval.json"
+    ev = [*base, "--backend", "neuromorphic", "--backend-arg", "node_split=2", "--out", str(f)]
+    assert main(["eval", *ev]) == 0
+    capsys.readouterr()
+    assert '"node_split": 2' in f.read_text()
+    for cmd, args, needle in (
+        ("compare", ["--backends", "torch", "--backend-arg", "optical.x=1"], "not in --backends"),
+        ("compare", ["--backends", "torch", "--backend-arg", "torch=1"], "BACKEND.KEY=VALUE"),
+        (
+            "compare",
+            ["--backends", "torch,neuromorphic", "--backend-arg", "neuromorphic.nodesplit=2"],
+            "has no option 'nodesplit' (options: mode, payload_bits",
+        ),
+        ("eval", ["--backend", "neuromorphic", "--backend-arg", "node_split=0"], "node_split"),
+        ("eval", ["--backend", "neuromorphic", "--backend-arg", "node_split"], "KEY=VALUE"),
+        ("eval", ["--backend", "neuromorphic", "--backend-arg", "seed=abc"], "neuromorphic"),
+    ):
+        rc = main([cmd, *base, "--out", str(tmp_path / "e"), *args])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2 and err.startswith("rsgn: error: ") and needle in err, (args, err)
+        assert len(err.splitlines()) == 1
+
+
 def test_pareto_front():
     pts = [(1.0, 0.5), (2.0, 0.6), (3.0, 0.55), (0.5, 0.4), (1.0, 0.4)]
     assert pareto_front(pts) == [0, 1, 3]
