@@ -15,6 +15,9 @@ Primitives (kernels in ``rsgn.kernels``):
   float64 as a function of table size, forward and backward (table slope).
 - ``lns``: Möbius addition in a logarithmic number system vs plain float32, vs float64 at radii
   up to 0.9999 (relative Euclidean error and hyperbolic distance to the float64 result).
+- ``tanh``: the fused soft-threshold gate ``sigmoid((alpha + gamma |h~| - theta) / T)`` with
+  the PTX ``tanh.approx.f32`` vs the exact tanh; max abs error vs float64, and the time of both
+  (fast path on CUDA only; elsewhere the exact path alone is measured for accuracy).
 
 Timings: median of ``triton.testing.do_bench`` (CUDA events) in ms. Without CUDA the script runs
 the accuracy part only (``TRITON_INTERPRET=1`` is set before triton is imported).
@@ -40,13 +43,20 @@ if not torch.cuda.is_available():
 import triton  # noqa: E402
 
 from rsgn import geometry  # noqa: E402
-from rsgn.kernels import lns, lorentz, lut  # noqa: E402
+from rsgn.kernels import gate, lns, lorentz, lut  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 TIMING = DEV == "cuda" and not CPU_MODE
 SIZES = {
-    "cpu": {"knn_n": 1024, "knn_q": 64, "knn_clusters": 4, "lut_n": 20000, "mobius_acc": 256},
+    "cpu": {
+        "gate_rows": 4096,
+        "knn_n": 1024,
+        "knn_q": 64,
+        "knn_clusters": 4,
+        "lut_n": 20000,
+        "mobius_acc": 256,
+    },
     "gpu": {
         "knn_n": 65536,
         "knn_q": 4096,
@@ -55,6 +65,7 @@ SIZES = {
         "lut_edges": (64, 65536, 16),
         "mobius_acc": 1 << 16,
         "mobius_time": 1 << 20,
+        "gate_rows": 64 * 65536 // 2,
     },
 }
 
@@ -301,6 +312,35 @@ def _time_mobius(x: torch.Tensor, y: torch.Tensor) -> dict:
     return row
 
 
+def study_tanh(cpu: bool) -> dict:
+    """Gate with the PTX fast tanh vs the exact one: accuracy vs float64, and time on CUDA."""
+    m = SIZES["cpu" if cpu else "gpu"]["gate_rows"]
+    d, gamma, temp = 128, 0.5, 0.7
+    g = torch.Generator().manual_seed(2)
+    h = torch.randn(m, d, generator=g, dtype=torch.float64) * 0.3
+    a = torch.rand(m, generator=g, dtype=torch.float64)
+    th = torch.randn(m, generator=g, dtype=torch.float64)
+    ref = gate.soft_threshold_reference(a, h, th, gamma=gamma, temperature=temp)
+    h32, a32, th32 = (t.float().to(DEV) for t in (h, a, th))
+    usable = gate.fast_tanh_usable(h32.device)
+    out: dict = {"setup": {"rows": m, "d": d, "fast_usable": usable}, "accuracy": {}}
+    print(f"\n[tanh] gate over {m:,} x {d} float32; PTX fast tanh usable here: {usable}")
+    for fast in (False, True) if usable else (False,):
+        y, _ = gate.soft_threshold_forward(a32, h32, th32, gamma, temp, fast=fast)
+        err = float((y.double().cpu() - ref).abs().max())
+        out["accuracy"]["fast" if fast else "exact"] = {"max_abs_vs_float64": err}
+        print(f"  {'fast' if fast else 'exact'}: max abs error vs float64 {err:.2e}")
+    if TIMING and usable:
+        nbytes = m * d * 4
+        out["timing_ms"] = {}
+        for fast in (False, True):
+            t = _bench(lambda f=fast: gate.soft_threshold_forward(a32, h32, th32, gamma, temp, f))
+            gbs = nbytes / (t * 1e-3) / 1e9
+            out["timing_ms"]["fast" if fast else "exact"] = {"fwd": t, "read_GBps": gbs}
+            print(f"  {'fast' if fast else 'exact'}: {t:.3f} ms ({gbs:.0f} GB/s of h~ read)")
+    return out
+
+
 def study_lns(cpu: bool) -> dict:
     m_acc = SIZES["cpu" if cpu else "gpu"]["mobius_acc"]
     radii = (0.5, 0.9, 0.99, 0.999, 0.9999)
@@ -385,7 +425,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--only",
-        choices=("lorentz", "lut", "lns"),
+        choices=("lorentz", "lut", "lns", "tanh"),
         action="append",
         help="run only these studies (repeatable)",
     )
@@ -406,7 +446,7 @@ def main() -> None:
             "interpreter": os.environ.get("TRITON_INTERPRET", "0") == "1",
         }
     }
-    studies = {"lorentz": study_lorentz, "lut": study_lut, "lns": study_lns}
+    studies = {"lorentz": study_lorentz, "lut": study_lut, "lns": study_lns, "tanh": study_tanh}
     for name in args.only or list(studies):
         t = time.time()
         res[name] = studies[name](cpu)
