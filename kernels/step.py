@@ -93,6 +93,7 @@ def _in_tiles(src_ptr, w_ptr, rows, rmask, K, KP: tl.constexpr):
 def _scores_kernel(
     src_ptr,
     w_ptr,
+    amask_ptr,
     slot_ptr,
     g_ptr,
     ap_ptr,
@@ -107,11 +108,13 @@ def _scores_kernel(
     W,
     D,
     K,
+    NW,
     BB: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
     KP: tl.constexpr,
     COUNT: tl.constexpr,
+    MASK: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     rmask = rows < N
@@ -122,14 +125,17 @@ def _scores_kernel(
     th = tl.load(theta_ptr + rows, mask=rmask, other=0.0)
     gamma = tl.load(par_ptr)
     inv_t = tl.load(par_ptr + 1)
+    if MASK:  # activity words of the sources, one load per in-slot for all BB (= 32) samples
+        aw = tl.load(amask_ptr + src.to(tl.int64) * NW + tl.program_id(1), mask=live, other=0)
     for bi in range(BB):  # batch folding: the in-edge tiles serve BB samples
         b = tl.program_id(1) * BB + bi
         bok = (tl.zeros_like(rows) + b) < B  # as a [rows] vector (the interpreter wants one)
         rm = rmask & bok
+        lv = live & bok[:, None]
+        if MASK:  # only in-slots whose source is active in sample b look up its slot
+            lv = lv & (((aw >> bi) & 1) != 0)
         acc = tl.zeros([BLOCK_N, BLOCK_D], dtype=tl.float32)
-        acc, hits = _gather_hits(
-            acc, b, src, live & bok[:, None], wv, slot_ptr, g_ptr, N, W, D, offs_d, dmask
-        )
+        acc, hits = _gather_hits(acc, b, src, lv, wv, slot_ptr, g_ptr, N, W, D, offs_d, dmask)
         ht = tl.where(dmask[None, :], acc + bias[None, :], 0.0)
         nrm = tl.sqrt(tl.sum(ht * ht, axis=1))
         own = tl.load(slot_ptr + b * N + rows, mask=rm, other=-1)
@@ -253,12 +259,31 @@ def slot_map(ids: torch.Tensor, valid: torch.Tensor, n: int) -> torch.Tensor:
     return out.scatter_reduce_(1, ids, vals, reduce="amax", include_self=True)
 
 
-TUNING = {"BB": 1, "BLOCK_N": 16, "num_warps": 4}
+TUNING = {"BB": 1, "BLOCK_N": 16, "num_warps": 4, "MASK": False}
 """Launch parameters of the scores kernel: samples per program (batch folding: the in-edge
 tiles are loaded once for BB samples), rows per program, warps. Defaults from
 ``studies/gpu_kernels/step_bench.py --tune`` on an H100 at N = 65k, measured on a variant that
 also tested an activity bitmap (since removed): BB 1, 16 rows, 4 warps 5.0 ms; BB 8 6.2 ms;
-8 warps 6.6 ms. Batch folding did not pay there: the in-edge tiles are L2-resident anyway."""
+8 warps 6.6 ms. Batch folding did not pay there: the in-edge tiles are L2-resident anyway.
+
+``MASK`` (off; written without a GPU, **not timed**): node-major activity words
+(:func:`activity_words`, bit ``b % 32`` of word ``b // 32`` of node j = j active in sample b),
+loaded once per in-slot for a block of 32 samples (BB is then 32), so only in-slots whose
+source is active look up the slot map: about 3.4M lookups per step at N = 65k, k = 16, B = 64
+instead of the 67M the profile blames. Same results (tested under the interpreter);
+``step_bench.py --mask`` times it against the default."""
+
+
+def activity_words(slots: torch.Tensor) -> torch.Tensor:
+    """``[N, ceil(B / 32)]`` int64 words from the ``[B, N]`` slot map: bit ``b % 32`` of word
+    ``b // 32`` of row j is set iff node j is active in sample b (each (b, j) once, so the sum
+    of distinct bits is their OR)."""
+    bsz, n = slots.shape
+    nw = -(-bsz // 32)
+    act = torch.zeros(nw * 32, n, dtype=torch.int64, device=slots.device)
+    act[:bsz] = (slots >= 0).to(torch.int64)
+    bits = torch.arange(32, device=slots.device, dtype=torch.int64).view(1, 32, 1)
+    return (act.view(nw, 32, n) << bits).sum(1).t().contiguous()
 
 
 def scores(
@@ -286,10 +311,15 @@ def scores(
     cand = torch.empty(bsz, n, dtype=torch.int8, device=dev)
     hits = torch.empty(bsz, n, dtype=torch.int32, device=dev) if count else alpha
     bb, block_n = int(TUNING["BB"]), int(TUNING["BLOCK_N"])
+    mask = bool(TUNING.get("MASK", False))
+    amask = activity_words(slots) if mask else slots
+    if mask:
+        bb = 32  # one activity word per program
     grid = (triton.cdiv(n, block_n), triton.cdiv(bsz, bb))
     _scores_kernel[grid](
         src,
         w.float().contiguous(),
+        amask,
         slots,
         g.float().contiguous(),
         alpha_prev.float().contiguous(),
@@ -304,11 +334,13 @@ def scores(
         width,
         d,
         src.shape[1],
+        amask.shape[1] if mask else 1,
         BB=bb,
         BLOCK_N=block_n,
         BLOCK_D=next_pow2(d),
         KP=next_pow2(src.shape[1]),
         COUNT=bool(count),
+        MASK=mask,
         num_warps=int(TUNING["num_warps"]),
     )
     return alpha, cand, par, (hits if count else None)

@@ -78,6 +78,28 @@ def test_fused_step_equals_decomposition(seed, inhibition):
     torch.testing.assert_close(fus.h, ref.h, atol=2e-5, rtol=2e-5)
 
 
+@pytest.mark.parametrize("b", [3, 35])  # one and two 32-sample activity words
+def test_activity_word_variant_gives_the_same_step(b, monkeypatch):
+    """``TUNING["MASK"]``: the source-activity prefilter changes which slot lookups happen,
+    not the result (winners, gates, states and hit counts equal the default kernel's)."""
+    model, g, st = _setup(seed=5, b=b)
+    with torch.no_grad():
+        ref = _step(get_backend("torch"), model, g, st)
+        base = _step(TritonBackend(), model, g, st)
+        monkeypatch.setitem(kstep.TUNING, "MASK", True)
+        fus = _step(TritonBackend(), model, g, st)
+    assert torch.equal(fus.ids, ref.ids) and torch.equal(fus.valid, ref.valid)
+    assert torch.equal(fus.ids, base.ids)
+    torch.testing.assert_close(fus.alpha, base.alpha, atol=0, rtol=0)
+    torch.testing.assert_close(fus.h, ref.h, atol=2e-5, rtol=2e-5)
+    slots = kstep.slot_map(st.ids, st.valid, g.n_nodes)
+    words = kstep.activity_words(slots)
+    assert words.shape == (g.n_nodes, -(-b // 32))
+    for bb in range(b):
+        bit = (words[:, bb // 32] >> (bb % 32)) & 1
+        assert torch.equal(bit.bool(), slots[bb] >= 0)
+
+
 def test_fused_and_unfused_triton_agree_over_steps():
     torch.manual_seed(4)
     cfg = small_cfg(n_nodes=61, n_steps=3, hebbian=False, d_hidden=10)

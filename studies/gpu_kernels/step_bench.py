@@ -42,6 +42,7 @@ def run(
     profile: bool = False,
     train: bool = False,
     tune: bool = False,
+    mask: bool = False,
 ) -> dict:
     from bench import cuda_time
 
@@ -122,6 +123,18 @@ def run(
             except torch.cuda.OutOfMemoryError:
                 row[f"{name}_s"] = "OOM"
             torch.cuda.empty_cache()
+        if mask:  # the activity-word prefilter (kernels.step.TUNING["MASK"]), A/B
+            from rsgn.kernels import step as kstep
+
+            kstep.TUNING["MASK"] = True
+            try:
+                m_out = fused.step(st, graph, *params, **kw)
+                row["mask_ids_equal_fused"] = bool(torch.equal(m_out.ids, fus_out.ids))
+                row["triton_fused_mask_s"] = cuda_time(
+                    lambda: fused.step(st, graph, *params, **kw), repeats, warmup=2
+                )
+            finally:
+                kstep.TUNING["MASK"] = False
         if tune:
             from itertools import product
 
@@ -210,6 +223,9 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print the fused step's kernel table")
     ap.add_argument("--train", action="store_true", help="also time whole train/inference steps")
     ap.add_argument("--tune", action="store_true", help="time the scores kernel's launch variants")
+    ap.add_argument(
+        "--mask", action="store_true", help="also time the fused step with TUNING['MASK'] on"
+    )
     args = ap.parse_args()
     if not torch.cuda.is_available():
         sys.exit("step_bench.py needs a CUDA GPU (none found)")
@@ -226,7 +242,9 @@ def main() -> None:
     }
     for n in args.sizes:
         for k in args.ks:
-            out["rows"].append(run(n, k, args.repeats, bw, args.profile, args.train, args.tune))
+            out["rows"].append(
+                run(n, k, args.repeats, bw, args.profile, args.train, args.tune, args.mask)
+            )
             print(json.dumps(out["rows"][-1]), flush=True)
             tmp = args.out.with_suffix(".tmp")
             tmp.write_text(json.dumps(out, indent=1) + "\n")
