@@ -154,28 +154,21 @@ _CHIP_EVENTS = {
     "nm_barrier": ("barrier", "barriers"),
 }
 _EVIDENCE_TO_KIND = {"measured": "measured", "datasheet": "datasheet", "estimate": "assumed"}
-# ledger event -> profile energy attribute, for the split-node exchange (see _exchange)
-_EXCHANGE_EVENTS = {
-    "nm_exchange_packet": "tile_spike",
-    "nm_exchange_hop_ew": "hop_ew",
-    "nm_exchange_hop_ns": "hop_ns",
-    "nm_exchange_chip_hop": "chip_hop",
-    "nm_exchange_op": "synop",
-}
-# exchange count -> ledger event
-_EXCHANGE_COUNTS = {
-    "packets": "nm_exchange_packet",
-    "hops_ew": "nm_exchange_hop_ew",
-    "hops_ns": "nm_exchange_hop_ns",
-    "chip_hops": "nm_exchange_chip_hop",
-    "ops": "nm_exchange_op",
-}
-_EXCHANGE_SCOPE = {
-    "tile_spike": "per packet (one value) between the slices of a split node",
-    "hop_ew": "per exchange packet per east-west hop",
-    "hop_ns": "per exchange packet per north-south hop",
-    "chip_hop": "per exchange packet per chip-to-chip hop",
-    "synop": "per value received and accumulated by a slice of a split node",
+# split-node exchange (see _exchange): count -> (ledger event, profile energy attribute, scope)
+_EXCHANGE = {
+    "packets": (
+        "nm_exchange_packet",
+        "tile_spike",
+        "per packet (one value) between the slices of a split node",
+    ),
+    "hops_ew": ("nm_exchange_hop_ew", "hop_ew", "per exchange packet per east-west hop"),
+    "hops_ns": ("nm_exchange_hop_ns", "hop_ns", "per exchange packet per north-south hop"),
+    "chip_hops": ("nm_exchange_chip_hop", "chip_hop", "per exchange packet per chip-to-chip hop"),
+    "ops": (
+        "nm_exchange_op",
+        "synop",
+        "per value received and accumulated by a slice of a split node",
+    ),
 }
 # breakdown term -> ledger events
 _BREAKDOWN = {
@@ -186,7 +179,7 @@ _BREAKDOWN = {
     "hops": ("nm_hop_ew", "nm_hop_ns", "nm_chip_hop"),
     "barrier": ("nm_barrier",),
     "projection": ("nm_projection_mac",),
-    "exchange": tuple(_EXCHANGE_EVENTS),
+    "exchange": tuple(ev for ev, _, _ in _EXCHANGE.values()),
     "static": ("nm_static",),
 }
 
@@ -233,7 +226,7 @@ def _energy_table(profile: nm.HardwareProfile) -> EnergyTable:
         "derived",
         "per MAC of the d x d payload projection of an emitting node",
     )
-    for ev, attr in _EXCHANGE_EVENTS.items():
+    for ev, attr, scope in _EXCHANGE.values():
         c = profile.constants[f"energy.{attr}"]
         events[ev] = Constant(
             float(c.value),
@@ -241,7 +234,7 @@ def _energy_table(profile: nm.HardwareProfile) -> EnergyTable:
             f"preset {profile.name} energy.{attr} (exchange between the cores of a node split "
             f"over several cores): {c.source} [evidence: {c.evidence}]",
             "derived",
-            _EXCHANGE_SCOPE[attr],
+            scope,
         )
     c = profile.constants["energy.static_power"]
     events["nm_static"] = Constant(
@@ -318,7 +311,7 @@ class _Inference:
     records: dict[int, _StepRecord] = field(default_factory=dict)
     proj_macs: int = 0
     proj_ps: int = 0
-    exchange: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_EXCHANGE_COUNTS, 0))
+    exchange: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_EXCHANGE, 0))
     exchange_ps: int = 0
 
 
@@ -562,7 +555,7 @@ class _BatchRun:
         self.latency_ps: list[int] = []
         self.proj_macs = 0
         self.proj_macs_per: list[int] = []
-        self.exchange = dict.fromkeys(_EXCHANGE_COUNTS, 0)
+        self.exchange = dict.fromkeys(_EXCHANGE, 0)
         self.exchange_per: list[dict[str, int]] = []
 
     def simulate(
@@ -1135,7 +1128,7 @@ class NeuromorphicProgram(Program):
         ledger.op("projection").add("nm_projection_mac", run.proj_macs)
         if self.split > 1:
             ledger.op("exchange")
-            for k, ev in _EXCHANGE_COUNTS.items():
+            for k, (ev, _, _) in _EXCHANGE.items():
                 ledger.add(ev, run.exchange[k])
         ledger.op("static").add("nm_static", self.topology.n_chips * sum(run.latency_ps))
         return counts.to_dict()
@@ -1165,11 +1158,11 @@ class NeuromorphicProgram(Program):
         }
         breakdown["host"] = math.fsum(v for e, v in by_event.items() if not e.startswith("nm_"))
         e_syn = self.backend.profile.energy.synop
-        e_x = {k: self.table.events[ev].value for k, ev in _EXCHANGE_COUNTS.items()}
+        e_x = {k: self.table.events[ev].value for k, (ev, _, _) in _EXCHANGE.items()}
         dyn_per = [
             math.fsum(v for k, v in r.energy.terms.items() if k in _DYNAMIC_TERMS)
             + macs * e_syn
-            + math.fsum(xc[k] * e_x[k] for k in _EXCHANGE_COUNTS)
+            + math.fsum(xc[k] * e_x[k] for k in _EXCHANGE)
             for r, macs, xc in zip(run.runs, run.proj_macs_per, run.exchange_per, strict=True)
         ]
         split = {

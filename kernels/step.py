@@ -311,7 +311,7 @@ def scores(
     cand = torch.empty(bsz, n, dtype=torch.int8, device=dev)
     hits = torch.empty(bsz, n, dtype=torch.int32, device=dev) if count else alpha
     bb, block_n = int(TUNING["BB"]), int(TUNING["BLOCK_N"])
-    mask = bool(TUNING.get("MASK", False))
+    mask = bool(TUNING["MASK"])
     amask = activity_words(slots) if mask else slots
     if mask:
         bb = 32  # one activity word per program

@@ -311,7 +311,6 @@ def test_split_exchange_is_counted_per_candidate_and_winner():
     sizes = prog.state_sizes
     assert sizes.sum() == d and sizes.size == split
     # replay the candidate and winner counts from the op records of the run
-    n_cand = n_win = 0
     with torch.no_grad():
         be = get_backend("torch")
         counts = {"cand": 0, "win": 0}

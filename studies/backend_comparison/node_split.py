@@ -24,33 +24,24 @@ from rsgn.backends.neuromorphic import NeuromorphicBackend
 from rsgn.checkpoint import atomic_write_bytes, load_model
 from rsgn.data import make_task
 from rsgn.errors import RsgnError
+from rsgn.evaluate import evaluate
 
 HERE = Path(__file__).resolve().parent
 
 
 def run_one(model, x: torch.Tensor, y: torch.Tensor, preset: str, split: int | None) -> dict:
-    """One split: accuracy, agreement with torch, mapping, energy and latency per inference."""
+    """One split through ``rsgn.evaluate``: accuracy, agreement with torch, mapping, energy and
+    latency per inference."""
     row: dict = {"node_split": "auto" if split is None else split}
     t0 = time.perf_counter()
+    be = NeuromorphicBackend(preset=preset, node_split=split)
     try:
-        prog = NeuromorphicBackend(preset=preset, node_split=split).prepare(model)
+        rep, det = evaluate(model, x, y, be, batch_size=64, return_details=True)
     except RsgnError as exc:
         return {**row, "status": f"failed: {exc}"}
-    correct, n, agree = 0, 0, 0.0
-    energy = latency = exchange_j = 0.0
-    packets = 0
-    for s in range(0, len(y), 64):
-        xb, yb = x[s : s + 64], y[s : s + 64]
-        logits, rep = prog(xb)
-        m = rep.metrics
-        correct += int((logits.argmax(1) == yb).sum())
-        n += len(yb)
-        agree += m["reference"]["prediction_agreement"] * len(yb)
-        energy += m["energy_j"]
-        latency += sum(m["latency_per_inference_s"])
-        exchange_j += m["energy_breakdown_j"]["exchange"]
-        packets += m["exchange_counts"]["packets"]
-    mp = m["mapping"]
+    ms, sizes = det["batch_metrics"], det["batch_sizes"]
+    n = rep["n_samples"]
+    mp = ms[-1]["mapping"]
     return {
         **row,
         "status": "ok",
@@ -59,12 +50,15 @@ def run_one(model, x: torch.Tensor, y: torch.Tensor, preset: str, split: int | N
         "cores_used": mp["cores_used"],
         "chips": mp["n_chips"],
         "n_samples": n,
-        "accuracy": correct / n,
-        "agreement": agree / n,
-        "energy_j_per_inference": energy / n,
-        "exchange_energy_j_per_inference": exchange_j / n,
-        "exchange_packets_per_inference": packets / n,
-        "latency_s_per_inference": latency / n,
+        "accuracy": rep["accuracy"],
+        "agreement": sum(
+            m["reference"]["prediction_agreement"] * k for m, k in zip(ms, sizes, strict=True)
+        )
+        / n,
+        "energy_j_per_inference": rep["cost"]["energy_j_per_inference"],
+        "exchange_energy_j_per_inference": sum(m["energy_breakdown_j"]["exchange"] for m in ms) / n,
+        "exchange_packets_per_inference": sum(m["exchange_counts"]["packets"] for m in ms) / n,
+        "latency_s_per_inference": sum(sum(m["latency_per_inference_s"]) for m in ms) / n,
         "wall_s": time.perf_counter() - t0,
     }
 
