@@ -165,14 +165,17 @@ def _inhibit_kernel(
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     rmask = rows < N
     cols = tl.arange(0, KIP)
-    m2 = rmask[:, None] & (cols[None, :] < KI)
+    c = tl.load(cand_ptr + b * N + rows, mask=rmask, other=0)
+    # non-candidates score -inf whatever their neighbours do, so their inhibition slots and
+    # the neighbours' gates are not loaded (at N = 65k, k = 16, 92% of rows have no active
+    # in-edge with D = 3, 35% with D = 8: studies/gpu_kernels/hits*.json)
+    m2 = (rmask & (c != 0))[:, None] & (cols[None, :] < KI)
     j = tl.load(inh_ptr + rows.to(tl.int64)[:, None] * KI + cols[None, :], mask=m2, other=-1)
     ok = m2 & (j >= 0)
     total = tl.sum(tl.load(alpha_ptr + b * N + j, mask=ok, other=0.0), axis=1)
     cnt = tl.sum(ok.to(tl.float32), axis=1)
     beta = tl.load(par_ptr + 2)
     a = tl.load(alpha_ptr + b * N + rows, mask=rmask, other=0.0)
-    c = tl.load(cand_ptr + b * N + rows, mask=rmask, other=0)
     score = a / (1.0 + beta * (total / tl.maximum(cnt, 1.0)))
     tl.store(score_ptr + b * N + rows, tl.where(c != 0, score, float("-inf")), mask=rmask)
 
@@ -269,9 +272,11 @@ also tested an activity bitmap (since removed): BB 1, 16 rows, 4 warps 5.0 ms; B
 ``MASK`` (off; written without a GPU, **not timed**): node-major activity words
 (:func:`activity_words`, bit ``b % 32`` of word ``b // 32`` of node j = j active in sample b),
 loaded once per in-slot for a block of 32 samples (BB is then 32), so only in-slots whose
-source is active look up the slot map: about 3.4M lookups per step at N = 65k, k = 16, B = 64
-instead of the 67M the profile blames. Same results (tested under the interpreter);
-``step_bench.py --mask`` times it against the default."""
+source is active look up the slot map: at N = 65k, k = 16, B = 64, 3.4M lookups (D = 3, the
+geometry the H100 profile was taken on) or 10.1M (D = 8, the default since) plus 2.1M word
+loads, instead of the 67M the profile blames (counted: ``studies/gpu_kernels/hits.py``). Same
+results (tested under the interpreter); ``step_bench.py --variants MASK`` times it against the
+default."""
 
 
 def activity_words(slots: torch.Tensor) -> torch.Tensor:

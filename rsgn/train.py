@@ -104,6 +104,18 @@ def run_lock(out: Path) -> Iterator[None]:
             out.rmdir()
 
 
+@contextlib.contextmanager
+def _deterministic(on: bool) -> Iterator[None]:
+    """``torch.use_deterministic_algorithms(on)`` for the block, restored afterwards."""
+    before = torch.are_deterministic_algorithms_enabled()
+    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(on or before, warn_only=before_warn if before else False)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
+
+
 def train(
     cfg: RunConfig,
     ds: Dataset,
@@ -125,7 +137,10 @@ def train(
     throughout.
     """
     out = Path(out_dir)
-    with run_lock(out):
+    with (
+        run_lock(out),
+        _deterministic(cfg.train.deterministic and resolve_device(cfg.train.device).type == "cpu"),
+    ):
         return _train(
             cfg,
             ds,

@@ -34,6 +34,16 @@ sys.path.insert(0, str(HERE))
 BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
 
 
+def step_model_config(n: int, k: int, config: str | None = None):
+    """The benchmark's ModelConfig: ``config`` (None: the package default; ``paper``: the
+    paper preset, D = 3, which the 2026-11-22 H100 numbers predate only in name: they were
+    measured before the default moved to D = 8) with N, k, hidden 128 and no Hebbian pass."""
+    from rsgn.config import apply_overrides, load_config
+
+    sets = [f"model.n_nodes={n}", f"model.k_in={k}", f"model.d_hidden={HIDDEN}"]
+    return apply_overrides(load_config(config), [*sets, "model.hebbian=false"]).model
+
+
 def run(
     n: int,
     k: int,
@@ -42,18 +52,18 @@ def run(
     profile: bool = False,
     train: bool = False,
     tune: bool = False,
-    mask: bool = False,
+    variants: tuple[str, ...] = (),
+    config: str | None = None,
 ) -> dict:
     from bench import cuda_time
 
     from rsgn.backends import get_backend
     from rsgn.backends.base import ActiveState
     from rsgn.backends.triton_backend import TritonBackend
-    from rsgn.config import ModelConfig
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
-    cfg = ModelConfig(n_nodes=n, d_hidden=HIDDEN, k_in=k, hebbian=False)
+    cfg = step_model_config(n, k, config)
     t0 = time.perf_counter()
     model = RSGN(FEAT, CLASSES, cfg).cuda()
     row: dict = {
@@ -62,6 +72,8 @@ def run(
         "batch": BATCH,
         "hidden": HIDDEN,
         "k_active": cfg.k_active,
+        "config": config or "default",
+        "d_space": cfg.d_space,
         "build_s": time.perf_counter() - t0,
     }
     x = torch.randn(BATCH, SEQ, FEAT, device="cuda")
@@ -123,22 +135,23 @@ def run(
             except torch.cuda.OutOfMemoryError:
                 row[f"{name}_s"] = "OOM"
             torch.cuda.empty_cache()
-        if mask:  # the activity-word prefilter (kernels.step.TUNING["MASK"]), A/B
-            from rsgn.kernels import step as kstep
+        from rsgn.kernels import step as kstep
 
-            kstep.TUNING["MASK"] = True
+        for variant in variants:  # switches of kernels.step.TUNING turned on together, A/B
+            base = dict(kstep.TUNING)
+            kstep.TUNING.update({sw: True for sw in variant.split("+")})
             try:
-                m_out = fused.step(st, graph, *params, **kw)
-                row["mask_ids_equal_fused"] = bool(torch.equal(m_out.ids, fus_out.ids))
-                row["triton_fused_mask_s"] = cuda_time(
+                v_out = fused.step(st, graph, *params, **kw)
+                row[f"{variant}_ids_equal_fused"] = bool(torch.equal(v_out.ids, fus_out.ids))
+                row[f"{variant}_max_abs_h_err"] = float((ref_out.h - v_out.h).abs().max())
+                row[f"triton_fused_{variant}_s"] = cuda_time(
                     lambda: fused.step(st, graph, *params, **kw), repeats, warmup=2
                 )
             finally:
-                kstep.TUNING["MASK"] = False
+                kstep.TUNING.clear()
+                kstep.TUNING.update(base)
         if tune:
             from itertools import product
-
-            from rsgn.kernels import step as kstep
 
             base = dict(kstep.TUNING)
             row["tuning"] = []
@@ -223,10 +236,23 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print the fused step's kernel table")
     ap.add_argument("--train", action="store_true", help="also time whole train/inference steps")
     ap.add_argument("--tune", action="store_true", help="time the scores kernel's launch variants")
+    ap.add_argument("--config", default=None, help="model config (default: the package's; paper)")
     ap.add_argument(
-        "--mask", action="store_true", help="also time the fused step with TUNING['MASK'] on"
+        "--variants",
+        nargs="+",
+        default=[],
+        metavar="SWITCH[+SWITCH]",
+        help="also time the fused step with these kernels.step.TUNING switches on "
+        "(e.g. MASK GRAM MASK+GRAM)",
     )
     args = ap.parse_args()
+    from rsgn.kernels.step import TUNING
+
+    for variant in args.variants:
+        bad = [sw for sw in variant.split("+") if TUNING.get(sw) is not False]
+        if bad:
+            switches = [k for k, v in TUNING.items() if v is False]
+            ap.error(f"--variants: {', '.join(bad)} is not an off switch of TUNING {switches}")
     if not torch.cuda.is_available():
         sys.exit("step_bench.py needs a CUDA GPU (none found)")
     import triton
@@ -243,7 +269,16 @@ def main() -> None:
     for n in args.sizes:
         for k in args.ks:
             out["rows"].append(
-                run(n, k, args.repeats, bw, args.profile, args.train, args.tune, args.mask)
+                run(
+                    n,
+                    k,
+                    args.repeats,
+                    bw,
+                    args.profile,
+                    args.train,
+                    args.tune,
+                    tuple(args.variants),
+                )
             )
             print(json.dumps(out["rows"][-1]), flush=True)
             tmp = args.out.with_suffix(".tmp")

@@ -1,0 +1,153 @@
+"""What the fused step's scores-kernel variants save, counted (not timed) on any device.
+
+    python studies/gpu_kernels/hits.py --sizes 4096 65536 --ks 16 64
+
+Per (N, k), with step_bench.py's setting (batch 64, sequence 64, 32 features, hidden 128,
+5% active, the state after ignition and one reference step), counts over the [B, N] rows of
+the next step's scores kernel (``kernels.step``):
+
+- ``hits``: active in-edges per row (a row is (sample b, node i); an in-edge is active when its
+  source is in b's active set); the fraction of rows with 0, 1, 2 and >= 3 hits;
+- ``slot_lookups``: the default kernel looks up the slot map for every live in-slot of every
+  row (B x live in-slots); ``TUNING["MASK"]`` only for active ones (the hits), after one
+  activity-word load per live in-slot per 32 samples;
+- ``gathers``: message rows the scores kernel gathers (all hits), and how many of them are the
+  only hit of their row (``gathers_single_hit``): a single-hit row's norm could come from two
+  scalars per active state, ``|w g + b|^2 = |b|^2 + w (2 <g, b> + w |g|^2)``, instead of a row
+  gather. That shortcut was written and tested under the interpreter in session 6 and removed
+  untimed, because these counts cap what it can save at 0.7% (D = 3) to 8% (D = 8) of the
+  gathers at N = 65k: active sets are clustered, so a reached row usually has several hits;
+- ``update_gathers``: message rows the update kernel gathers to recompute the winners' h~;
+- ``bytes_min`` and ``bytes_gather``: step_bench.py's two floors in bytes (bytes_gather adds
+  4 d bytes per gathered row of the scores kernel; the update kernel's recomputation, a design
+  choice, is left out of the floor as there).
+
+Counts, not times: which variant is faster is for ``step_bench.py --variants`` on a GPU.
+Writes JSON to ``--out`` (default ``hits.json`` here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
+
+
+def count(n: int, k: int, device: str, config: str | None = None, batch: int = BATCH) -> dict:
+    """The counts above for one (N, k) and model config (None: the package default)."""
+    from step_bench import step_model_config
+
+    from rsgn.backends import get_backend
+    from rsgn.backends.base import ActiveState
+    from rsgn.model import RSGN
+
+    torch.manual_seed(0)
+    cfg = step_model_config(n, k, config)
+    t0 = time.perf_counter()
+    model = RSGN(FEAT, CLASSES, cfg).to(device)
+    ref = get_backend("torch")
+    x = torch.randn(batch, SEQ, FEAT, device=device)
+    with torch.no_grad():
+        graph = model.build_graph(ref)
+        sp, sa = model.sparks(x)
+        st = ref.ignite(
+            sp, sa, graph, sigma=cfg.sigma_ign, eps=cfg.eps_active, cap=cfg.k_active, method="radix"
+        )
+        h0 = torch.randn(*st.ids.shape, HIDDEN, device=device)
+        st = ActiveState(
+            st.ids, st.valid, st.alpha, st.alpha.unsqueeze(-1) * h0 * st.valid[..., None]
+        )
+        params = (model.w_h.weight, model.w_h.bias, model.theta, model.ln.weight, model.ln.bias)
+        kw = dict(
+            gamma=cfg.gamma,
+            temperature=1.0,
+            inhibition=cfg.inhibition_strength,
+            cap=cfg.k_active,
+            eps=cfg.eps_active,
+            method="radix",
+        )
+        st = ref.step(st, graph, *params, **kw)
+        nxt = ref.step(st, graph, *params, **kw)
+    bsz = st.ids.shape[0]
+    active = torch.zeros(bsz, n, dtype=torch.bool, device=device)
+    active.scatter_(1, st.ids, st.valid)
+    live = graph.in_mask  # [N, K]
+    src = torch.where(live, graph.in_idx, torch.zeros_like(graph.in_idx))
+    hits = torch.zeros(bsz, n, dtype=torch.int64, device=device)
+    for b in range(bsz):  # [N, K] per sample keeps memory at N K
+        hits[b] = (active[b][src] & live).sum(1)
+    total_rows = bsz * n
+    out_deg = graph.out_ptr[1:] - graph.out_ptr[:-1]  # the CSR view: edges out of each node
+    out_edges = int(out_deg[st.ids[st.valid]].sum())
+    live_slots = int(live.sum())
+    n_hits = int(hits.sum())
+    single = int((hits == 1).sum())
+    winners = torch.zeros(bsz, n, dtype=torch.bool, device=device)
+    winners.scatter_(1, nxt.ids, nxt.valid)
+    upd = int(hits[winners].sum())
+    width = st.ids.shape[1]
+    bytes_min = 5 * bsz * width * HIDDEN * 4 + 26 * bsz * n + n * graph.in_idx.shape[1] * 8
+    row_bytes = HIDDEN * 4
+    frac = {str(c): float((hits == c).sum()) / total_rows for c in (0, 1, 2)}
+    frac[">=3"] = float((hits >= 3).sum()) / total_rows
+    return {
+        "n_nodes": n,
+        "k_in": k,
+        "batch": bsz,
+        "k_active": cfg.k_active,
+        "config": config or "default",
+        "d_space": cfg.d_space,
+        "active_out_edges": out_edges,
+        "active_out_degree_mean": out_edges / max(1, int(st.valid.sum())),
+        "graph_out_degree_max": int((graph.out_ptr[1:] - graph.out_ptr[:-1]).max()),
+        "active_states": int(st.valid.sum()),
+        "rows": total_rows,
+        "mean_hits_per_row": n_hits / total_rows,
+        "rows_by_hits": frac,
+        "slot_lookups_default": bsz * live_slots,
+        "slot_lookups_mask": n_hits,
+        "activity_word_loads_mask": live_slots * -(-bsz // 32),
+        "gathers": n_hits,
+        "gathers_single_hit": single,
+        "single_hit_fraction": single / max(1, n_hits),
+        "update_gathers": upd,
+        "bytes_min": bytes_min,
+        "bytes_gather": bytes_min + n_hits * row_bytes,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 65536])
+    ap.add_argument("--ks", type=int, nargs="+", default=[16, 64])
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--config", default=None, help="model config (default: the package's; paper)")
+    ap.add_argument(
+        "--batch", type=int, default=BATCH, help="samples (64; fewer fit N = 1M in 24 GiB)"
+    )
+    ap.add_argument("--out", type=Path, default=HERE / "hits.json")
+    args = ap.parse_args()
+    if any(n < 64 for n in args.sizes) or any(k < 1 for k in args.ks) or args.batch < 1:
+        sys.exit("hits.py: --sizes must be >= 64, --ks and --batch >= 1")
+    out = {"device": args.device, "torch": torch.__version__, "rows": []}
+    for n in args.sizes:
+        for k in args.ks:
+            out["rows"].append(count(n, k, args.device, args.config, args.batch))
+            print(json.dumps(out["rows"][-1]), flush=True)
+            tmp = args.out.with_suffix(".tmp")
+            tmp.write_text(json.dumps(out, indent=1) + "\n")
+            tmp.replace(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
