@@ -33,9 +33,17 @@ BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
 
 
 def cuda_time(fn, repeats: int, warmup: int = 1) -> float:
-    """Median seconds per call of ``fn`` by CUDA events."""
+    """Median seconds per call of ``fn`` by CUDA events (wall clock without CUDA, for the
+    scripts' CPU smoke runs, whose times mean nothing)."""
     for _ in range(warmup):
         fn()
+    if not torch.cuda.is_available():
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return sorted(times)[len(times) // 2]
     torch.cuda.synchronize()
     times = []
     for _ in range(repeats):
@@ -50,7 +58,12 @@ def cuda_time(fn, repeats: int, warmup: int = 1) -> float:
 
 
 def copy_bandwidth() -> float:
-    """Measured device-to-device copy bandwidth in bytes/s (reads + writes)."""
+    """Measured device-to-device copy bandwidth in bytes/s (reads + writes; host memory's
+    without CUDA, 64 MiB)."""
+    if not torch.cuda.is_available():
+        src = torch.empty(1 << 24, dtype=torch.float32)
+        dst = torch.empty_like(src)
+        return 2 * src.numel() * 4 / cuda_time(lambda: dst.copy_(src), repeats=5, warmup=1)
     src = torch.empty(1 << 28, dtype=torch.float32, device="cuda")
     dst = torch.empty_like(src)
     t = cuda_time(lambda: dst.copy_(src), repeats=10, warmup=3)

@@ -16,13 +16,18 @@ device-to-device copy), with two byte counts:
 - ``bytes_gather``: plus every gathered message row from HBM (no cache reuse): 4 d bytes per
   edge out of the active set.
 
-Writes JSON to ``--out`` (default ``step_results.json`` here); exits with a message without CUDA.
+``--config paper`` builds the paper's geometry (D = 3, that of the committed H100 rows; the
+default model has D = 8), ``--variants MASK`` also times the fused step with those
+``kernels.step.TUNING`` switches on. Writes JSON to ``--out`` (default ``step_results.json``
+here); exits with a message without CUDA, unless ``--cpu-smoke``: every code path once under
+the Triton interpreter at small sizes, to check the script (its times mean nothing).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -54,9 +59,12 @@ def run(
     tune: bool = False,
     variants: tuple[str, ...] = (),
     config: str | None = None,
+    batch: int = BATCH,
 ) -> dict:
     from bench import cuda_time
 
+    cuda = torch.cuda.is_available()
+    dev = "cuda" if cuda else "cpu"  # the CPU (Triton interpreter) only for --cpu-smoke
     from rsgn.backends import get_backend
     from rsgn.backends.base import ActiveState
     from rsgn.backends.triton_backend import TritonBackend
@@ -65,18 +73,18 @@ def run(
     torch.manual_seed(0)
     cfg = step_model_config(n, k, config)
     t0 = time.perf_counter()
-    model = RSGN(FEAT, CLASSES, cfg).cuda()
+    model = RSGN(FEAT, CLASSES, cfg).to(dev)
     row: dict = {
         "n_nodes": n,
         "k_in": k,
-        "batch": BATCH,
+        "batch": batch,
         "hidden": HIDDEN,
         "k_active": cfg.k_active,
         "config": config or "default",
         "d_space": cfg.d_space,
         "build_s": time.perf_counter() - t0,
     }
-    x = torch.randn(BATCH, SEQ, FEAT, device="cuda")
+    x = torch.randn(batch, SEQ, FEAT, device=dev)
     ref = get_backend("torch")
     kw = dict(
         gamma=cfg.gamma,
@@ -92,7 +100,7 @@ def run(
         st = ref.ignite(
             sp, sa, graph, sigma=cfg.sigma_ign, eps=cfg.eps_active, cap=cfg.k_active, method="radix"
         )
-        h0 = torch.randn(*st.ids.shape, HIDDEN, device="cuda")  # any state: the step is timed
+        h0 = torch.randn(*st.ids.shape, HIDDEN, device=dev)  # any state: the step is timed
         st = ActiveState(
             ids=st.ids,
             valid=st.valid,
@@ -117,7 +125,7 @@ def run(
         row["ids_equal"] = bool(torch.equal(ref_out.ids, fus_out.ids))
         sel = []
         for o in (ref_out, fus_out):
-            m = torch.zeros(bsz, n, dtype=torch.bool, device="cuda")
+            m = torch.zeros(bsz, n, dtype=torch.bool, device=dev)
             m.scatter_(1, o.ids, o.valid)
             sel.append(m)
         # winners in both / winners of the reference (< 1 only through near-ties at the cap)
@@ -134,7 +142,8 @@ def run(
                 )
             except torch.cuda.OutOfMemoryError:
                 row[f"{name}_s"] = "OOM"
-            torch.cuda.empty_cache()
+            if cuda:
+                torch.cuda.empty_cache()
         from rsgn.kernels import step as kstep
 
         for variant in variants:  # switches of kernels.step.TUNING turned on together, A/B
@@ -163,6 +172,8 @@ def run(
             best = min(row["tuning"], key=lambda r: r["step_s"])
             print(f"tuning N={n} k={k}: best {best}", flush=True)
         try:  # the fused step never syncs with the host, so it can be one CUDA graph
+            if not cuda:
+                raise RuntimeError("no CUDA")
             side = torch.cuda.Stream()
             side.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(side):
@@ -177,7 +188,7 @@ def run(
             del cg
         except Exception as exc:  # noqa: BLE001 - recorded, not hidden
             row["triton_fused_graph_s"] = f"failed: {exc!r}"[:300]
-        if profile:
+        if profile and cuda:
             from torch.profiler import ProfilerActivity
             from torch.profiler import profile as prof
 
@@ -190,11 +201,12 @@ def run(
     if train:
         import torch.nn.functional as F
 
-        y = torch.randint(0, CLASSES, (BATCH,), device="cuda")
+        y = torch.randint(0, CLASSES, (batch,), device=dev)
         for name in ("triton", "torch"):
             be = get_backend(name)
-            torch.cuda.empty_cache()
-            torch.cuda.reset_peak_memory_stats()
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
 
             def tstep(be=be):
                 model.zero_grad(set_to_none=True)
@@ -206,7 +218,9 @@ def run(
 
             try:
                 row[f"e2e_{name}_train_step_s"] = cuda_time(tstep, max(2, repeats // 3))
-                row[f"e2e_{name}_train_peak_GiB"] = torch.cuda.max_memory_allocated() / 2**30
+                if cuda:
+                    peak = torch.cuda.max_memory_allocated() / 2**30
+                    row[f"e2e_{name}_train_peak_GiB"] = peak
                 row[f"e2e_{name}_inference_s"] = cuda_time(infer, max(2, repeats // 3))
             except torch.cuda.OutOfMemoryError:
                 row[f"e2e_{name}_train_step_s"] = "OOM"
@@ -237,15 +251,23 @@ def main() -> None:
     ap.add_argument("--train", action="store_true", help="also time whole train/inference steps")
     ap.add_argument("--tune", action="store_true", help="time the scores kernel's launch variants")
     ap.add_argument("--config", default=None, help="model config (default: the package's; paper)")
+    ap.add_argument("--batch", type=int, default=BATCH, help="samples per step (64)")
     ap.add_argument(
         "--variants",
         nargs="+",
         default=[],
         metavar="SWITCH[+SWITCH]",
-        help="also time the fused step with these kernels.step.TUNING switches on "
-        "(e.g. MASK GRAM MASK+GRAM)",
+        help="also time the fused step with these kernels.step.TUNING switches on (e.g. MASK)",
+    )
+    ap.add_argument(
+        "--cpu-smoke",
+        action="store_true",
+        help="without CUDA: run every code path once at the given (small) sizes under the "
+        "Triton interpreter, to check the script; times are meaningless",
     )
     args = ap.parse_args()
+    if args.cpu_smoke and not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"  # before the kernels are imported
     from rsgn.kernels.step import TUNING
 
     for variant in args.variants:
@@ -253,14 +275,17 @@ def main() -> None:
         if bad:
             switches = [k for k, v in TUNING.items() if v is False]
             ap.error(f"--variants: {', '.join(bad)} is not an off switch of TUNING {switches}")
-    if not torch.cuda.is_available():
-        sys.exit("step_bench.py needs a CUDA GPU (none found)")
+    smoke = args.cpu_smoke and not torch.cuda.is_available()
+    if not torch.cuda.is_available() and not smoke:
+        sys.exit("step_bench.py needs a CUDA GPU (none found; --cpu-smoke checks the script)")
     import triton
     from bench import copy_bandwidth
 
     bw = copy_bandwidth()
     out = {
-        "device": torch.cuda.get_device_name(),
+        "device": "cpu (Triton interpreter, --cpu-smoke)"
+        if smoke
+        else torch.cuda.get_device_name(),
         "torch": torch.__version__,
         "triton": triton.__version__,
         "copy_bandwidth_bytes_per_s": bw,
@@ -274,10 +299,12 @@ def main() -> None:
                     k,
                     args.repeats,
                     bw,
-                    args.profile,
-                    args.train,
-                    args.tune,
-                    tuple(args.variants),
+                    profile=args.profile,
+                    train=args.train,
+                    tune=args.tune,
+                    variants=tuple(args.variants),
+                    config=args.config,
+                    batch=args.batch,
                 )
             )
             print(json.dumps(out["rows"][-1]), flush=True)

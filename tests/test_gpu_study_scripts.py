@@ -1,0 +1,64 @@
+"""The GPU study's scripts on the CPU: hits.py's work counts agree with the graph's own
+out-degrees (the counts the GPU runbook's kernel variants are judged by), and step_bench.py
+runs its code paths under the Triton interpreter (``--cpu-smoke``), so a lent GPU's minutes
+are not spent finding a script's bugs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+STUDY = Path(__file__).resolve().parents[1] / "studies" / "gpu_kernels"
+
+
+@pytest.fixture
+def hits_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(STUDY))
+    for name in ("hits", "step_bench"):
+        sys.modules.pop(name, None)
+    import hits
+
+    return hits
+
+
+@pytest.mark.parametrize("config", [None, "paper"])
+def test_hit_counts_match_the_active_out_degrees(hits_module, config):
+    row = hits_module.count(256, 8, "cpu", config)
+    # every active in-edge of a row is an out-edge of an active state, and back
+    assert row["gathers"] == row["active_out_edges"]
+    assert row["gathers"] == row["slot_lookups_mask"] > 0
+    assert row["slot_lookups_default"] == row["batch"] * 256 * 8  # every in-slot is live here
+    assert row["activity_word_loads_mask"] == 256 * 8 * 2  # 64 samples: two 32-bit words
+    assert sum(row["rows_by_hits"].values()) == pytest.approx(1.0)
+    assert row["mean_hits_per_row"] == pytest.approx(row["gathers"] / row["rows"])
+    assert 0 < row["gathers_single_hit"] <= row["gathers"]
+    assert row["rows_by_hits"]["1"] * row["rows"] == pytest.approx(row["gathers_single_hit"])
+    assert row["d_space"] == (3 if config == "paper" else 8)
+    assert row["bytes_gather"] > row["bytes_min"] > 0
+
+
+def test_step_bench_cpu_smoke_runs_every_variant(tmp_path):
+    pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+    out = tmp_path / "step.json"
+    args = ["--cpu-smoke", "--sizes", "96", "--ks", "4", "--batch", "3", "--repeats", "1"]
+    args += ["--variants", "MASK", "--config", "paper", "--out", str(out)]
+    p = subprocess.run(
+        [sys.executable, str(STUDY / "step_bench.py"), *args], capture_output=True, text=True
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["config"] == "paper" and row["d_space"] == 3 and row["batch"] == 3
+    assert row["ids_equal"] and row["MASK_ids_equal_fused"]  # fused and MASK pick torch's winners
+    assert row["max_abs_h_err"] < 1e-5 and row["MASK_max_abs_h_err"] < 1e-5
+    for key in ("torch_s", "triton_unfused_s", "triton_fused_s", "triton_fused_MASK_s"):
+        assert isinstance(row[key], float) and row[key] > 0, key
+    bad = subprocess.run(
+        [sys.executable, str(STUDY / "step_bench.py"), "--variants", "NOPE"],
+        capture_output=True,
+        text=True,
+    )
+    assert bad.returncode == 2 and "NOPE is not an off switch" in bad.stderr
