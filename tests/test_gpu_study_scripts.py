@@ -62,3 +62,23 @@ def test_step_bench_cpu_smoke_runs_every_variant(tmp_path):
         text=True,
     )
     assert bad.returncode == 2 and "NOPE is not an off switch" in bad.stderr
+
+
+def test_checkpoint_out_degrees_per_step(hits_module, tmp_path):
+    """--ckpt: one active out-degree per step (the ignited set, then each step's winners),
+    each between the graph's smallest and largest out-degree, for the trained model and an
+    untrained one of the same config."""
+    from rsgn.config import apply_overrides, load_config
+    from rsgn.data import make_task
+    from rsgn.train import train
+
+    sets = ["data.n_samples=40", "train.epochs=1", "model.n_nodes=48", "model.n_steps=3"]
+    cfg = apply_overrides(load_config(None), sets)
+    train(cfg, make_task("hierarchical", cfg.data, seed=0), tmp_path / "run", log=None)
+    res = hits_module.checkpoint_out_degrees(str(tmp_path / "run"), "hierarchical", samples=5)
+    assert res["samples"] == 5 and res["n_nodes"] == 48
+    for key in ("trained", "untrained"):
+        steps = res[f"{key}_active_out_degree_by_step"]
+        assert len(steps) == 3
+        assert all(0 < d < 48 for d in steps)
+    assert res["untrained_graph_out_degree_mean"] == 16.0  # k in-edges per node, no sprouts

@@ -23,6 +23,8 @@ the next step's scores kernel (``kernels.step``):
   choice, is left out of the floor as there).
 
 Counts, not times: which variant is faster is for ``step_bench.py --variants`` on a GPU.
+``--ckpt DIR [--task NAME]`` instead reports a trained checkpoint's active out-degree per step
+against an untrained model of its config (whether training keeps the hubs lit).
 Writes JSON to ``--out`` (default ``hits.json`` here).
 """
 
@@ -125,6 +127,54 @@ def count(n: int, k: int, device: str, config: str | None = None, batch: int = B
     }
 
 
+def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
+    """Mean out-degree of the active nodes at each step (ignition first) of a trained
+    checkpoint on the first ``samples`` validation samples of ``task``, and of an untrained
+    model of the same config (torch backend, CPU): whether training keeps the hubs lit."""
+    from rsgn.backends import get_backend
+    from rsgn.checkpoint import load_model
+    from rsgn.data import make_task
+    from rsgn.model import RSGN
+
+    net, cfg, _ = load_model(ckpt)
+    ds = make_task(task, cfg.data, seed=cfg.train.seed)
+    x = ds.x_val[:samples]
+
+    def per_step(model: torch.nn.Module) -> tuple[list[float], float]:
+        be = get_backend("torch")
+        seen = []
+        plain = be.step
+
+        def step(st, *a, **kw):
+            seen.append((st.ids, st.valid))
+            return plain(st, *a, **kw)
+
+        be.step = step
+        model.eval()
+        with torch.no_grad():
+            model(x, backend=be)
+            graph = model.build_graph(be)
+        deg = (graph.out_ptr[1:] - graph.out_ptr[:-1]).double()
+        return [float(deg[ids[ok]].mean()) for ids, ok in seen], float(deg.mean())
+
+    torch.manual_seed(cfg.train.seed)
+    fresh = RSGN(ds.d_in, ds.n_classes, cfg.model)
+    trained, g_tr = per_step(net)
+    untrained, g_un = per_step(fresh)
+    return {
+        "checkpoint": str(ckpt),
+        "task": task,
+        "samples": len(x),
+        "n_nodes": cfg.model.n_nodes,
+        "d_space": cfg.model.d_space,
+        "epochs": cfg.train.epochs,
+        "trained_active_out_degree_by_step": trained,
+        "trained_graph_out_degree_mean": g_tr,
+        "untrained_active_out_degree_by_step": untrained,
+        "untrained_graph_out_degree_mean": g_un,
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 65536])
@@ -134,8 +184,20 @@ def main() -> None:
     ap.add_argument(
         "--batch", type=int, default=BATCH, help="samples (64; fewer fit N = 1M in 24 GiB)"
     )
+    ap.add_argument(
+        "--ckpt", default=None, help="instead: per-step active out-degree of this checkpoint"
+    )
+    ap.add_argument("--task", default="hierarchical", help="with --ckpt: its task")
     ap.add_argument("--out", type=Path, default=HERE / "hits.json")
     args = ap.parse_args()
+    if args.ckpt is not None:
+        res = checkpoint_out_degrees(args.ckpt, args.task)
+        print(json.dumps(res), flush=True)
+        tmp = args.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(res, indent=1) + "\n")
+        tmp.replace(args.out)
+        print(f"wrote {args.out}")
+        return
     if any(n < 64 for n in args.sizes) or any(k < 1 for k in args.ks) or args.batch < 1:
         sys.exit("hits.py: --sizes must be >= 64, --ks and --batch >= 1")
     out = {"device": args.device, "torch": torch.__version__, "rows": []}
