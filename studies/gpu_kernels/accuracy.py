@@ -70,7 +70,9 @@ def main() -> None:
                                        res["torch_model_on_torch_acc"])  # fmt: skip
         out["tasks"][task] = res
         print(task, json.dumps(res), flush=True)
-        args.out.write_text(json.dumps(out, indent=1) + "\n")
+        from rsgn.checkpoint import atomic_write_bytes
+
+        atomic_write_bytes(args.out, (json.dumps(out, indent=1) + "\n").encode())
     print(f"wrote {args.out}")
 
 

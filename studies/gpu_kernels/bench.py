@@ -32,6 +32,16 @@ HERE = Path(__file__).resolve().parent
 BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
 
 
+def model_config(n: int, k: int, config: str | None = None):
+    """The benchmarks' ModelConfig: ``config`` (None: the package default, a D = 8 ball;
+    ``paper``: the paper preset, D = 3, the geometry of the 2026-11-22 H100 numbers, taken
+    before the default moved to D = 8) with N nodes, k in-edges, hidden 128, no Hebbian pass."""
+    from rsgn.config import apply_overrides, load_config
+
+    sets = [f"model.n_nodes={n}", f"model.k_in={k}", f"model.d_hidden={HIDDEN}"]
+    return apply_overrides(load_config(config), [*sets, "model.hebbian=false"]).model
+
+
 def cuda_time(fn, repeats: int, warmup: int = 1) -> float:
     """Median seconds per call of ``fn`` by CUDA events (wall clock without CUDA, for the
     scripts' CPU smoke runs, whose times mean nothing)."""
@@ -126,17 +136,17 @@ def spmm_bandwidth(model, backend, x) -> dict:
         return {"edges": ne, "rows": m, "seconds": t, "bytes": nbytes, "bytes_per_s": nbytes / t}
 
 
-def run_config(n: int, k: int, repeats: int, dense: bool) -> dict:
+def run_config(n: int, k: int, repeats: int, dense: bool, config: str | None = None) -> dict:
     import torch.nn.functional as F
 
     from rsgn.backends import get_backend
-    from rsgn.config import ModelConfig
     from rsgn.dense import DenseRSGN
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
+    cfg = model_config(n, k, config)
     row: dict = {"n_nodes": n, "k_in": k, "batch": BATCH, "hidden": HIDDEN}
-    cfg = ModelConfig(n_nodes=n, d_hidden=HIDDEN, k_in=k, hebbian=False)
+    row.update(config=config or "default", d_space=cfg.d_space)
     row["k_active"] = cfg.k_active
     t0 = time.perf_counter()
     model = RSGN(FEAT, CLASSES, cfg).cuda()
@@ -207,6 +217,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--sizes", type=int, nargs="+", help="node counts (default 4096 65536 1M)")
     ap.add_argument("--ks", type=int, nargs="+", help="in-degrees (default 16 32 64)")
+    ap.add_argument("--config", default=None, help="model config (default: the package's; paper)")
     ap.add_argument("--out", type=Path, default=HERE / "results.json")
     args = ap.parse_args()
     if not torch.cuda.is_available():
@@ -228,7 +239,7 @@ def main() -> None:
     }
     for n in sizes:
         for k in ks:
-            row = run_config(n, k, args.repeats, dense=n <= 65536)
+            row = run_config(n, k, args.repeats, dense=n <= 65536, config=args.config)
             sp = row.get("spmm")
             if isinstance(sp, dict):
                 sp["fraction_of_copy_bandwidth"] = (
@@ -236,7 +247,9 @@ def main() -> None:
                 )
             out["rows"].append(row)
             print(json.dumps(row), flush=True)
-            args.out.write_text(json.dumps(out, indent=1) + "\n")
+            from rsgn.checkpoint import atomic_write_bytes
+
+            atomic_write_bytes(args.out, (json.dumps(out, indent=1) + "\n").encode())
     print(f"wrote {args.out}")
 
 

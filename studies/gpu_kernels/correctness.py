@@ -107,7 +107,9 @@ def main() -> None:
         "triton": triton.__version__,
         "results": res,
     }
-    (HERE / "correctness.json").write_text(json.dumps(out, indent=1) + "\n")
+    from rsgn.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes((HERE / "correctness.json"), (json.dumps(out, indent=1) + "\n").encode())
     print(json.dumps(out, indent=1))
 
 

@@ -45,14 +45,14 @@ BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
 
 def count(n: int, k: int, device: str, config: str | None = None, batch: int = BATCH) -> dict:
     """The counts above for one (N, k) and model config (None: the package default)."""
-    from step_bench import step_model_config
+    from bench import model_config
 
     from rsgn.backends import get_backend
     from rsgn.backends.base import ActiveState
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
-    cfg = step_model_config(n, k, config)
+    cfg = model_config(n, k, config)
     t0 = time.perf_counter()
     model = RSGN(FEAT, CLASSES, cfg).to(device)
     ref = get_backend("torch")
@@ -176,6 +176,8 @@ def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
 
 
 def main() -> None:
+    from rsgn.checkpoint import atomic_write_bytes
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 65536])
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 64])
@@ -193,9 +195,7 @@ def main() -> None:
     if args.ckpt is not None:
         res = checkpoint_out_degrees(args.ckpt, args.task)
         print(json.dumps(res), flush=True)
-        tmp = args.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(res, indent=1) + "\n")
-        tmp.replace(args.out)
+        atomic_write_bytes(args.out, (json.dumps(res, indent=1) + "\n").encode())
         print(f"wrote {args.out}")
         return
     if any(n < 64 for n in args.sizes) or any(k < 1 for k in args.ks) or args.batch < 1:
@@ -205,9 +205,7 @@ def main() -> None:
         for k in args.ks:
             out["rows"].append(count(n, k, args.device, args.config, args.batch))
             print(json.dumps(out["rows"][-1]), flush=True)
-            tmp = args.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps(out, indent=1) + "\n")
-            tmp.replace(args.out)
+            atomic_write_bytes(args.out, (json.dumps(out, indent=1) + "\n").encode())
     print(f"wrote {args.out}")
 
 

@@ -459,7 +459,9 @@ def main() -> None:
         old.update({k: v for k, v in res.items() if k != "meta"})
         old.setdefault("meta_partial_runs", []).append(res["meta"] | {"only": args.only})
         res = old
-    out.write_text(json.dumps(res, indent=1))
+    from rsgn.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(out, (json.dumps(res, indent=1)).encode())
     print(f"\nwrote {args.out} ({res['meta']['wall_s']} s)")
 
 

@@ -39,16 +39,6 @@ sys.path.insert(0, str(HERE))
 BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
 
 
-def step_model_config(n: int, k: int, config: str | None = None):
-    """The benchmark's ModelConfig: ``config`` (None: the package default; ``paper``: the
-    paper preset, D = 3, which the 2026-11-22 H100 numbers predate only in name: they were
-    measured before the default moved to D = 8) with N, k, hidden 128 and no Hebbian pass."""
-    from rsgn.config import apply_overrides, load_config
-
-    sets = [f"model.n_nodes={n}", f"model.k_in={k}", f"model.d_hidden={HIDDEN}"]
-    return apply_overrides(load_config(config), [*sets, "model.hebbian=false"]).model
-
-
 def run(
     n: int,
     k: int,
@@ -61,7 +51,7 @@ def run(
     config: str | None = None,
     batch: int = BATCH,
 ) -> dict:
-    from bench import cuda_time
+    from bench import cuda_time, model_config
 
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"  # the CPU (Triton interpreter) only for --cpu-smoke
@@ -71,7 +61,7 @@ def run(
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
-    cfg = step_model_config(n, k, config)
+    cfg = model_config(n, k, config)
     t0 = time.perf_counter()
     model = RSGN(FEAT, CLASSES, cfg).to(dev)
     row: dict = {
@@ -242,6 +232,8 @@ def run(
 
 
 def main() -> None:
+    from rsgn.checkpoint import atomic_write_bytes
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sizes", type=int, nargs="+", default=[4096, 65536, 1 << 20])
     ap.add_argument("--ks", type=int, nargs="+", default=[16, 64])
@@ -308,9 +300,7 @@ def main() -> None:
                 )
             )
             print(json.dumps(out["rows"][-1]), flush=True)
-            tmp = args.out.with_suffix(".tmp")
-            tmp.write_text(json.dumps(out, indent=1) + "\n")
-            tmp.replace(args.out)
+            atomic_write_bytes(args.out, (json.dumps(out, indent=1) + "\n").encode())
     print(f"wrote {args.out}")
 
 

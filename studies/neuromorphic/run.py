@@ -583,7 +583,11 @@ def main(argv: list[str] | None = None) -> None:
     write_csv(out / "active_fraction_idle_policy.csv", sweep_rows)
     write_csv(out / "halving.csv", ratio_rows)
     write_csv(out / "node_scaling.csv", size_rows)
-    (out / "results.json").write_text(json.dumps(res, indent=1, default=float) + "\n")
+    from rsgn.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(
+        (out / "results.json"), (json.dumps(res, indent=1, default=float) + "\n").encode()
+    )
     plots(out, acc_rows, sweep_rows, ratio_rows, size_rows)
     print(f"done in {res['wall_s']['total']:.0f} s -> {out}", flush=True)
 
