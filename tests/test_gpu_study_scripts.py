@@ -81,4 +81,17 @@ def test_checkpoint_out_degrees_per_step(hits_module, tmp_path):
         steps = res[f"{key}_active_out_degree_by_step"]
         assert len(steps) == 3
         assert all(0 < d < 48 for d in steps)
+        cover, jac = res[f"{key}_nodes_ever_active_by_step"], res[f"{key}_mean_jaccard_by_step"]
+        assert len(cover) == len(jac) == 3
+        assert all(0 < c <= 1 for c in cover) and all(0 <= j <= 1 for j in jac)
     assert res["untrained_graph_out_degree_mean"] == 16.0  # k in-edges per node, no sprouts
+
+
+def test_active_set_overlap(hits_module):
+    import torch
+
+    ids = torch.tensor([[0, 1, 2], [0, 1, 3], [4, 0, 0]])
+    ok = torch.tensor([[True, True, True], [True, True, True], [True, False, False]])
+    cover, jac = hits_module.active_set_overlap(ids, ok, 6)
+    assert cover == pytest.approx(5 / 6)  # node 5 is never active
+    assert jac == pytest.approx((2 / 4 + 0 + 0) / 3)  # pairs (0,1), (0,2), (1,2)

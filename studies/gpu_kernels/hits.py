@@ -127,10 +127,25 @@ def count(n: int, k: int, device: str, config: str | None = None, batch: int = B
     }
 
 
+def active_set_overlap(ids: torch.Tensor, ok: torch.Tensor, n: int) -> tuple[float, float]:
+    """(fraction of nodes active in any sample, mean Jaccard index of two samples' active
+    sets over all pairs): 1 / 1 when every sample lights the same nodes."""
+    m = torch.zeros(ids.shape[0], n, dtype=torch.float64)
+    m.scatter_(1, ids, ok.double())
+    inter = m @ m.T
+    size = m.sum(1)
+    union = size[:, None] + size[None, :] - inter
+    off = ~torch.eye(len(m), dtype=torch.bool)
+    jac = (inter / union.clamp_min(1))[off]
+    return float((m.sum(0) > 0).double().mean()), float(jac.mean())
+
+
 def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
     """Mean out-degree of the active nodes at each step (ignition first) of a trained
     checkpoint on the first ``samples`` validation samples of ``task``, and of an untrained
-    model of the same config (torch backend, CPU): whether training keeps the hubs lit."""
+    model of the same config (torch backend, CPU): whether training keeps the hubs lit; with
+    how input-specific the active sets are (nodes active in any sample, mean pairwise
+    Jaccard index of the samples' active sets)."""
     from rsgn.backends import get_backend
     from rsgn.checkpoint import load_model
     from rsgn.data import make_task
@@ -140,7 +155,7 @@ def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
     ds = make_task(task, cfg.data, seed=cfg.train.seed)
     x = ds.x_val[:samples]
 
-    def per_step(model: torch.nn.Module) -> tuple[list[float], float]:
+    def per_step(model: torch.nn.Module) -> tuple[list[float], float, list, list]:
         be = get_backend("torch")
         seen = []
         plain = be.step
@@ -155,12 +170,14 @@ def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
             model(x, backend=be)
             graph = model.build_graph(be)
         deg = (graph.out_ptr[1:] - graph.out_ptr[:-1]).double()
-        return [float(deg[ids[ok]].mean()) for ids, ok in seen], float(deg.mean())
+        n = graph.n_nodes
+        cover, jac = zip(*(active_set_overlap(ids, ok, n) for ids, ok in seen), strict=True)
+        return [float(deg[ids[ok]].mean()) for ids, ok in seen], float(deg.mean()), cover, jac
 
     torch.manual_seed(cfg.train.seed)
     fresh = RSGN(ds.d_in, ds.n_classes, cfg.model)
-    trained, g_tr = per_step(net)
-    untrained, g_un = per_step(fresh)
+    trained, g_tr, cov_tr, jac_tr = per_step(net)
+    untrained, g_un, cov_un, jac_un = per_step(fresh)
     return {
         "checkpoint": str(ckpt),
         "task": task,
@@ -172,6 +189,10 @@ def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
         "trained_graph_out_degree_mean": g_tr,
         "untrained_active_out_degree_by_step": untrained,
         "untrained_graph_out_degree_mean": g_un,
+        "trained_nodes_ever_active_by_step": list(cov_tr),
+        "trained_mean_jaccard_by_step": list(jac_tr),
+        "untrained_nodes_ever_active_by_step": list(cov_un),
+        "untrained_mean_jaccard_by_step": list(jac_un),
     }
 
 
