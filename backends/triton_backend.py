@@ -212,7 +212,7 @@ class TritonBackend(TorchBackend):
         slots = ks.slot_map(ids, valid, n)
         g = (alpha.unsqueeze(-1) * (h @ w_h.T)).reshape(bsz * width, d)
         counting = self.ledger is not None
-        a_c, cand, par, hits = ks.scores(
+        a_c, cand, par, hits, kept = ks.scores(
             src,
             w,
             slots,
@@ -229,7 +229,9 @@ class TritonBackend(TorchBackend):
         cap = opts["cap"]
         w2 = min(cap, n)
         new_ids, new_valid = self._k_select.radix_topk_dense(score, cap, opts["eps"], w2)
-        h2, a2 = ks.update(new_ids, new_valid, score, src, w, slots, g, h, b_h, ln_w, ln_b)
+        h2, a2 = ks.update(
+            new_ids, new_valid, score, src, w, slots, g, h, b_h, ln_w, ln_b, kept=kept
+        )
         if counting:
             self._count_fused(valid, cand, hits, new_ids, new_valid, d, inh.shape[1], n, bsz)
         return h2.to(h.dtype), a2.to(alpha.dtype), new_ids, new_valid

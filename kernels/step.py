@@ -103,18 +103,23 @@ def _scores_kernel(
     alpha_ptr,
     cand_ptr,
     hits_ptr,
+    pos_ptr,
+    hbuf_ptr,
+    cnt_ptr,
     B,
     N,
     W,
     D,
     K,
     NW,
+    CAP,
     BB: tl.constexpr,
     BLOCK_N: tl.constexpr,
     BLOCK_D: tl.constexpr,
     KP: tl.constexpr,
     COUNT: tl.constexpr,
     MASK: tl.constexpr,
+    STORE: tl.constexpr,
 ):
     rows = tl.program_id(0) * BLOCK_N + tl.arange(0, BLOCK_N)
     rmask = rows < N
@@ -147,6 +152,17 @@ def _scores_kernel(
         tl.store(cand_ptr + b * N + rows, cand.to(tl.int8), mask=rm)
         if COUNT:
             tl.store(hits_ptr + b * N + rows, hits, mask=rm)
+        if STORE:  # keep the message sum of rows with hits, for the update kernel
+            reached = rm & (hits > 0)
+            p = tl.atomic_add(cnt_ptr + b + tl.zeros_like(rows), 1, mask=reached)
+            keep = reached & (p < CAP)
+            tl.store(pos_ptr + b * N + rows, tl.where(keep, p, -1), mask=rm)
+            brow = (b * CAP + p).to(tl.int64)
+            tl.store(
+                hbuf_ptr + brow[:, None] * D + offs_d[None, :],
+                acc,
+                mask=keep[:, None] & dmask[None, :],
+            )
 
 
 @triton.jit
@@ -195,15 +211,19 @@ def _update_kernel(
     lnb_ptr,
     h_ptr,
     a_ptr,
+    pos_ptr,
+    hbuf_ptr,
     N,
     W,
     W2,
     D,
     K,
+    CAP,
     eps,
     BLOCK_W: tl.constexpr,
     BLOCK_D: tl.constexpr,
     KP: tl.constexpr,
+    STORE: tl.constexpr,
 ):
     b = tl.program_id(1)
     slots = tl.program_id(0) * BLOCK_W + tl.arange(0, BLOCK_W)
@@ -214,7 +234,18 @@ def _update_kernel(
     v = tl.load(valid_ptr + b * W2 + slots, mask=smask, other=0) != 0
     vm = smask & v
     acc = tl.zeros([BLOCK_W, BLOCK_D], dtype=tl.float32)
-    src, live, wv = _in_tiles(src_ptr, w_ptr, node, vm, K, KP)
+    redo = vm
+    if STORE:  # winners whose message sum the scores kernel kept load it; the rest recompute
+        p = tl.load(pos_ptr + b * N + node, mask=vm, other=-1)
+        kept = vm & (p >= 0)
+        brow = (b * CAP + p).to(tl.int64)
+        acc = tl.load(
+            hbuf_ptr + brow[:, None] * D + offs_d[None, :],
+            mask=kept[:, None] & dmask[None, :],
+            other=0.0,
+        )
+        redo = vm & (p < 0)
+    src, live, wv = _in_tiles(src_ptr, w_ptr, node, redo, K, KP)
     acc, hits = _gather_hits(acc, b, src, live, wv, slot_ptr, g_ptr, N, W, D, offs_d, dmask)
     bias = tl.load(bias_ptr + offs_d, mask=dmask, other=0.0)
     own = tl.load(slot_ptr + b * N + node, mask=vm, other=-1)
@@ -262,7 +293,7 @@ def slot_map(ids: torch.Tensor, valid: torch.Tensor, n: int) -> torch.Tensor:
     return out.scatter_reduce_(1, ids, vals, reduce="amax", include_self=True)
 
 
-TUNING = {"BB": 1, "BLOCK_N": 16, "num_warps": 4, "MASK": False}
+TUNING = {"BB": 1, "BLOCK_N": 16, "num_warps": 4, "MASK": False, "STORE": False, "STORE_ROWS": 4}
 """Launch parameters of the scores kernel: samples per program (batch folding: the in-edge
 tiles are loaded once for BB samples), rows per program, warps. Defaults from
 ``studies/gpu_kernels/step_bench.py --tune`` on an H100 at N = 65k, measured on a variant that
@@ -276,7 +307,18 @@ source is active look up the slot map: at N = 65k, k = 16, B = 64, 3.4M lookups 
 geometry the H100 profile was taken on) or 10.1M (D = 8, the default since) plus 2.1M word
 loads, instead of the 67M the profile blames (counted: ``studies/gpu_kernels/hits.py``). Same
 results (tested under the interpreter); ``step_bench.py --variants MASK`` times it against the
-default."""
+default.
+
+``STORE`` (off; written without a GPU, **not timed**): the scores kernel keeps the message sum
+of every row with an active in-edge, compacted per sample (an atomic counter hands out rows of
+a ``[B, STORE_ROWS x W, d]`` buffer; rows past that capacity are not kept), and the update
+kernel loads a winner's kept sum instead of recomputing it (its K slot lookups and gathers).
+Same sums in the same order, so the same results bit for bit (tested under the interpreter).
+Counted in ``studies/gpu_kernels/hits.py``: the recomputation gathers 2.97M rows at N = 65k,
+k = 16, D = 3 (88% as many as the scores kernel); keeping the sums writes the rows with an
+active in-edge (7.6% of B x N there: 0.16 GB). ``STORE_ROWS`` = 4 holds them at D = 3 (about
+2.5 W per sample); at D = 8 (65% of the rows, about 13 W) most overflow and are recomputed
+unless it is raised (memory: B x STORE_ROWS x W x d x 4 bytes, 0.43 GB at N = 65k)."""
 
 
 def activity_words(slots: torch.Tensor) -> torch.Tensor:
@@ -303,9 +345,16 @@ def scores(
     temperature: float,
     beta: float,
     count: bool = False,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+) -> tuple[
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor,
+    torch.Tensor | None,
+    tuple[torch.Tensor, torch.Tensor, int] | None,
+]:
     """Step 1: (alpha [B, N] (0 off the candidates), candidate flag [B, N] int8, kernel
-    scalars, hits per row [B, N] or None)."""
+    scalars, hits per row [B, N] or None, the kept message sums for :func:`update` or None:
+    (row of each (b, i) in the buffer or -1 [B, N], buffer [B x cap, d], cap))."""
     check_device(src, w, slots, g)
     bsz, n = slots.shape
     width = alpha_prev.shape[1]
@@ -320,6 +369,14 @@ def scores(
     amask = activity_words(slots) if mask else slots
     if mask:
         bb = 32  # one activity word per program
+    store = bool(TUNING["STORE"])
+    cap = max(1, min(n, int(TUNING["STORE_ROWS"] * width))) if store else 1
+    if store:
+        pos = torch.empty(bsz, n, dtype=torch.int32, device=dev)
+        hbuf = torch.empty(bsz * cap, d, dtype=torch.float32, device=dev)
+        cnt = torch.zeros(bsz, dtype=torch.int32, device=dev)
+    else:
+        pos, hbuf, cnt = slots, alpha, slots  # placeholders, not accessed
     grid = (triton.cdiv(n, block_n), triton.cdiv(bsz, bb))
     _scores_kernel[grid](
         src,
@@ -334,21 +391,27 @@ def scores(
         alpha,
         cand,
         hits,
+        pos,
+        hbuf,
+        cnt,
         bsz,
         n,
         width,
         d,
         src.shape[1],
         amask.shape[1] if mask else 1,
+        cap,
         BB=bb,
         BLOCK_N=block_n,
         BLOCK_D=next_pow2(d),
         KP=next_pow2(src.shape[1]),
         COUNT=bool(count),
         MASK=mask,
+        STORE=store,
         num_warps=int(TUNING["num_warps"]),
     )
-    return alpha, cand, par, (hits if count else None)
+    kept = (pos, hbuf, cap) if store else None
+    return alpha, cand, par, (hits if count else None), kept
 
 
 def inhibit(
@@ -383,8 +446,10 @@ def update(
     bias: torch.Tensor,
     ln_w: torch.Tensor,
     ln_b: torch.Tensor,
+    kept: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Step 4: (h [B, W', d], alpha [B, W']) of the winners."""
+    """Step 4: (h [B, W', d], alpha [B, W']) of the winners; ``kept`` (from :func:`scores`
+    with ``TUNING["STORE"]``): load the winners' kept message sums instead of recomputing."""
     bsz, w2 = ids.shape
     n = slots.shape[1]
     width, d = hprev.shape[1], hprev.shape[2]
@@ -405,14 +470,18 @@ def update(
         ln_b.float().contiguous(),
         h,
         a,
+        kept[0] if kept else slots,
+        kept[1] if kept else h,
         n,
         width,
         w2,
         d,
         src.shape[1],
+        kept[2] if kept else 1,
         LN_EPS,
         BLOCK_W=_BLOCK_W,
         BLOCK_D=next_pow2(d),
         KP=next_pow2(src.shape[1]),
+        STORE=kept is not None,
     )
     return h, a

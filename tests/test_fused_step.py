@@ -78,26 +78,49 @@ def test_fused_step_equals_decomposition(seed, inhibition):
     torch.testing.assert_close(fus.h, ref.h, atol=2e-5, rtol=2e-5)
 
 
-@pytest.mark.parametrize("b", [3, 35])  # one and two 32-sample activity words
-def test_activity_word_variant_gives_the_same_step(b, monkeypatch):
-    """``TUNING["MASK"]``: the source-activity prefilter changes which slot lookups happen,
-    not the result (winners, gates, states and hit counts equal the default kernel's)."""
+@pytest.mark.parametrize(
+    "b,variant,rows",
+    [(3, "MASK", 4), (35, "MASK", 4), (3, "STORE", 4), (35, "MASK+STORE", 4), (3, "STORE", 0.3)],
+)  # one and two 32-sample activity words; a store too small for every reached row
+def test_scores_kernel_variants_give_the_same_step(b, variant, rows, monkeypatch):
+    """``TUNING["MASK"]`` (the source-activity prefilter) changes which slot lookups happen,
+    ``TUNING["STORE"]`` whether the update recomputes a winner's message sum or loads the one
+    the scores kernel kept (rows past the store's capacity recompute): neither changes the
+    result, bit for bit (winners, gates, states)."""
     model, g, st = _setup(seed=5, b=b)
     with torch.no_grad():
         ref = _step(get_backend("torch"), model, g, st)
         base = _step(TritonBackend(), model, g, st)
-        monkeypatch.setitem(kstep.TUNING, "MASK", True)
+        for switch in variant.split("+"):
+            monkeypatch.setitem(kstep.TUNING, switch, True)
+        monkeypatch.setitem(kstep.TUNING, "STORE_ROWS", rows)
         fus = _step(TritonBackend(), model, g, st)
     assert torch.equal(fus.ids, ref.ids) and torch.equal(fus.valid, ref.valid)
     assert torch.equal(fus.ids, base.ids)
-    torch.testing.assert_close(fus.alpha, base.alpha, atol=0, rtol=0)
+    assert torch.equal(fus.alpha, base.alpha) and torch.equal(fus.h, base.h)
     torch.testing.assert_close(fus.h, ref.h, atol=2e-5, rtol=2e-5)
     slots = kstep.slot_map(st.ids, st.valid, g.n_nodes)
-    words = kstep.activity_words(slots)
-    assert words.shape == (g.n_nodes, -(-b // 32))
-    for bb in range(b):
-        bit = (words[:, bb // 32] >> (bb % 32)) & 1
-        assert torch.equal(bit.bool(), slots[bb] >= 0)
+    if "MASK" in variant:
+        words = kstep.activity_words(slots)
+        assert words.shape == (g.n_nodes, -(-b // 32))
+        for bb in range(b):
+            bit = (words[:, bb // 32] >> (bb % 32)) & 1
+            assert torch.equal(bit.bool(), slots[bb] >= 0)
+    if "STORE" in variant:  # the store holds each reached row once, up to its capacity
+        src, _ = kstep.graph_tables(g.in_idx, g.in_mask, g.inh_idx, g.inh_valid)
+        msg = (st.alpha.unsqueeze(-1) * (st.h @ model.w_h.weight.T)).reshape(-1, st.h.shape[-1])
+        args = (src, g.w, slots, msg, st.alpha, model.w_h.bias, model.theta)
+        with torch.no_grad():
+            *_, hits, kept = kstep.scores(*args, 1.0, 0.7, 0.5, count=True)
+        pos, buf, cap = kept
+        assert cap == max(1, min(g.n_nodes, int(rows * st.ids.shape[1])))
+        for bb in range(b):
+            reached = int((hits[bb] > 0).sum())
+            got = pos[bb][pos[bb] >= 0]
+            assert len(got) == min(reached, cap) and len(set(got.tolist())) == len(got)
+            assert bool((hits[bb][pos[bb] >= 0] > 0).all())
+        if rows < 1:
+            assert any(int((hits[bb] > 0).sum()) > cap for bb in range(b))  # some overflow
 
 
 def test_fused_and_unfused_triton_agree_over_steps():

@@ -45,16 +45,17 @@ def test_step_bench_cpu_smoke_runs_every_variant(tmp_path):
     pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
     out = tmp_path / "step.json"
     args = ["--cpu-smoke", "--sizes", "96", "--ks", "4", "--batch", "3", "--repeats", "1"]
-    args += ["--variants", "MASK", "--config", "paper", "--out", str(out)]
+    args += ["--variants", "MASK", "MASK+STORE", "--config", "paper", "--out", str(out)]
     p = subprocess.run(
         [sys.executable, str(STUDY / "step_bench.py"), *args], capture_output=True, text=True
     )
     assert p.returncode == 0, p.stderr[-2000:]
     (row,) = json.loads(out.read_text())["rows"]
     assert row["config"] == "paper" and row["d_space"] == 3 and row["batch"] == 3
-    assert row["ids_equal"] and row["MASK_ids_equal_fused"]  # fused and MASK pick torch's winners
-    assert row["max_abs_h_err"] < 1e-5 and row["MASK_max_abs_h_err"] < 1e-5
-    for key in ("torch_s", "triton_unfused_s", "triton_fused_s", "triton_fused_MASK_s"):
+    assert row["ids_equal"]  # the fused step picks torch's winners, and so do the variants
+    assert row["MASK_ids_equal_fused"] and row["MASK+STORE_ids_equal_fused"]
+    assert row["max_abs_h_err"] < 1e-5 and row["MASK+STORE_max_abs_h_err"] < 1e-5
+    for key in ("torch_s", "triton_fused_s", "triton_fused_MASK_s", "triton_fused_MASK+STORE_s"):
         assert isinstance(row[key], float) and row[key] > 0, key
     bad = subprocess.run(
         [sys.executable, str(STUDY / "step_bench.py"), "--variants", "NOPE"],

@@ -7,7 +7,8 @@
 #   bash studies/gpu_kernels/runbook.sh "$OUT" 3 4      # the D = 8 step A/B, the fast-tanh timing
 #
 # Items: 1 GPU tests; 2 fused step, paper geometry (D = 3, as the committed H100 rows), default
-# kernel vs TUNING["MASK"], N = 65k and 1M; 3 the same for the default model (D = 8), N = 65k,
+# kernel vs TUNING["MASK"], ["STORE"] and both, N = 65k and 1M; 3 the same for the default
+# model (D = 8), N = 65k,
 # k = 16 and 64; 4 PTX fast tanh vs the exact gate. Results and logs go to OUT; a failed item
 # is reported and the next one still runs; the exit status is the number of failed items.
 set -uo pipefail
@@ -35,9 +36,9 @@ for item in $items; do
     1) run gpu_tests 240 python3 -m pytest -q tests/test_primitives.py tests/test_fused_step.py \
         tests/test_kernels.py tests/test_triton_backend.py ;;
     2) run step_paper 420 python3 studies/gpu_kernels/step_bench.py --config paper \
-        --sizes 65536 1048576 --ks 16 --variants MASK --out "$out/step_paper.json" ;;
+        --sizes 65536 1048576 --ks 16 --variants MASK STORE MASK+STORE --out "$out/step_paper.json" ;;
     3) run step_default 420 python3 studies/gpu_kernels/step_bench.py \
-        --sizes 65536 --ks 16 64 --variants MASK --out "$out/step_default.json" ;;
+        --sizes 65536 --ks 16 64 --variants MASK STORE MASK+STORE --out "$out/step_default.json" ;;
     4) run primitives_tanh 180 python3 studies/gpu_kernels/primitives.py --only tanh \
         --out "$out/primitives_tanh.json" ;;
     *)

@@ -249,7 +249,8 @@ def main() -> None:
         nargs="+",
         default=[],
         metavar="SWITCH[+SWITCH]",
-        help="also time the fused step with these kernels.step.TUNING switches on (e.g. MASK)",
+        help="also time the fused step with these kernels.step.TUNING switches on "
+        "(MASK, STORE, MASK+STORE)",
     )
     ap.add_argument(
         "--cpu-smoke",
