@@ -238,7 +238,9 @@ class TritonBackend(TorchBackend):
 
     def _count_fused(self, valid, cand, hits, new_ids, new_valid, d, k_inh, n, bsz):
         """The events of the decomposition (same formulas as the torch ops), plus the fused
-        step's recomputation of h~ for the winners."""
+        step's recomputation of h~ for the winners (counted also when
+        ``kernels.step.TUNING["STORE"]`` loads kept sums instead: the ledger models the
+        default kernels)."""
         for op in ("propagate", "inhibit", "select", "update"):
             self.count_op(op)
         na = int(valid.sum())

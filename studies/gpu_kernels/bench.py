@@ -170,7 +170,10 @@ def run_config(n: int, k: int, repeats: int, dense: bool, config: str | None = N
                         model(x, backend=be, graph=graph)
 
                 row[f"{name}_inference_s"] = cuda_time(infer, repeats)
-                row[f"{name}_energy_J_per_inference"] = nvml_energy_per_call(infer, 3 * repeats)
+                e_call = nvml_energy_per_call(infer, 3 * repeats)  # one call: a batch
+                row[f"{name}_energy_J_per_inference"] = e_call
+                if isinstance(e_call, float):  # per sample, like rsgn's modelled energy
+                    row[f"{name}_energy_J_per_sample"] = e_call / BATCH
             row[f"{name}_peak_mem_GiB"] = torch.cuda.max_memory_allocated() / 2**30
         except torch.cuda.OutOfMemoryError:
             row[f"{name}_train_step_s"] = "OOM"

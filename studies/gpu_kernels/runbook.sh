@@ -5,11 +5,13 @@
 #
 #   bash studies/gpu_kernels/runbook.sh "$OUT" 1 2      # tests, then the D = 3 step A/B
 #   bash studies/gpu_kernels/runbook.sh "$OUT" 3 4      # the D = 8 step A/B, the fast-tanh timing
+#   bash studies/gpu_kernels/runbook.sh "$OUT" 5        # end to end with NVML energy
 #
 # Items: 1 GPU tests; 2 fused step, paper geometry (D = 3, as the committed H100 rows), default
 # kernel vs TUNING["MASK"], ["STORE"] and both, N = 65k and 1M; 3 the same for the default
 # model (D = 8), N = 65k,
-# k = 16 and 64; 4 PTX fast tanh vs the exact gate. Results and logs go to OUT; a failed item
+# k = 16 and 64; 4 PTX fast tanh vs the exact gate; 5 (if time is left) whole train and
+# inference steps of the default model with NVML energy, torch vs triton vs dense. Results and logs go to OUT; a failed item
 # is reported and the next one still runs; the exit status is the number of failed items.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -41,8 +43,10 @@ for item in $items; do
         --sizes 65536 --ks 16 64 --variants MASK STORE MASK+STORE --out "$out/step_default.json" ;;
     4) run primitives_tanh 180 python3 studies/gpu_kernels/primitives.py --only tanh \
         --out "$out/primitives_tanh.json" ;;
+    5) run bench 540 python3 studies/gpu_kernels/bench.py --sizes 4096 65536 --ks 16 \
+        --out "$out/bench.json" ;;
     *)
-        echo "runbook.sh: unknown item $item (items: 1 2 3 4)" >&2
+        echo "runbook.sh: unknown item $item (items: 1 2 3 4 5)" >&2
         exit 2
         ;;
     esac
