@@ -96,3 +96,69 @@ def test_active_set_overlap(hits_module):
     cover, jac = hits_module.active_set_overlap(ids, ok, 6)
     assert cover == pytest.approx(5 / 6)  # node 5 is never active
     assert jac == pytest.approx((2 / 4 + 0 + 0) / 3)  # pairs (0,1), (0,2), (1,2)
+
+
+def _no_interpreter_env() -> dict:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+
+
+def test_compile_check_compiles_the_fused_step_variants_for_sm90(tmp_path):
+    """Every launch of the fused step (default, MASK, STORE, both; op by op too) and the PTX
+    fast tanh compile for an H100 with ptxas, without a GPU."""
+    pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+    out = tmp_path / "cc.json"
+    p = subprocess.run(
+        [sys.executable, str(STUDY / "compile_check.py"), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=_no_interpreter_env(),
+    )
+    assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
+    res = json.loads(out.read_text())
+    assert res["arch"] == "sm_90" and res["failed"] == 0 and res["compiled"] >= 15
+    seen = {
+        (r["kernel"].rsplit(".", 1)[1], tuple(sorted(r["constexprs"].items()))) for r in res["rows"]
+    }
+    scores = [dict(c) for k, c in seen if k == "_scores_kernel"]
+    assert {(c["MASK"], c["STORE"]) for c in scores} == {(0, 0), (1, 0), (0, 1), (1, 1)}
+    assert {dict(c)["FAST"] for k, c in seen if k == "_gate_fwd_kernel"} == {False, True}
+
+
+def test_compile_check_reports_a_kernel_that_does_not_compile(tmp_path):
+    """A kernel the interpreter runs but the compiler rejects (a loop-carried value that
+    changes type inside a runtime loop) is reported with the compiler's error; the same
+    kernel without the type change compiles."""
+    pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
+    (tmp_path / "broken_kernels.py").write_text(
+        "import triton\nimport triton.language as tl\n\n\n@triton.jit\n"
+        "def bad(x_ptr, n, WIDE: tl.constexpr):\n"
+        "    o = tl.arange(0, 16)\n"
+        "    acc = tl.load(x_ptr + o)\n"
+        "    for i in range(n):\n"
+        "        if WIDE:\n"
+        "            acc = acc.to(tl.float64) + 1.0\n"
+        "        else:\n"
+        "            acc = acc + 1.0\n"
+        "    tl.store(x_ptr + o, acc.to(tl.float32))\n"
+    )
+    code = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]\n"
+        "import compile_check as c\n"
+        "for wide in (True, False):\n"
+        "    sig = {'x_ptr': '*fp32', 'n': 'i32', 'WIDE': 'constexpr'}\n"
+        "    spec = {'module': 'broken_kernels', 'kernel': 'bad', 'options': {},\n"
+        "            'signature': sig, 'constexprs': {'WIDE': wide}}\n"
+        "    print(wide, c.compile_one(spec, 90))\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path), str(STUDY)],
+        capture_output=True,
+        text=True,
+        env=_no_interpreter_env(),
+    )
+    assert p.returncode == 0, p.stderr[-2000:]
+    lines = dict(ln.split(" ", 1) for ln in p.stdout.strip().splitlines())
+    assert lines["False"] == "ok"
+    assert lines["True"] != "ok" and "Error" in lines["True"]
