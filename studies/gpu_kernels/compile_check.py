@@ -1,6 +1,7 @@
 """Compile the Triton kernels for an H100 (sm_90) on a machine without a GPU.
 
     python studies/gpu_kernels/compile_check.py          # the fused step's variants
+    python studies/gpu_kernels/compile_check.py --hidden 128 --k 16   # at the benchmark's shapes
     python studies/gpu_kernels/compile_check.py --pytest tests/test_kernels.py \
         tests/test_primitives.py tests/test_fused_step.py tests/test_triton_backend.py
 
@@ -17,8 +18,11 @@ two such bugs only on the H100. This script closes that gap without a GPU, in tw
    with a ``FAST`` constexpr are compiled with ``FAST=True`` too (the PTX tanh, which the
    interpreter cannot run).
 
-A compile that passes here says the kernel compiles for sm_90 with this Triton version. It
-says nothing about speed or about results on the GPU. Writes ``--out`` (JSON: one row per
+Each compiled launch also reports its cubin's registers per thread, local memory per thread
+(register spills) and static shared memory (``cuobjdump --dump-resource-usage``): static
+facts about occupancy and spilling, not timings. A compile that passes here says the kernel
+compiles for sm_90 with this Triton version. It says nothing about speed or about results
+on the GPU. Writes ``--out`` (JSON: one row per
 distinct launch, ok or the error's last line); exits nonzero if any compile fails.
 """
 
@@ -104,20 +108,20 @@ def install_recorder(specs: list) -> None:
     InterpretedFunction.run = recording_run
 
 
-def fused_step_launches(specs: list) -> None:
-    """The fused step of a small model under each scores-kernel variant."""
+def fused_step_launches(hidden: int = 12, k_in: int = 6) -> None:
+    """The fused step of a small model (48 nodes, 2 samples) under each scores-kernel
+    variant, with the benchmark's block shapes when ``hidden`` and ``k_in`` are theirs."""
     import torch
 
-    from rsgn.backends import get_backend
     from rsgn.backends.triton_backend import TritonBackend
     from rsgn.config import ModelConfig
     from rsgn.kernels import step as kstep
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
-    cfg = ModelConfig(n_nodes=40, d_hidden=12, k_in=6, n_steps=2, target_active=0.1)
+    cfg = ModelConfig(n_nodes=48, d_hidden=hidden, k_in=k_in, n_steps=2, target_active=0.1)
     model = RSGN(5, 3, cfg)
-    x = torch.randn(3, 7, 5)
+    x = torch.randn(2, 7, 5)
     base = dict(kstep.TUNING)
     for variant in ({}, {"MASK": True}, {"STORE": True}, {"MASK": True, "STORE": True}):
         kstep.TUNING.update(variant)
@@ -129,10 +133,9 @@ def fused_step_launches(specs: list) -> None:
             kstep.TUNING.update(base)
     with torch.no_grad():  # the op-by-op kernels too
         model(x, backend=TritonBackend(fused=False))
-    get_backend("torch")
 
 
-def record(out: Path, pytest_args: list[str]) -> int:
+def record(out: Path, pytest_args: list[str], hidden: int, k_in: int) -> int:
     os.environ["TRITON_INTERPRET"] = "1"
     specs: list = []
     install_recorder(specs)
@@ -142,15 +145,15 @@ def record(out: Path, pytest_args: list[str]) -> int:
 
         rc = pytest.main(["-q", "-p", "no:cacheprovider", *pytest_args])
     else:
-        fused_step_launches(specs)
+        fused_step_launches(hidden, k_in)
     unique = {json.dumps(s, sort_keys=True, default=str): s for s in specs}
     out.write_text(json.dumps(list(unique.values()), default=str) + "\n")
     print(f"recorded {len(specs)} launches, {len(unique)} distinct -> {out}", flush=True)
     return int(rc)
 
 
-def compile_one(spec: dict, arch: int) -> str:
-    """'ok' or the error's last line."""
+def compile_one(spec: dict, arch: int, usage: dict | None = None) -> str:
+    """'ok' or the error's last line; fills ``usage`` with the cubin's resource usage."""
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
@@ -158,11 +161,34 @@ def compile_one(spec: dict, arch: int) -> str:
     fn = getattr(importlib.import_module(spec["module"]), spec["kernel"])
     src = ASTSource(fn=fn, signature=spec["signature"], constexprs=spec["constexprs"])
     try:
-        triton.compile(src, target=GPUTarget("cuda", arch, 32), options=spec["options"])
+        kern = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=spec["options"])
     except Exception as exc:  # noqa: BLE001 - reported per kernel
         lines = [ln for ln in str(exc).strip().splitlines() if ln.strip()]
         return f"{type(exc).__name__}: {lines[-1] if lines else ''}"[:400]
+    if usage is not None:
+        usage.update(resource_usage(kern.asm["cubin"]))
     return "ok"
+
+
+def resource_usage(cubin: bytes) -> dict:
+    """Registers per thread, local memory (bytes per thread: register spills and stack
+    arrays) and static shared memory of a cubin, by ``cuobjdump --dump-resource-usage``
+    (shipped with the Triton wheel); {} when it is not there."""
+    import re
+    import tempfile
+
+    import triton.backends.nvidia as nvidia
+
+    tool = Path(nvidia.__file__).parent / "bin" / "cuobjdump"
+    if not tool.exists():
+        return {}
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        text = subprocess.run([str(tool), "--dump-resource-usage", f.name],
+                              capture_output=True, text=True).stdout  # fmt: skip
+    found = dict(re.findall(r"\b(REG|LOCAL|SHARED|STACK):(\d+)", text))
+    return {k.lower(): int(v) for k, v in found.items()}
 
 
 def compile_all(specs_path: Path, arch: int) -> list[dict]:
@@ -177,8 +203,11 @@ def compile_all(specs_path: Path, arch: int) -> list[dict]:
         for s in runs:
             cx = {k: v for k, v in s["constexprs"].items() if v is not None}
             rows.append({"kernel": f"{s['module']}.{s['kernel']}", "constexprs": cx})
-            rows[-1]["result"] = compile_one(s, arch)
-            print(f"{rows[-1]['result'][:60]:60s} {rows[-1]['kernel']} {cx}", flush=True)
+            usage: dict = {}
+            rows[-1]["result"] = compile_one(s, arch, usage)
+            rows[-1].update(usage)
+            use = " ".join(f"{k}={v}" for k, v in usage.items())
+            print(f"{rows[-1]['result'][:40]:40s} {use:36s} {rows[-1]['kernel']} {cx}", flush=True)
     return rows
 
 
@@ -186,12 +215,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pytest", nargs="+", default=[], help="record the launches of these tests")
     ap.add_argument("--arch", type=int, default=90, help="CUDA compute capability (90: H100)")
+    ap.add_argument("--hidden", type=int, default=12, help="fused-step scenario: node width d")
+    ap.add_argument("--k", type=int, default=6, help="fused-step scenario: in-edges per node")
     ap.add_argument("--out", type=Path, default=HERE / "compile_check.json")
     ap.add_argument("--record-only", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--compile-only", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.record_only:
-        sys.exit(record(args.record_only, args.pytest))
+        sys.exit(record(args.record_only, args.pytest, args.hidden, args.k))
     from rsgn.checkpoint import atomic_write_bytes
 
     if args.compile_only:
@@ -209,7 +240,8 @@ def main() -> None:
     specs = Path(tempfile.mkdtemp(prefix="rsgn-compile-check-")) / "launches.json"
     me = [sys.executable, str(Path(__file__).resolve())]
     env = {**os.environ, "TRITON_INTERPRET": "1"}
-    rec = [*me, "--record-only", str(specs)] + (["--pytest", *args.pytest] if args.pytest else [])
+    rec = [*me, "--record-only", str(specs), "--hidden", str(args.hidden), "--k", str(args.k)]
+    rec += ["--pytest", *args.pytest] if args.pytest else []
     p = subprocess.run(rec, env=env, cwd=ROOT)
     if p.returncode != 0:
         sys.exit(f"compile_check.py: recording failed (exit {p.returncode})")
