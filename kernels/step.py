@@ -317,7 +317,7 @@ Same sums in the same order, so the same results bit for bit (tested under the i
 Counted in ``studies/gpu_kernels/hits.py``: the recomputation gathers 2.97M rows at N = 65k,
 k = 16, D = 3 (88% as many as the scores kernel); keeping the sums writes the rows with an
 active in-edge (7.6% of B x N there: 0.16 GB). ``STORE_ROWS`` = 4 holds them at D = 3 (about
-2.5 W per sample); at D = 8 (65% of the rows, about 13 W) most overflow and are recomputed
+1.5 W per sample); at D = 8 (65% of the rows, about 13 W) most overflow and are recomputed
 unless it is raised (memory: B x STORE_ROWS x W x d x 4 bytes, 0.43 GB at N = 65k)."""
 
 

@@ -106,14 +106,16 @@ def run_lock(out: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _deterministic(on: bool) -> Iterator[None]:
-    """``torch.use_deterministic_algorithms(on)`` for the block, restored afterwards."""
-    before = torch.are_deterministic_algorithms_enabled()
-    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.use_deterministic_algorithms(on or before, warn_only=before_warn if before else False)
+    """``torch.use_deterministic_algorithms(True)`` for the block when ``on`` and not already
+    set by the caller; switched off again afterwards."""
+    if not on or torch.are_deterministic_algorithms_enabled():
+        yield
+        return
+    torch.use_deterministic_algorithms(True)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before, warn_only=before_warn)
+        torch.use_deterministic_algorithms(False)
 
 
 def train(

@@ -26,6 +26,8 @@ TASK_SETTINGS = {"hierarchical": [], "long-range": ["--set", "model.n_steps=7"]}
 
 
 def main() -> None:
+    from rsgn.checkpoint import atomic_write_bytes
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--tasks", nargs="+", default=list(TASK_SETTINGS))
@@ -70,8 +72,6 @@ def main() -> None:
                                        res["torch_model_on_torch_acc"])  # fmt: skip
         out["tasks"][task] = res
         print(task, json.dumps(res), flush=True)
-        from rsgn.checkpoint import atomic_write_bytes
-
         atomic_write_bytes(args.out, (json.dumps(out, indent=1) + "\n").encode())
     print(f"wrote {args.out}")
 

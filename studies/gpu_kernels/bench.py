@@ -42,6 +42,36 @@ def model_config(n: int, k: int, config: str | None = None):
     return apply_overrides(load_config(config), [*sets, "model.hebbian=false"]).model
 
 
+def step_setting(model, cfg, batch: int, device: str):
+    """The state the step benchmarks start from: random inputs of ``batch`` samples, the
+    ignited active set with random states, then one reference step (a realistic active
+    set). Returns (x, graph, state, step parameters, step options); no gradients."""
+    from rsgn.backends import get_backend
+    from rsgn.backends.base import ActiveState
+
+    ref = get_backend("torch")
+    x = torch.randn(batch, SEQ, FEAT, device=device)
+    kw = dict(
+        gamma=cfg.gamma,
+        temperature=1.0,
+        inhibition=cfg.inhibition_strength,
+        cap=cfg.k_active,
+        eps=cfg.eps_active,
+        method="radix",
+    )
+    params = (model.w_h.weight, model.w_h.bias, model.theta, model.ln.weight, model.ln.bias)
+    with torch.no_grad():
+        graph = model.build_graph(ref)
+        sp, sa = model.sparks(x)
+        st = ref.ignite(
+            sp, sa, graph, sigma=cfg.sigma_ign, eps=cfg.eps_active, cap=cfg.k_active, method="radix"
+        )
+        h0 = torch.randn(*st.ids.shape, cfg.d_hidden, device=device)  # any state will do
+        h = st.alpha.unsqueeze(-1) * h0 * st.valid.unsqueeze(-1)
+        st = ref.step(ActiveState(st.ids, st.valid, st.alpha, h), graph, *params, **kw)
+    return x, graph, st, params, kw
+
+
 def cuda_time(fn, repeats: int, warmup: int = 1) -> float:
     """Median seconds per call of ``fn`` by CUDA events (wall clock without CUDA, for the
     scripts' CPU smoke runs, whose times mean nothing)."""
@@ -215,6 +245,8 @@ def run_config(n: int, k: int, repeats: int, dense: bool, config: str | None = N
 
 
 def main() -> None:
+    from rsgn.checkpoint import atomic_write_bytes
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="N = 4096, k = 16 only")
     ap.add_argument("--repeats", type=int, default=5)
@@ -250,8 +282,6 @@ def main() -> None:
                 )
             out["rows"].append(row)
             print(json.dumps(row), flush=True)
-            from rsgn.checkpoint import atomic_write_bytes
-
             atomic_write_bytes(args.out, (json.dumps(out, indent=1) + "\n").encode())
     print(f"wrote {args.out}")
 

@@ -109,7 +109,7 @@ def main() -> None:
     }
     from rsgn.checkpoint import atomic_write_bytes
 
-    atomic_write_bytes((HERE / "correctness.json"), (json.dumps(out, indent=1) + "\n").encode())
+    atomic_write_bytes(HERE / "correctness.json", (json.dumps(out, indent=1) + "\n").encode())
     print(json.dumps(out, indent=1))
 
 

@@ -40,15 +40,26 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
+from bench import BATCH, CLASSES, FEAT, HIDDEN, model_config, step_setting  # noqa: E402
+
+
+def row_hits(graph, st) -> torch.Tensor:
+    """[B, N] active in-edges of each row (sample b, node i): in-slots of i whose source is
+    in b's active set (the pull view the scores kernel takes)."""
+    bsz, n = st.ids.shape[0], graph.n_nodes
+    active = torch.zeros(bsz, n, dtype=torch.bool, device=st.ids.device)
+    active.scatter_(1, st.ids, st.valid)
+    live = graph.in_mask
+    src = torch.where(live, graph.in_idx, torch.zeros_like(graph.in_idx))
+    hits = torch.zeros(bsz, n, dtype=torch.int64, device=st.ids.device)
+    for b in range(bsz):  # [N, K] per sample keeps memory at N K
+        hits[b] = (active[b][src] & live).sum(1)
+    return hits
 
 
 def count(n: int, k: int, device: str, config: str | None = None, batch: int = BATCH) -> dict:
     """The counts above for one (N, k) and model config (None: the package default)."""
-    from bench import model_config
-
     from rsgn.backends import get_backend
-    from rsgn.backends.base import ActiveState
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
@@ -56,36 +67,12 @@ def count(n: int, k: int, device: str, config: str | None = None, batch: int = B
     t0 = time.perf_counter()
     model = RSGN(FEAT, CLASSES, cfg).to(device)
     ref = get_backend("torch")
-    x = torch.randn(batch, SEQ, FEAT, device=device)
+    _, graph, st, params, kw = step_setting(model, cfg, batch, device)
     with torch.no_grad():
-        graph = model.build_graph(ref)
-        sp, sa = model.sparks(x)
-        st = ref.ignite(
-            sp, sa, graph, sigma=cfg.sigma_ign, eps=cfg.eps_active, cap=cfg.k_active, method="radix"
-        )
-        h0 = torch.randn(*st.ids.shape, HIDDEN, device=device)
-        st = ActiveState(
-            st.ids, st.valid, st.alpha, st.alpha.unsqueeze(-1) * h0 * st.valid[..., None]
-        )
-        params = (model.w_h.weight, model.w_h.bias, model.theta, model.ln.weight, model.ln.bias)
-        kw = dict(
-            gamma=cfg.gamma,
-            temperature=1.0,
-            inhibition=cfg.inhibition_strength,
-            cap=cfg.k_active,
-            eps=cfg.eps_active,
-            method="radix",
-        )
-        st = ref.step(st, graph, *params, **kw)
         nxt = ref.step(st, graph, *params, **kw)
     bsz = st.ids.shape[0]
-    active = torch.zeros(bsz, n, dtype=torch.bool, device=device)
-    active.scatter_(1, st.ids, st.valid)
     live = graph.in_mask  # [N, K]
-    src = torch.where(live, graph.in_idx, torch.zeros_like(graph.in_idx))
-    hits = torch.zeros(bsz, n, dtype=torch.int64, device=device)
-    for b in range(bsz):  # [N, K] per sample keeps memory at N K
-        hits[b] = (active[b][src] & live).sum(1)
+    hits = row_hits(graph, st)
     total_rows = bsz * n
     out_deg = graph.out_ptr[1:] - graph.out_ptr[:-1]  # the CSR view: edges out of each node
     out_edges = int(out_deg[st.ids[st.valid]].sum())

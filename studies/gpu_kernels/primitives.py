@@ -461,7 +461,7 @@ def main() -> None:
         res = old
     from rsgn.checkpoint import atomic_write_bytes
 
-    atomic_write_bytes(out, (json.dumps(res, indent=1)).encode())
+    atomic_write_bytes(out, json.dumps(res, indent=1).encode())
     print(f"\nwrote {args.out} ({res['meta']['wall_s']} s)")
 
 

@@ -36,7 +36,16 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-BATCH, SEQ, FEAT, HIDDEN, CLASSES = 64, 64, 32, 128, 20
+from bench import (  # noqa: E402
+    BATCH,
+    CLASSES,
+    FEAT,
+    HIDDEN,
+    copy_bandwidth,
+    cuda_time,
+    model_config,
+    step_setting,
+)
 
 
 def run(
@@ -51,12 +60,9 @@ def run(
     config: str | None = None,
     batch: int = BATCH,
 ) -> dict:
-    from bench import cuda_time, model_config
-
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"  # the CPU (Triton interpreter) only for --cpu-smoke
     from rsgn.backends import get_backend
-    from rsgn.backends.base import ActiveState
     from rsgn.backends.triton_backend import TritonBackend
     from rsgn.model import RSGN
 
@@ -74,31 +80,9 @@ def run(
         "d_space": cfg.d_space,
         "build_s": time.perf_counter() - t0,
     }
-    x = torch.randn(batch, SEQ, FEAT, device=dev)
+    x, graph, st, params, kw = step_setting(model, cfg, batch, dev)
     ref = get_backend("torch")
-    kw = dict(
-        gamma=cfg.gamma,
-        temperature=1.0,
-        inhibition=cfg.inhibition_strength,
-        cap=cfg.k_active,
-        eps=cfg.eps_active,
-        method="radix",
-    )
     with torch.no_grad():
-        graph = model.build_graph(ref)
-        sp, sa = model.sparks(x)
-        st = ref.ignite(
-            sp, sa, graph, sigma=cfg.sigma_ign, eps=cfg.eps_active, cap=cfg.k_active, method="radix"
-        )
-        h0 = torch.randn(*st.ids.shape, HIDDEN, device=dev)  # any state: the step is timed
-        st = ActiveState(
-            ids=st.ids,
-            valid=st.valid,
-            alpha=st.alpha,
-            h=st.alpha.unsqueeze(-1) * h0 * st.valid.unsqueeze(-1),
-        )
-        params = (model.w_h.weight, model.w_h.bias, model.theta, model.ln.weight, model.ln.bias)
-        st = ref.step(st, graph, *params, **kw)
         bsz, width = st.ids.shape
         act = st.ids[st.valid]
         deg = (graph.out_ptr[1:] - graph.out_ptr[:-1])[act]
@@ -272,7 +256,6 @@ def main() -> None:
     if not torch.cuda.is_available() and not smoke:
         sys.exit("step_bench.py needs a CUDA GPU (none found; --cpu-smoke checks the script)")
     import triton
-    from bench import copy_bandwidth
 
     bw = copy_bandwidth()
     out = {

@@ -586,7 +586,7 @@ def main(argv: list[str] | None = None) -> None:
     from rsgn.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(
-        (out / "results.json"), (json.dumps(res, indent=1, default=float) + "\n").encode()
+        out / "results.json", (json.dumps(res, indent=1, default=float) + "\n").encode()
     )
     plots(out, acc_rows, sweep_rows, ratio_rows, size_rows)
     print(f"done in {res['wall_s']['total']:.0f} s -> {out}", flush=True)

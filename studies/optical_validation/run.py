@@ -558,7 +558,7 @@ def write_hwaware(res: dict, out: Path, stem: str = "hwaware") -> None:
     """``STEM.json``, ``STEM.csv`` and ``STEM.png`` (gap with CI per task/preset)."""
     from rsgn.checkpoint import atomic_write_bytes
 
-    atomic_write_bytes((out / f"{stem}.json"), (json.dumps(res, indent=1, default=float)).encode())
+    atomic_write_bytes(out / f"{stem}.json", json.dumps(res, indent=1, default=float).encode())
     rows = res["rows"]
     with open(out / f"{stem}.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -740,9 +740,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rsgn.checkpoint import atomic_write_bytes
 
-    atomic_write_bytes(
-        (out / "results.json"), (json.dumps(results, indent=1, default=float)).encode()
-    )
+    atomic_write_bytes(out / "results.json", json.dumps(results, indent=1, default=float).encode())
     with open(out / "sweeps.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(sweep_rows[0]))
         w.writeheader()

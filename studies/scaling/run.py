@@ -205,7 +205,7 @@ def main() -> None:
     }
     from rsgn.checkpoint import atomic_write_bytes
 
-    atomic_write_bytes((HERE / "results.json"), (json.dumps(out, indent=1, default=str)).encode())
+    atomic_write_bytes(HERE / "results.json", json.dumps(out, indent=1, default=str).encode())
     cols = [
         "model", "n_nodes", "batch", "seq", "wall_s_per_inference", "sim_wall_s_per_inference",
         "latency_s_per_inference", "latency_kind", "energy_j_per_inference", "peak_rss_mib",
