@@ -1,329 +1,321 @@
-"""The backend interface: a small, closed vocabulary of RSGN operations.
+"""The target interface (DESIGN §3): Backend, Capabilities, Program, Report and typed metrics.
 
-The model (``rsgn.model``) is written once against these ops; each target implements them.
+A target is a :class:`Backend` subclass that provides
 
-==========  ==============================================================  ====================
-op          computes                                                        cost (per sample)
-==========  ==============================================================  ====================
-graph       w_ji = sigmoid(a_ij) exp(-d_H(p_i,p_j)/tau) softplus(l_i-l_j+1)  O(N k (r + D))
-            on the k-in-edge topology; out-edge CSR; inhibition masks
-ignite      alpha_i(0) = max_t exp(-d_H(s_t, p_i)^2 / (2 sigma^2)),         O(T N D)
-            capped to the k_active largest (exact select)
-propagate   h~_i = W_h sum_{j in A} w_ji alpha_j h_j + b_h over the nodes    O(|A| (k d + d^2))
-            reached from A; alpha_i' = sigmoid((alpha_i + gamma|h~_i| -
-            theta_i)/T)
-inhibit     alpha_i <- alpha_i / (1 + beta mean_{j in R(i)} alpha_j)         O(|C| k)
-select      exact k-winners per sample (sort-free radix select)              O(N)
-update      h_i <- LN(h~_i + h_i) alpha_i on the selected nodes              O(|A| d)
-step        propagate -> inhibit -> select -> update (composite; fusable)    the sum
-readout     logits = W_o sum_{i in A} alpha_i h_i + b_o                       O(|A| d + d C)
-==========  ==============================================================  ====================
+- ``ops``: a table of differentiable op implementations (:class:`rsgn.ops.OpTable`) when it
+  can train (torch = :data:`rsgn.ops.TABLE`; triton = the same composition with kernels),
+  else None; and
+- ``prepare(spec) -> Program``: the trained model (a frozen :class:`~rsgn.spec.ModelSpec`)
+  mapped onto the target once. ``program(x) -> (logits, Report)`` runs one batch; programs
+  keep what ``prepare`` mapped and nothing else, so calls are independent and re-entrant.
 
-Around the ops: ``Backend.prepare(model) -> Program``; ``Program(x) -> (logits, Report)``;
-``Capabilities`` says what a backend can do and which metrics it measures, models or cannot
-report (never a silent zero).
+No backend derives from another: a target that computes part of the model electronically
+calls :mod:`rsgn.ops` for it, explicitly, and says so in its cost model.
+
+Every figure a :class:`Report` carries is typed: :class:`Measured` (value, unit, how it was
+measured), :class:`Modelled` (value, unit, the model and its sources) or
+:class:`NotAvailable` (why). Modelled latency and measured wall time are separate fields.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
 from rsgn.backends.cost import CostLedger
+from rsgn.backends.options import TargetOptions
+from rsgn.errors import RsgnError
+from rsgn.state import ActiveState, Candidates, Graph
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rsgn.model import RSGN
+    from rsgn.ops import OpTable
+    from rsgn.spec import ModelSpec
+
+__all__ = [
+    "ActiveState",
+    "Backend",
+    "Candidates",
+    "Capabilities",
+    "Graph",
+    "Measured",
+    "Metric",
+    "Modelled",
+    "NotAvailable",
+    "Program",
+    "Report",
+    "merge_reports",
+    "metric_dict",
+]
 
 
-@dataclass
-class Graph:
-    """Sparse in-edge graph in ELL form (``K`` slots per node) plus derived structures.
+# ------------------------------------------------------------------------------ typed metrics
+@dataclass(frozen=True)
+class Measured:
+    """A figure measured on this machine: ``how`` says with what (wall clock, NVML...)."""
 
-    Attributes
-    ----------
-    x, a : node positions ``[N, D]`` and conformal factors ``1 - |x|^2`` ``[N]``.
-    in_idx, in_mask : source node of each in-edge slot ``[N, K]`` and whether it is live.
-    w : edge weights ``[N, K]`` (0 on dead slots); ``w[i, s]`` is the weight j -> i.
-    out_ptr, out_edge : CSR over sources: the flat edge ids ``i*K + s`` whose source is j are
-        ``out_edge[out_ptr[j]:out_ptr[j+1]]``.
-    inh_idx, inh_valid : the inhibition neighbourhood R(i) (in-neighbours within the
-        inhibition radius) packed into ``[N, K_inh]`` slots, K_inh = max |R(i)|.
-    """
-
-    x: torch.Tensor
-    a: torch.Tensor
-    in_idx: torch.Tensor
-    in_mask: torch.Tensor
-    w: torch.Tensor
-    out_ptr: torch.Tensor
-    out_edge: torch.Tensor
-    inh_idx: torch.Tensor
-    inh_valid: torch.Tensor
-
-    @property
-    def n_nodes(self) -> int:
-        return self.in_idx.shape[0]
-
-    @property
-    def n_edges(self) -> int:
-        return int(self.out_edge.numel())
+    value: float
+    unit: str
+    how: str
 
 
-@dataclass
-class ActiveState:
-    """The active set of each sample, compact: only active nodes hold state.
+@dataclass(frozen=True)
+class Modelled:
+    """A figure computed by a model: ``model`` says which, ``sources`` its constants' origins."""
 
-    ``ids[b, s]`` is the node in slot ``s`` of sample ``b``; ``valid`` marks real slots
-    (padding slots have alpha 0 and h 0). ``token`` (ignition only) is the index of the spark
-    that ignited each node.
-    """
-
-    ids: torch.Tensor
-    valid: torch.Tensor
-    alpha: torch.Tensor
-    h: torch.Tensor | None = None
-    token: torch.Tensor | None = None
-
-    def active_count(self) -> torch.Tensor:
-        """Number of active nodes per sample ``[B]``."""
-        return self.valid.sum(1)
+    value: float
+    unit: str
+    model: str
+    sources: tuple[str, ...] = ()
 
 
-@dataclass
-class Candidates:
-    """Nodes reached by one propagation step, flattened over the batch (``M`` rows), sorted by
-    sample and then by node id (the order ``select`` breaks ties in)."""
+@dataclass(frozen=True)
+class NotAvailable:
+    """A figure the target cannot give, with the reason."""
 
-    batch: torch.Tensor
-    node: torch.Tensor
-    htilde: torch.Tensor
-    alpha: torch.Tensor
-    prev_row: torch.Tensor
-    """Row of this (sample, node) in the previous state's flattened slots, or -1."""
-    n_batch: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        if not self.reason.strip():
+            raise ValueError("NotAvailable needs a reason")
 
 
-@dataclass
+Metric = Measured | Modelled | NotAvailable
+
+METRIC_KINDS = {Measured: "measured", Modelled: "modelled", NotAvailable: "n/a"}
+
+
+def metric_dict(m: Metric) -> dict[str, Any]:
+    """JSON form: ``{"kind": "measured" | "modelled" | "n/a", ...fields}``."""
+    return {"kind": METRIC_KINDS[type(m)], **asdict(m)}
+
+
+def metric_value(m: Metric) -> float | None:
+    """The number of a Measured or Modelled metric, None for NotAvailable."""
+    return None if isinstance(m, NotAvailable) else m.value
+
+
+# ------------------------------------------------------------------------------ capabilities
+@dataclass(frozen=True)
 class Capabilities:
-    """What a backend can do and how it knows each metric.
+    """What a target can do and how it knows each metric of its reports.
 
-    ``metrics`` maps a metric name to ``'measured'``, ``'modelled'`` or ``'n/a: <reason>'``.
+    ``metrics`` maps each report metric (``latency``, ``energy``, ``energy_measured``,
+    ``latency_distribution``) to ``"measured"``, ``"modelled"`` or a :class:`NotAvailable`;
+    a Report of this target carries exactly that kind in the matching field (the contract
+    suite checks it).
     """
 
-    differentiable: bool
+    trains: bool
+    """Has a differentiable op table (``Backend.ops``): it can train."""
     devices: tuple[str, ...]
-    metrics: dict[str, str] = field(default_factory=dict)
+    metrics: dict[str, str | NotAvailable]
     notes: str = ""
 
-
-@dataclass
-class Report:
-    """Result of running a program on one batch: accuracy-relevant outputs plus the costs."""
-
-    backend: str
-    n_samples: int
-    active_fraction: float
-    active_fraction_per_step: list[float]
-    ledger: CostLedger
-    latency_s: float | str
-    """Measured wall time for the batch (seconds) or 'n/a: reason'."""
-    metrics: dict[str, Any] = field(default_factory=dict)
+    def kind(self, metric: str) -> str:
+        v = self.metrics.get(metric)
+        if v is None:
+            return "n/a"
+        return "n/a" if isinstance(v, NotAvailable) else v
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["ledger"] = self.ledger.to_dict()
-        return d
+        return {
+            "trains": self.trains,
+            "devices": list(self.devices),
+            "metrics": {
+                k: (f"n/a: {v.reason}" if isinstance(v, NotAvailable) else v)
+                for k, v in self.metrics.items()
+            },
+            "notes": self.notes,
+        }
 
 
+# ------------------------------------------------------------------------------ reports
+@dataclass
+class Report:
+    """One program call (or several, merged): what was computed and what it cost.
+
+    ``latency`` is per inference (measured on a device, or modelled for a simulated target);
+    ``latency_per_inference`` its distribution in seconds where the target gives one;
+    ``wall_time`` the measured wall time of the call on this machine (the simulation's own
+    speed for a simulated target). ``ledger`` holds counted events by op and their modelled
+    energy; ``details`` target-specific figures (mapping, event counts, NeuroBench...).
+    """
+
+    target: str
+    preset: str | None
+    n_samples: int
+    active_fraction_per_step: list[float]
+    """Measured fraction of nodes active, mean over samples: [ignition, step 1, ...]."""
+    wall_time: Measured
+    latency: Measured | Modelled | NotAvailable
+    latency_per_inference: list[float] | None = None
+    ledger: CostLedger | None = None
+    energy_model: str = ""
+    """What the ledger's energies are (the cost model and its tables)."""
+    energy_measured: Measured | NotAvailable = field(
+        default_factory=lambda: NotAvailable("no power counter was read")
+    )
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def active_fraction(self) -> float:
+        """Mean active fraction over the propagation steps (ignition excluded)."""
+        steps = self.active_fraction_per_step[1:]
+        return sum(steps) / max(1, len(steps))
+
+    @property
+    def energy(self) -> Modelled | NotAvailable:
+        """Modelled energy of the call (J): counted events x per-event energies."""
+        if self.ledger is None or self.ledger.table is None:
+            return NotAvailable(f"{self.target} keeps no cost ledger")
+        table = self.ledger.table.events
+        srcs = tuple(sorted({table[ev].source for ev in self.ledger.totals()}))
+        return Modelled(self.ledger.energy_j(), "J", self.energy_model, srcs)
+
+    @property
+    def energy_per_inference(self) -> Modelled | NotAvailable:
+        e = self.energy
+        if isinstance(e, NotAvailable):
+            return e
+        return Modelled(e.value / max(1, self.n_samples), "J", e.model, e.sources)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "preset": self.preset,
+            "n_samples": self.n_samples,
+            "active_fraction": self.active_fraction,
+            "active_fraction_per_step": self.active_fraction_per_step,
+            "wall_time": metric_dict(self.wall_time),
+            "latency": metric_dict(self.latency),
+            "latency_per_inference_s": self.latency_per_inference,
+            "energy": metric_dict(self.energy),
+            "energy_per_inference": metric_dict(self.energy_per_inference),
+            "energy_measured": metric_dict(self.energy_measured),
+            "cost": None if self.ledger is None else self.ledger.to_dict(),
+            "details": self.details,
+        }
+
+
+def _merge_metric(ms: Sequence[Metric], weights: Sequence[int]) -> Metric:
+    """Sample-weighted mean of per-inference metrics of one kind (the first n/a wins)."""
+    for m in ms:
+        if isinstance(m, NotAvailable):
+            return m
+    total = max(1, sum(weights))
+    value = math.fsum(m.value * w for m, w in zip(ms, weights, strict=True)) / total
+    first = ms[0]
+    if isinstance(first, Measured):
+        return Measured(value, first.unit, first.how)
+    return Modelled(value, first.unit, first.model, first.sources)
+
+
+def merge_reports(reports: Sequence[Report]) -> Report:
+    """One whole-run report from the reports of consecutive batches: sums (samples, wall time,
+    ledger counts, measured energy), sample-weighted means (active fractions, per-inference
+    latency) and concatenated distributions. Per-batch ``details`` stay in
+    ``details['per_batch']``."""
+    if not reports:
+        raise RsgnError("no batches to report on")
+    if len(reports) == 1:
+        return reports[0]
+    first = reports[0]
+    ns = [r.n_samples for r in reports]
+    total = sum(ns)
+    steps = [
+        math.fsum(r.active_fraction_per_step[i] * n for r, n in zip(reports, ns, strict=True))
+        / max(1, total)
+        for i in range(len(first.active_fraction_per_step))
+    ]
+    ledger = None
+    if first.ledger is not None:
+        ledger = CostLedger(first.ledger.table)
+        for r in reports:
+            ledger.merge(r.ledger)
+    wall = Measured(math.fsum(r.wall_time.value for r in reports), "s", first.wall_time.how)
+    dist = None
+    if all(r.latency_per_inference is not None for r in reports):
+        dist = [t for r in reports for t in r.latency_per_inference]
+    em: Measured | NotAvailable = first.energy_measured
+    if all(isinstance(r.energy_measured, Measured) for r in reports):
+        em = Measured(
+            math.fsum(r.energy_measured.value for r in reports), "J", first.energy_measured.how
+        )
+    elif isinstance(em, Measured):
+        em = NotAvailable("a batch had no measured energy")
+    return Report(
+        target=first.target,
+        preset=first.preset,
+        n_samples=total,
+        active_fraction_per_step=steps,
+        wall_time=wall,
+        latency=_merge_metric([r.latency for r in reports], ns),
+        latency_per_inference=dist,
+        ledger=ledger,
+        energy_model=first.energy_model,
+        energy_measured=em,
+        details={"per_batch": [r.details for r in reports]},
+    )
+
+
+# ------------------------------------------------------------------------------ programs
 class Program(abc.ABC):
-    """A model mapped onto a target. ``program(x) -> (logits, Report)``."""
+    """A model mapped onto a target. ``program(x) -> (logits, Report)``; re-entrant."""
 
-    backend: Backend
+    target: str
+    spec: ModelSpec
 
     @abc.abstractmethod
     def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
-        """Run a batch ``x`` [B, T, F]; return logits [B, C] and the batch's Report."""
+        """Run a batch ``x`` [B, T, d_in]; return logits [B, C] and the batch's Report."""
 
 
+# ------------------------------------------------------------------------------ backends
 class Backend(abc.ABC):
-    """A target that implements the RSGN op vocabulary."""
+    """A target: typed options (``Options``, with a ``preset``), capabilities, an optional
+    training op table and ``prepare``."""
 
-    name: str = "abstract"
+    name: ClassVar[str] = "abstract"
+    summary: ClassVar[str] = ""
+    Options: ClassVar[type[TargetOptions]] = TargetOptions
 
-    def __init__(self) -> None:
-        self.ledger: CostLedger | None = None
+    def __init__(self, options: TargetOptions | None = None) -> None:
+        opts = options if options is not None else self.Options()
+        if not isinstance(opts, self.Options):
+            raise RsgnError(
+                f"backend {self.name!r} takes {self.Options.__name__}, got {type(opts).__name__}"
+            )
+        opts.validate()
+        self.options = opts
 
-    # --- availability -------------------------------------------------------------------
     @classmethod
     def available(cls) -> tuple[bool, str]:
-        """(is this backend usable here?, reason if not)."""
+        """(is this target usable here?, reason if not)."""
         return True, ""
+
+    @classmethod
+    def presets(cls) -> list[str]:
+        """Names of the presets this target's ``Options.preset`` accepts."""
+        return cls.Options.preset_names()
 
     @abc.abstractmethod
     def capabilities(self) -> Capabilities:
-        """What this backend supports and how it knows each metric."""
+        """What this target supports and how it knows each metric."""
 
-    # --- the op vocabulary ---------------------------------------------------------------
-    @abc.abstractmethod
-    def graph(
-        self,
-        x: torch.Tensor,
-        a: torch.Tensor,
-        u: torch.Tensor,
-        v: torch.Tensor,
-        level: torch.Tensor,
-        hebb: torch.Tensor,
-        in_idx: torch.Tensor,
-        in_mask: torch.Tensor,
-        *,
-        tau: float,
-        inhibition_radius: float,
-    ) -> Graph:
-        """Edge weights on the given topology and the derived out-edge / inhibition structures."""
+    @property
+    def ops(self) -> OpTable | None:
+        """The differentiable op table this target trains with, or None."""
+        return None
+
+    def check(self, spec: ModelSpec) -> None:
+        """Raise an RsgnError naming the reason if this target cannot run ``spec`` (called
+        before any work, e.g. by ``compare`` and ``sweep``)."""
 
     @abc.abstractmethod
-    def ignite(
-        self,
-        sparks: torch.Tensor,
-        spark_a: torch.Tensor,
-        graph: Graph,
-        *,
-        sigma: float,
-        eps: float,
-        cap: int,
-        method: str,
-    ) -> ActiveState:
-        """Initial activations from the sparks [B, T, D] (max over tokens), capped."""
-
-    def token_distances(
-        self, sparks: torch.Tensor, spark_a: torch.Tensor, graph: Graph, ids: torch.Tensor
-    ) -> torch.Tensor:
-        """d_H(s_t, p_i) from every spark of sample b to each node in ``ids[b]``: [B, W, T]
-        (the ``attend`` initial state's weights). This default computes them exactly,
-        d = 2 asinh(|s - p| / sqrt(a_s a_p)), charging B W T (D + 1) MACs and one
-        transcendental per pair; a target that measures distances overrides it."""
-        from rsgn.geometry import dist_from_parts
-
-        p, a = graph.x[ids], graph.a[ids]  # [B, W, D], [B, W]
-        d = dist_from_parts(
-            sparks.unsqueeze(1), p.unsqueeze(2), spark_a.unsqueeze(1), a.unsqueeze(2)
-        )
-        pairs = d.numel()
-        self.count("mac_fp32", pairs * (sparks.shape[-1] + 1))
-        self.count("transcendental_fp32", pairs)
-        self.count("sram_word_32b", ids.numel() * (sparks.shape[-1] + 1))
-        return d
-
-    @abc.abstractmethod
-    def propagate(
-        self,
-        state: ActiveState,
-        graph: Graph,
-        w_h: torch.Tensor,
-        b_h: torch.Tensor,
-        theta: torch.Tensor,
-        *,
-        gamma: float,
-        temperature: float,
-    ) -> Candidates:
-        """One message-passing step from the active set; candidate activations."""
-
-    @abc.abstractmethod
-    def inhibit(self, cand: Candidates, graph: Graph, *, strength: float) -> torch.Tensor:
-        """Divisive local inhibition of the candidate activations; returns new alphas [M]."""
-
-    @abc.abstractmethod
-    def select(
-        self,
-        batch: torch.Tensor,
-        node: torch.Tensor,
-        score: torch.Tensor,
-        n_batch: int,
-        n_nodes: int,
-        *,
-        cap: int,
-        eps: float,
-        method: str,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """k-winners per sample among scored (batch, node) rows.
-
-        Returns ``ids [B, W]``, ``row [B, W]`` (index into the scored rows, -1 if none) and
-        ``valid [B, W]`` (selected, scored and score > eps).
-        """
-
-    @abc.abstractmethod
-    def update(
-        self,
-        cand: Candidates,
-        alpha: torch.Tensor,
-        prev: ActiveState,
-        ids: torch.Tensor,
-        row: torch.Tensor,
-        valid: torch.Tensor,
-        ln_weight: torch.Tensor,
-        ln_bias: torch.Tensor,
-    ) -> ActiveState:
-        """New state of the selected nodes: h_i = LN(h~_i + h_i_prev) * alpha_i."""
-
-    def step(
-        self,
-        state: ActiveState,
-        graph: Graph,
-        w_h: torch.Tensor,
-        b_h: torch.Tensor,
-        theta: torch.Tensor,
-        ln_weight: torch.Tensor,
-        ln_bias: torch.Tensor,
-        *,
-        gamma: float,
-        temperature: float,
-        inhibition: float,
-        cap: int,
-        eps: float,
-        method: str,
-    ) -> ActiveState:
-        """One whole propagation step: propagate -> inhibit -> select -> update.
-
-        A composite op: this default is its definition, written with the four ops above, and
-        every backend that does not override it runs exactly that sequence. A backend may fuse
-        it (the Triton backend does) but must return the same state.
-        """
-        cand = self.propagate(state, graph, w_h, b_h, theta, gamma=gamma, temperature=temperature)
-        alpha = self.inhibit(cand, graph, strength=inhibition)
-        ids, row, valid = self.select(
-            cand.batch,
-            cand.node,
-            alpha,
-            state.ids.shape[0],
-            graph.n_nodes,
-            cap=cap,
-            eps=eps,
-            method=method,
-        )
-        return self.update(cand, alpha, state, ids, row, valid, ln_weight, ln_bias)
-
-    @abc.abstractmethod
-    def readout(
-        self, state: ActiveState, w_o: torch.Tensor, b_o: torch.Tensor, *, normalise: bool
-    ) -> torch.Tensor:
-        """logits = W_o sum_i alpha_i h_i + b_o (optionally divided by the active count)."""
-
-    # --- mapping ---------------------------------------------------------------------------
-    @abc.abstractmethod
-    def prepare(self, model: RSGN) -> Program:
+    def prepare(self, spec: ModelSpec) -> Program:
         """Map a trained model onto this target once; returns a runnable Program."""
-
-    # --- cost counting -----------------------------------------------------------------------
-    def count(self, event: str, n: float) -> None:
-        """Add ``n`` events to the current ledger (no-op when not counting)."""
-        if self.ledger is not None:
-            self.ledger.add(event, n)
-
-    def count_op(self, op: str) -> None:
-        """Charge the following ``count`` calls to ``op`` (no-op when not counting)."""
-        if self.ledger is not None:
-            self.ledger.op(op)

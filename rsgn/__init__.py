@@ -1,3 +1,3 @@
 """rsgn: Resonant Sparse Geometry Networks on torch, Triton, optical and neuromorphic targets."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

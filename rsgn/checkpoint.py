@@ -120,25 +120,50 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 _LEGACY_MODEL_KEYS = {
     "encoder_width": 0,
     "token_skip": False,
-    "node_code": 0,
     "node_readout": False,
     "feature_dropout": 0.0,
 }
 
+# Options removed in the v2 architecture (their ablation arms lost or nothing set them), with
+# the value under which a saved model is today's model: a checkpoint at that value loads (the
+# key is dropped), any other value is refused with a message naming the option.
+REMOVED_MODEL_KEYS = {
+    "position_code": False,
+    "spark_context": 1,
+    "node_code": 0,
+    "readout_norm": False,
+}
+REMOVED_INIT_STATES = ("routed", "both", "max")
 
-def _with_legacy_keys(config: dict) -> dict:
-    """The saved config with every later-added model option set to its pre-existing value."""
+
+def _with_legacy_keys(config: dict, where: str = "checkpoint") -> dict:
+    """The saved config with every later-added model option set to its pre-existing value and
+    every removed option dropped (or refused when the saved model used it)."""
     model = config.get("model")
     if not isinstance(model, dict):
         return config
-    return {**config, "model": {**_LEGACY_MODEL_KEYS, **model}}
+    model = {**_LEGACY_MODEL_KEYS, **model}
+    for key, neutral in REMOVED_MODEL_KEYS.items():
+        if key in model:
+            value = model.pop(key)
+            if value != neutral:
+                raise RsgnError(
+                    f"{where} uses model.{key} = {value!r}, an option removed in rsgn 0.2 (its "
+                    "ablation lost); load it with rsgn 0.1"
+                )
+    if model.get("init_state") in REMOVED_INIT_STATES:
+        raise RsgnError(
+            f"{where} uses model.init_state = {model['init_state']!r}, removed in rsgn 0.2 (its "
+            "ablation lost); load it with rsgn 0.1"
+        )
+    return {**config, "model": model}
 
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, RunConfig, dict[str, Any]]:
     """Rebuild the model of a checkpoint (the RSGN or a baseline, by the recorded model name):
     returns (model, RunConfig, payload)."""
     payload = read_checkpoint(path)
-    cfg = RunConfig.from_dict(_with_legacy_keys(payload["config"]), where=str(path))
+    cfg = RunConfig.from_dict(_with_legacy_keys(payload["config"], str(path)), where=str(path))
     name = payload.get("model", "rsgn")
     if name == "rsgn":
         from rsgn.model import RSGN

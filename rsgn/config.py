@@ -55,16 +55,6 @@ class ModelConfig:
     temperature_start: float = 2.0
     temperature_end: float = 0.5
     spark_scale_init: float = 0.7
-    position_code: bool = False
-    """Add W_pos v_i (the node's tangent-space position, D -> d, D d + d parameters) to each
-    ignited node's initial state, so the readout can tell where in the ball activity is."""
-    spark_context: int = 1
-    """Tokens each spark sees: 1 is the paper's per-token MLP; w > 1 makes the first spark
-    layer a width-w convolution over the sequence ('same' padding), so sparks encode local
-    patterns (+ (w - 1) d_in 4D parameters)."""
-    node_code: int = 0
-    """Width m of a learned code c_i per node (0: none): each ignited node's initial state gets
-    W_c c_i (N m + m d + d parameters), so the readout can tell which nodes are active."""
     encoder_width: int = 5
     """Token encoder: 0 (the paper) feeds raw tokens to the sparks and W_init; w >= 1 first
     maps each token to e_t = GELU(b + sum_u W_u x_{t+u-floor(w/2)}) (a width-w convolution,
@@ -82,16 +72,12 @@ class ModelConfig:
     """Std of the tangent-space node positions at initialisation (before expmap0)."""
     init_state: str = "attend"
     """'mean': the paper's mean over all tokens (of the features e_t, see encoder_width);
-    'routed': each ignited node starts from the features of the token that ignited it;
-    'both': the sum of the two; 'max': the max-pool over tokens max_t e_t; 'attend': the
-    token features weighted by a softmax over tokens of the ignition Gaussian,
+    'attend': the token features weighted by a softmax over tokens of the ignition Gaussian,
     softmax_t(-d_H(s_t, p_i)^2 / 2 sigma^2), so the tokens that lit node i route their features
-    into it (same parameters for all five)."""
+    into it (same parameters for both)."""
     selection: str = "radix"
     """Active-set cap: 'radix' (exact, sort-free histogram select) or 'stat' (statistical
     top-k: mean + std * Phi^-1(1 - k/n); approximate, for near-Gaussian scores only)."""
-    readout_norm: bool = False
-    """Divide the readout sum by the active-set size (off in the paper)."""
     node_readout: bool = False
     """Add sum_{i in A} alpha_i R_i to the logits: a learned class vector R_i per node, read
     through the final active set A (N C parameters), so the readout sees which nodes are
@@ -118,15 +104,15 @@ class ModelConfig:
     """Hebbian reward R: 'neg_loss' (paper, R = -loss) or 'advantage' (R = baseline - loss)."""
 
     _choices = {
-        "init_state": ("mean", "routed", "both", "max", "attend"),
+        "init_state": ("attend", "mean"),
         "selection": ("radix", "stat"),
         "reward": ("advantage", "neg_loss"),
     }
 
     def validate(self) -> None:
         _positive_int(self, "n_nodes", "d_hidden", "d_space", "n_steps", "affinity_rank", "k_in")
-        _positive_int(self, "spark_context", "encoder_dim")
-        _nonneg_int(self, "encoder_width", "node_code")
+        _positive_int(self, "encoder_dim")
+        _nonneg_int(self, "encoder_width")
         _nonneg_int(self, "k_sprout", "prune_patience")
         _positive_float(self, "tau", "sigma_ign", "temperature_start", "temperature_end")
         _positive_float(self, "spark_scale_init", "init_radius", "inhibition_radius")
@@ -268,16 +254,19 @@ def _field_types(obj: Any) -> dict[str, Any]:
 def _set_field(obj: Any, sec: str, key: str, value: Any, *, from_string: bool) -> None:
     types = _field_types(obj)
     if key not in types:
-        raise RsgnError(f"unknown config key '{sec}.{key}'")
+        raise RsgnError(f"unknown config key '{sec}.{key}'{did_you_mean(key, types)}")
     ftype = str(types[key])
     try:
-        converted = _convert(value, ftype, from_string)
+        converted = convert_value(value, ftype, from_string)
     except (TypeError, ValueError) as exc:
         raise RsgnError(f"invalid value for '{sec}.{key}': {value!r} ({exc})") from None
     setattr(obj, key, converted)
 
 
-def _convert(value: Any, ftype: str, from_string: bool) -> Any:
+def convert_value(value: Any, ftype: str, from_string: bool) -> Any:
+    """``value`` as the dataclass field type ``ftype`` (``bool``, ``int``, ``float``, ``str``,
+    optionally ``| None``); strings from the command line are parsed when ``from_string``.
+    Raises ValueError / TypeError naming what was expected."""
     optional = "None" in ftype
     base = ftype.replace(" | None", "").strip()
     if optional and (value is None or (from_string and str(value).lower() in ("none", "null"))):
@@ -312,6 +301,14 @@ def _convert(value: Any, ftype: str, from_string: bool) -> Any:
             raise ValueError("expected a string")
         return value
     raise TypeError(f"unsupported field type {ftype}")
+
+
+def did_you_mean(word: str, known: Any) -> str:
+    """`` (did you mean 'x'?)`` for the closest of ``known`` to ``word``, else ''."""
+    import difflib
+
+    close = difflib.get_close_matches(word, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _check_choices(obj: Any, sec: str) -> None:
@@ -407,7 +404,8 @@ def apply_overrides(cfg: RunConfig, overrides: list[str]) -> RunConfig:
         else:
             owners = [s for s in _SECTIONS if key in _field_types(getattr(cfg, s))]
             if not owners:
-                raise RsgnError(f"unknown config key '{key}'")
+                every = [f for s in _SECTIONS for f in _field_types(getattr(cfg, s))]
+                raise RsgnError(f"unknown config key '{key}'{did_you_mean(key, every)}")
             if len(owners) > 1:
                 raise RsgnError(f"ambiguous config key '{key}': use one of {owners}")
             sec, name = owners[0], key

@@ -1,129 +1,122 @@
-"""Evaluation of a model on a backend: accuracy, active fraction, latency and cost report.
+"""Evaluation of a model on a target: accuracy and loss plus the target's whole-run Report.
 
-Baselines (:mod:`rsgn.baselines`) run on torch only: their report has accuracy, loss, measured
-active fraction and latency, and says so in place of the backend cost report.
+The RSGN runs through ``backend.prepare(model.export())`` in batches; the batches' reports are
+merged into one (:func:`rsgn.backends.base.merge_reports`). Baselines (:mod:`rsgn.baselines`)
+run on plain torch.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-from rsgn.backends import CostLedger, get_backend
-from rsgn.backends.base import Backend
+from rsgn.backends import get_backend
+from rsgn.backends.base import (
+    Backend,
+    Measured,
+    NotAvailable,
+    Report,
+    merge_reports,
+)
 from rsgn.errors import RsgnError
+from rsgn.spec import ModelSpec
+
+
+@dataclass
+class Evaluation:
+    """Accuracy and loss of one model on one target, and the target's whole-run report."""
+
+    accuracy: float
+    loss: float
+    report: Report
+    capabilities: dict[str, Any]
+    logits: torch.Tensor | None = None
+    """Logits of every sample [n, C] (float32, CPU) when asked for."""
+    extra: dict[str, Any] = field(default_factory=dict)
+    """Model-specific figures (a baseline's parameter count, the MoE's expert load...)."""
+
+    @property
+    def n_samples(self) -> int:
+        return self.report.n_samples
+
+    @property
+    def active_fraction(self) -> float:
+        return self.report.active_fraction
+
+    def to_dict(self) -> dict[str, Any]:
+        rep = self.report.to_dict()
+        out = {
+            "target": rep.pop("target"),
+            "preset": rep.pop("preset"),
+            "n_samples": rep.pop("n_samples"),
+            "accuracy": self.accuracy,
+            "loss": self.loss if math.isfinite(self.loss) else "n/a: non-finite",
+            **self.extra,
+            **rep,
+            "capabilities": self.capabilities,
+        }
+        return out
+
+
+def _score(logits: torch.Tensor, y: torch.Tensor) -> tuple[int, float]:
+    logits = logits.float().cpu()
+    loss = float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+    return int((logits.argmax(1) == y).sum()), loss
 
 
 def evaluate(
-    model: torch.nn.Module,
+    model: torch.nn.Module | ModelSpec,
     x: torch.Tensor,
     y: torch.Tensor,
     backend: Backend | str | None = None,
     *,
     batch_size: int = 256,
     preset: str | None = None,
-    return_details: bool = False,
-) -> dict[str, Any] | tuple[dict[str, Any], dict[str, Any]]:
-    """Run ``x`` through ``backend.prepare(model)`` in batches.
-
-    Returns accuracy, mean active fraction over propagation steps (and per step), the summed
-    cost ledger (counted events, modelled energy with provenance), measured latency per batch
-    and per sample, and the backend's capabilities.
-
-    With ``return_details`` it returns ``(report, details)``: ``details`` holds the logits of
-    every sample (``logits`` [n, C], float32, CPU), each batch's size and ``Report.latency_s``
-    (``batch_sizes``, ``batch_latency_s``), each batch's backend metrics (``batch_metrics``)
-    and the backend's :class:`Capabilities` (``capabilities``); ``rsgn compare`` uses them.
-    """
+    keep_logits: bool = False,
+) -> Evaluation:
+    """Run ``x`` through the target in batches of ``batch_size``; accuracy, mean loss and the
+    merged report. ``model`` is an RSGN (exported here), its ModelSpec, or a baseline."""
+    if batch_size <= 0:
+        raise RsgnError(f"batch size must be positive, got {batch_size}")
+    if len(y) == 0:
+        raise RsgnError("no samples to evaluate")
     if getattr(model, "model_name", None):
-        if return_details:
-            raise RsgnError("return_details applies to the RSGN only (baselines run on torch)")
-        return evaluate_baseline(model, x, y, backend, batch_size=batch_size, preset=preset)
-    if backend is None or isinstance(backend, str):
-        be = get_backend(backend, preset=preset)
-    else:
-        be = backend
-    program = be.prepare(model)
-    ledger: CostLedger | None = None
-    correct, total = 0, 0
-    per_step: list[float] = []
-    latencies: list[float] = []
-    backend_metrics: list[dict[str, Any]] = []
-    all_logits: list[torch.Tensor] = []
-    batch_sizes: list[int] = []
-    batch_latency: list[float | str] = []
-    loss_sum = 0.0
-    for s in range(0, len(y), batch_size):
-        xb, yb = x[s : s + batch_size], y[s : s + batch_size]
-        logits, rep = program(xb)
-        if rep.metrics:
-            backend_metrics.append(rep.metrics)
-        logits = logits.float().cpu()
-        if return_details:
-            all_logits.append(logits.detach())
-            batch_sizes.append(len(yb))
-            batch_latency.append(rep.latency_s)
-        loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
-        total += len(yb)
-        w = len(yb)
-        steps = rep.active_fraction_per_step
-        if per_step:
-            per_step = [a + b * w for a, b in zip(per_step, steps, strict=True)]
-        else:
-            per_step = [b * w for b in steps]
-        if isinstance(rep.latency_s, float):
-            latencies.append(rep.latency_s)
-        if ledger is None:
-            ledger = rep.ledger
-        else:
-            ledger.merge(rep.ledger)
-    per_step = [v / total for v in per_step]
-    caps = be.capabilities()
-    out: dict[str, Any] = {
-        "backend": be.name,
-        "preset": getattr(be, "preset_name", None) or getattr(be, "energy_table_name", None),
-        "n_samples": total,
-        "accuracy": correct / total,
-        "loss": loss_sum / total,
-        "active_fraction": sum(per_step[1:]) / max(1, len(per_step) - 1),
-        "active_fraction_per_step": per_step,
-        "latency_s_per_batch": (sum(latencies) / len(latencies)) if latencies else "n/a",
-        "latency_s_per_sample": (sum(latencies) / total) if latencies else "n/a",
-        "capabilities": {"differentiable": caps.differentiable, "metrics": caps.metrics},
-    }
-    if backend_metrics:  # backend-specific extras (agreement with torch, latency breakdown...)
-        out["backend_metrics"] = (
-            backend_metrics[0] if len(backend_metrics) == 1 else backend_metrics
+        return evaluate_baseline(
+            model, x, y, backend, batch_size=batch_size, preset=preset, keep_logits=keep_logits
         )
-    if ledger is not None:
-        cost = ledger.to_dict()
-        e = cost.get("energy_j")
-        if isinstance(e, float):
-            cost["energy_j_per_inference"] = e / total
-        out["cost"] = cost
-    if not math.isfinite(out["loss"]):
-        out["loss"] = "n/a: non-finite"
-    if return_details:
-        details = {
-            "logits": torch.cat(all_logits) if all_logits else torch.empty(0),
-            "batch_sizes": batch_sizes,
-            "batch_latency_s": batch_latency,
-            "batch_metrics": backend_metrics,
-            "capabilities": caps,
-        }
-        return out, details
-    return out
+    be = backend if isinstance(backend, Backend) else get_backend(backend, preset=preset)
+    spec = model if isinstance(model, ModelSpec) else model.export()
+    be.check(spec)
+    program = be.prepare(spec)
+    correct, loss = 0, 0.0
+    reports: list[Report] = []
+    kept: list[torch.Tensor] = []
+    for s in range(0, len(y), batch_size):
+        logits, rep = program(x[s : s + batch_size])
+        c, ls = _score(logits, y[s : s + batch_size])
+        correct, loss = correct + c, loss + ls
+        reports.append(rep)
+        if keep_logits:
+            kept.append(logits.detach().float().cpu())
+    n = len(y)
+    return Evaluation(
+        accuracy=correct / n,
+        loss=loss / n,
+        report=merge_reports(reports),
+        capabilities=be.capabilities().to_dict(),
+        logits=torch.cat(kept) if keep_logits else None,
+    )
 
 
-BASELINE_COST = "n/a: baselines run on torch only"
+BASELINE_ENERGY = NotAvailable("baselines run on plain torch without a cost model")
 
 
 def check_baseline_backend(backend: Backend | str | None, preset: str | None = None) -> None:
-    """Baselines run on plain torch: refuse any other backend, or a hardware preset."""
+    """Baselines run on plain torch: refuse any other target, or a hardware preset."""
     name = backend if (backend is None or isinstance(backend, str)) else backend.name
     if name not in (None, "torch"):
         raise RsgnError(f"baselines run on torch only, not on backend {name!r}")
@@ -139,20 +132,18 @@ def evaluate_baseline(
     *,
     batch_size: int = 256,
     preset: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate a baseline with plain torch (inference mode) in batches.
-
-    Returns accuracy, loss, the active fraction (1.0 for dense models; for the MoE the measured
-    fraction of expert capacity used, see ``active_fraction_definition``), measured latency and
-    ``cost`` = "n/a: baselines run on torch only" (no backend cost model applies).
-    """
+    keep_logits: bool = False,
+) -> Evaluation:
+    """Evaluate a baseline with plain torch (inference mode) in batches: accuracy, loss, the
+    measured active fraction (1.0 for dense models; for the MoE the fraction of expert
+    capacity used, see ``active_fraction_definition``) and measured latency."""
     check_baseline_backend(backend, preset)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct, total, loss_sum, frac_sum = 0, 0, 0.0, 0.0
-    latencies: list[float] = []
+    correct, total, loss, frac_sum, wall = 0, 0, 0.0, 0.0, 0.0
     loads: list[list[float]] = []
+    kept: list[torch.Tensor] = []
     with torch.inference_mode():
         for s in range(0, len(y), batch_size):
             xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size]
@@ -160,41 +151,38 @@ def evaluate_baseline(
             logits = model(xb)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
-            latencies.append(time.perf_counter() - t0)
-            logits = logits.float().cpu()
-            loss_sum += float(torch.nn.functional.cross_entropy(logits, yb, reduction="sum"))
-            correct += int((logits.argmax(1) == yb).sum())
-            total += len(yb)
+            wall += time.perf_counter() - t0
+            c, ls = _score(logits, yb)
+            correct, loss, total = correct + c, loss + ls, total + len(yb)
             frac_sum += model.active_fraction() * len(yb)
             if hasattr(model, "expert_load"):
                 loads.append([v * len(yb) for v in model.expert_load()])
+            if keep_logits:
+                kept.append(logits.detach().float().cpu())
     model.train(was_training)
-    out: dict[str, Any] = {
-        "backend": "torch",
+    how = "wall clock" + (", CUDA-synchronised" if device.type == "cuda" else " on the CPU")
+    frac = frac_sum / total
+    report = Report(
+        target="torch",
+        preset=None,
+        n_samples=total,
+        active_fraction_per_step=[frac, frac],
+        wall_time=Measured(wall, "s", how),
+        latency=Measured(wall / total, "s", how),
+        details={"energy": BASELINE_ENERGY.reason},
+    )
+    extra: dict[str, Any] = {
         "model": model.model_name,
-        "preset": None,
-        "n_samples": total,
-        "accuracy": correct / total,
-        "loss": loss_sum / total,
         "params": model.n_params(),
-        "active_fraction": frac_sum / total,
         "active_fraction_definition": model.active_fraction_definition,
-        "active_fraction_per_step": "n/a: a baseline has no propagation steps",
-        "latency_s_per_batch": sum(latencies) / len(latencies),
-        "latency_s_per_sample": sum(latencies) / total,
-        "capabilities": {
-            "differentiable": True,
-            "metrics": {
-                "accuracy": "measured",
-                "active_fraction": "measured",
-                "latency": "measured (wall clock; CUDA-synchronised on GPU)",
-                "energy_modelled": BASELINE_COST,
-            },
-        },
-        "cost": BASELINE_COST,
     }
     if loads:
-        out["expert_load"] = [sum(col) / total for col in zip(*loads, strict=True)]
-    if not math.isfinite(out["loss"]):
-        out["loss"] = "n/a: non-finite"
-    return out
+        extra["expert_load"] = [sum(col) / total for col in zip(*loads, strict=True)]
+    return Evaluation(
+        accuracy=correct / total,
+        loss=loss / total,
+        report=report,
+        capabilities={"trains": True, "devices": [device.type], "metrics": {}},
+        logits=torch.cat(kept) if keep_logits else None,
+        extra=extra,
+    )

@@ -1,0 +1,1 @@
+from rsgn.backends.neuromorphic.target import NeuromorphicBackend  # noqa: F401

@@ -1,0 +1,1 @@
+from rsgn.backends.optical.target import OpticalBackend  # noqa: F401

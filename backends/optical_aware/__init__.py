@@ -1,0 +1,1 @@
+from rsgn.backends.optical_aware.target import OpticalAwareBackend  # noqa: F401

@@ -1,0 +1,1 @@
+from rsgn.backends.triton.target import TritonBackend  # noqa: F401
