@@ -114,6 +114,10 @@ class Capabilities:
     """Has a differentiable op table (``Backend.ops``): it can train."""
     devices: tuple[str, ...]
     metrics: dict[str, str | NotAvailable]
+    reference_tol: float | None = None
+    """The largest |logit - torch logit| / max |torch logit| this target with these options
+    promises (float precision where the computation is ideal); None: no promise (noise,
+    quantisation), agreement is only measured."""
     notes: str = ""
 
     def kind(self, metric: str) -> str:
@@ -130,6 +134,7 @@ class Capabilities:
                 k: (f"n/a: {v.reason}" if isinstance(v, NotAvailable) else v)
                 for k, v in self.metrics.items()
             },
+            "reference_tol": self.reference_tol,
             "notes": self.notes,
         }
 
@@ -156,7 +161,8 @@ class Report:
     latency_per_inference: list[float] | None = None
     ledger: CostLedger | None = None
     energy_model: str = ""
-    """What the ledger's energies are (the cost model and its tables)."""
+    """What the ledger's energies are (the cost model and its tables); without a ledger, why
+    the report has no modelled energy."""
     energy_measured: Measured | NotAvailable = field(
         default_factory=lambda: NotAvailable("no power counter was read")
     )
@@ -172,7 +178,7 @@ class Report:
     def energy(self) -> Modelled | NotAvailable:
         """Modelled energy of the call (J): counted events x per-event energies."""
         if self.ledger is None or self.ledger.table is None:
-            return NotAvailable(f"{self.target} keeps no cost ledger")
+            return NotAvailable(self.energy_model or f"{self.target} keeps no cost ledger")
         table = self.ledger.table.events
         srcs = tuple(sorted({table[ev].source for ev in self.ledger.totals()}))
         return Modelled(self.ledger.energy_j(), "J", self.energy_model, srcs)
@@ -299,6 +305,12 @@ class Backend(abc.ABC):
         return True, ""
 
     @classmethod
+    def emulated(cls) -> str | None:
+        """A reason when this target runs here only emulated, far slower than on its hardware
+        (``compare`` then runs it only when listed explicitly), else None."""
+        return None
+
+    @classmethod
     def presets(cls) -> list[str]:
         """Names of the presets this target's ``Options.preset`` accepts."""
         return cls.Options.preset_names()
@@ -314,7 +326,8 @@ class Backend(abc.ABC):
 
     def check(self, spec: ModelSpec) -> None:
         """Raise an RsgnError naming the reason if this target cannot run ``spec`` (called
-        before any work, e.g. by ``compare`` and ``sweep``)."""
+        before any work, e.g. by ``compare`` and ``sweep``); this default accepts every model."""
+        del spec
 
     @abc.abstractmethod
     def prepare(self, spec: ModelSpec) -> Program:

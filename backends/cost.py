@@ -5,7 +5,8 @@ Energy of a run is modelled as
     E = sum_events count(event) * e(event)
 
 where each per-event energy ``e`` is a :class:`Constant` read from a preset TOML file that
-carries its value, unit, source, kind (measured / datasheet / derived / assumed) and scope.
+carries its value, unit, source, evidence (measured / datasheet / derived / estimate) and scope
+(the schema of :mod:`rsgn.provenance`; ``source`` cites keys of ``docs/references.md``).
 The ledger also keeps counts per op so a report can say where the energy went.
 """
 
@@ -18,18 +19,23 @@ from importlib import resources
 from typing import Any
 
 from rsgn.errors import RsgnError
+from rsgn.provenance import EVIDENCE, ProvenanceError, check_entry
 
 _UNIT_TO_J = {"fJ": 1e-15, "pJ": 1e-12, "nJ": 1e-9, "uJ": 1e-6, "mJ": 1e-3, "J": 1.0}
 
 
 @dataclass(frozen=True)
 class Constant:
-    """A physical or hardware constant with provenance."""
+    """A physical or hardware constant with provenance.
+
+    ``evidence`` is one of :data:`rsgn.provenance.EVIDENCE` (measured, datasheet, derived,
+    estimate).
+    """
 
     value: float
     unit: str
     source: str
-    kind: str
+    evidence: str
     scope: str = ""
 
     def joules(self) -> float:
@@ -45,7 +51,7 @@ class EnergyTable:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-_KINDS = ("measured", "datasheet", "derived", "assumed", "simulated")
+_KINDS = EVIDENCE  # the evidence classes of a constant (rsgn.provenance)
 
 
 def load_energy_table(name: str = "electronic_45nm") -> EnergyTable:
@@ -57,16 +63,13 @@ def load_energy_table(name: str = "electronic_45nm") -> EnergyTable:
     data = tomllib.loads((files / f"{name}.toml").read_text())
     events = {}
     for ev, d in data.get("events", {}).items():
-        missing = {"value", "unit", "source", "kind"} - set(d)
-        if missing:
-            raise RsgnError(f"preset {name}: event {ev} lacks {', '.join(sorted(missing))}")
-        if d["kind"] not in _KINDS:
-            raise RsgnError(f"preset {name}: event {ev} has unknown kind {d['kind']!r}")
-        if not d["value"] >= 0:
-            raise RsgnError(f"preset {name}: event {ev} has negative energy {d['value']}")
-        events[ev] = Constant(
-            float(d["value"]), d["unit"], d["source"], d["kind"], d.get("scope", "")
-        )
+        try:
+            p = check_entry(f"preset {name}: event {ev}", d)
+        except ProvenanceError as exc:
+            raise RsgnError(str(exc)) from None
+        if not p.value >= 0:
+            raise RsgnError(f"preset {name}: event {ev} has negative energy {p.value}")
+        events[ev] = Constant(float(p.value), p.unit, p.source, p.evidence, p.scope)
     return EnergyTable(name=name, events=events, meta=data.get("meta", {}))
 
 

@@ -60,10 +60,9 @@ def _entry(name: str) -> BackendEntry:
 def backend_class(name: str) -> type[Backend]:
     e = _entry(name)
     try:
-        mod = importlib.import_module(e.module)
-    except ImportError as exc:
+        return getattr(importlib.import_module(e.module), e.cls)
+    except (ImportError, AttributeError) as exc:
         raise RsgnError(f"backend {name!r} is not available: {exc}") from None
-    return getattr(mod, e.cls)
 
 
 def make_options(

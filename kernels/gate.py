@@ -192,6 +192,6 @@ def soft_threshold_reference(
     gamma: float,
     temperature: float,
 ) -> torch.Tensor:
-    """Torch reference (``TorchBackend.propagate``'s gate)."""
+    """Torch reference (``rsgn.ops.soft_threshold``)."""
     norm = torch.linalg.vector_norm(htilde, dim=-1)
     return torch.sigmoid((alpha_prev + gamma * norm - theta) / temperature)

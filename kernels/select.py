@@ -9,7 +9,7 @@ passes of 8 bits (256-bin ``tl.histogram`` over the entries whose higher digits 
 prefix found so far) locate the exact key of the k-th largest entry; keys above it are selected
 and ties at it go to the lowest indices (a running ``tl.cumsum`` of the tie flags), so exactly
 ``min(k, count)`` entries are chosen per row. Same result, bit for bit, as
-``rsgn.backends.selection.radix_select_rows`` / ``radix_select_mask`` (which use 12/12/8-bit
+``rsgn.selection.radix_select_rows`` / ``radix_select_mask`` (which use 12/12/8-bit
 passes for long rows: the pass split does not change the selected set).
 
 Statistical top-k (Spark Transformer): theta = mean + std Phi^-1(1 - k/n) over the finite
@@ -142,7 +142,7 @@ def radix_select_ragged(scores: torch.Tensor, ptr: torch.Tensor, k: int) -> torc
 
 def radix_select_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Exact k-winners per row of ``scores`` [B, n] (same contract as
-    ``rsgn.backends.selection.radix_select_mask``)."""
+    ``rsgn.selection.radix_select_mask``)."""
     if scores.dim() != 2:
         raise ValueError(f"scores must be [B, n], got shape {tuple(scores.shape)}")
     b, n = scores.shape
@@ -154,7 +154,7 @@ def radix_select_rows(
     scores: torch.Tensor, rows: torch.Tensor, n_rows: int, k: int
 ) -> torch.Tensor:
     """Exact k-winners over a ragged, row-sorted list (contract of
-    ``rsgn.backends.selection.radix_select_rows``)."""
+    ``rsgn.selection.radix_select_rows``)."""
     return radix_select_ragged(scores, rows_ptr(rows, n_rows), k)
 
 
@@ -193,7 +193,7 @@ def statistical_select_ragged(x: torch.Tensor, ptr: torch.Tensor, k: int) -> tor
 
 def statistical_mask(scores: torch.Tensor, k: int) -> torch.Tensor:
     """Statistical top-k over the finite entries of each row of ``scores`` [B, n] (contract
-    of ``rsgn.backends.selection.statistical_mask`` with ``valid = isfinite(scores)``)."""
+    of ``rsgn.selection.statistical_mask`` with ``valid = isfinite(scores)``)."""
     b, n = scores.shape
     ptr = torch.arange(b + 1, device=scores.device, dtype=torch.int64) * n
     return statistical_select_ragged(scores.float().reshape(-1), ptr, k).view(b, n)

@@ -5,7 +5,7 @@
 Forward: CSR row-parallel ("pull") over destinations, one program per (destination row, block
 of columns), accumulating in registers: no atomics, deterministic. The edges arrive grouped by
 source (``src_ptr`` is the CSR pointer over the ``S`` source rows, as
-``rsgn.backends.torch_backend.EdgeSpMM`` takes them); the launcher builds the destination CSR
+``rsgn.sparse.EdgeSpMM`` takes them); the launcher builds the destination CSR
 with one stable sort.
 
 Backward (same contract as ``EdgeSpMM``):

@@ -26,11 +26,11 @@ folded into the grid's columns and each node's in-edge row is read once per samp
 The d x d transform ``g = alpha (W_h h)`` is one GEMM before step 1 (W_h is linear, so
 W_h sum w h = sum w W_h h): d^2 work per *active* node, not per edge.
 
-Gradients (``FusedStep``): the forward runs the kernels without building a graph of its own;
-the backward recomputes the step with the reference decomposition (the torch backend's
-propagate / inhibit / update, through whatever hooks the caller's backend gives) on the
-*same* winners and differentiates that: gradient checkpointing, exact with respect to the
-reference, nothing stored but the inputs and the winners.
+Gradients (the triton target's ``FusedStep``): the forward runs the kernels without building a
+graph of its own; the backward recomputes the step with the reference decomposition
+(``rsgn.ops.propagate`` / ``inhibit`` / ``update`` with whatever primitives the caller's op
+table gives) on the *same* winners and differentiates that: gradient checkpointing, exact with
+respect to the reference, nothing stored but the inputs and the winners.
 """
 
 from __future__ import annotations

@@ -44,10 +44,18 @@ class StepContext:
     rng : numpy.random.Generator
         Created on first use, seeded from ``(seed, step, group)``; the only allowed source of
         randomness, so a run is a deterministic function of its seed.
+    context : object or None
+        The ``context`` passed to :meth:`Simulator.run` for this inference (None if none):
+        per-inference scratch a model may read and write (counters, logs of what it did).
+        The simulator never reads it, so a model whose only per-run data lives in its state
+        arrays and in ``context`` keeps every run independent.
     """
 
-    def __init__(self, step: int, group: int, fixed: bool, seed: int) -> None:
+    def __init__(
+        self, step: int, group: int, fixed: bool, seed: int, context: object = None
+    ) -> None:
         self.step, self.group, self.fixed, self.seed = step, group, fixed, seed
+        self.context = context
         self._rng: np.random.Generator | None = None
 
     @property

@@ -2,8 +2,11 @@
 
 A profile describes one chip family: its mesh (tiles, cores per tile), the capacity of a core,
 per-event energies, per-event latencies and static power. Every constant in a preset file is a
-table ``{value, unit, source, evidence, scope}``; the loader checks the unit, the range and the
-evidence class of each, and refuses unknown or missing keys with an error that names the key.
+table ``{value, unit, source, evidence, scope}``, the one schema of every preset file
+(:func:`rsgn.provenance.check_entry`: evidence measured / datasheet / derived / estimate, and a
+``source`` citing keys of ``docs/references.md``); the loader also checks the unit and the range of
+each, and refuses unknown or missing keys with an error that names the key. Values set with
+:func:`override` are the user's, not a publication's: their ``source`` need cite no key.
 
 Units are fixed per key: energies in pJ, times in ns (converted to integer picoseconds, the
 simulator's clock unit, so that distinct times never merge), static power in mW per chip,
@@ -24,6 +27,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+# rsgn.provenance: the one preset schema; it depends on nothing else of rsgn
+from ..provenance import EVIDENCE, ProvenanceError, check_entry
 from .errors import PresetError
 
 try:  # Python >= 3.11
@@ -46,7 +51,7 @@ __all__ = [
     "override",
 ]
 
-EVIDENCE_CLASSES = ("measured", "datasheet", "estimate")
+EVIDENCE_CLASSES = EVIDENCE  # measured, datasheet, derived, estimate (rsgn.provenance)
 
 # key -> (unit, kind) ; kind "int+" = integer >= 1, "float0" = finite float >= 0
 _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
@@ -113,9 +118,10 @@ class Constant:
     unit : str
         ``pJ``, ``ns``, ``mW``, ``byte``, ``bit`` or ``count`` (fixed per key).
     source : str
-        Where the number comes from (paper, table, or the derivation).
+        Where the number comes from: bibliography keys of ``docs/references.md`` (paper,
+        table, or the derivation).
     evidence : str
-        One of ``measured``, ``datasheet``, ``estimate``.
+        One of ``measured``, ``datasheet``, ``derived``, ``estimate``.
     scope : str
         What the number covers (``per-event``, ``all-in``, ``per chip`` ...).
     """
@@ -274,17 +280,8 @@ def _ns_to_ps(ns: float) -> int:
     return int(round(ns * 1000.0))
 
 
-def _check_constant(key: str, raw: Any, unit: str, kind: str) -> Constant:
-    if not isinstance(raw, Mapping):
-        raise PresetError(f"{key}: expected a table with value, unit, source, evidence, scope")
-    fields = {"value", "unit", "source", "evidence", "scope"}
-    extra = sorted(set(raw) - fields)
-    if extra:
-        raise PresetError(f"{key}: unknown field(s) {', '.join(extra)}")
-    missing = sorted(fields - set(raw))
-    if missing:
-        raise PresetError(f"{key}: missing field(s) {', '.join(missing)}")
-    value = raw["value"]
+def _check_value(key: str, value: Any, unit: str, kind: str) -> int | float:
+    """The loader's own checks of one value (range, integer counts); returns it typed."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise PresetError(f"{key}: value must be a number, got {value!r}")
     if not math.isfinite(float(value)):
@@ -292,21 +289,21 @@ def _check_constant(key: str, raw: Any, unit: str, kind: str) -> Constant:
     if kind == "int+":
         if float(value) != int(value) or int(value) < 1:
             raise PresetError(f"{key}: value must be an integer >= 1, got {value!r}")
-        value = int(value)
-    elif float(value) < 0:
+        return int(value)
+    if float(value) < 0:
         raise PresetError(f"{key}: value must be >= 0, got {value!r}")
-    else:
-        value = float(value)
-    if raw["unit"] != unit:
-        raise PresetError(f"{key}: unit must be '{unit}', got {raw['unit']!r}")
-    if raw["evidence"] not in EVIDENCE_CLASSES:
-        raise PresetError(
-            f"{key}: evidence must be one of {', '.join(EVIDENCE_CLASSES)}, got {raw['evidence']!r}"
-        )
-    for f in ("source", "scope"):
-        if not isinstance(raw[f], str) or not raw[f].strip():
-            raise PresetError(f"{key}: {f} must be a non-empty string")
-    return Constant(value, unit, raw["source"], raw["evidence"], raw["scope"])
+    return float(value)
+
+
+def _check_constant(key: str, raw: Any, unit: str, kind: str) -> Constant:
+    try:
+        prov = check_entry(key, raw)
+    except ProvenanceError as exc:
+        raise PresetError(str(exc)) from None
+    value = _check_value(key, prov.value, unit, kind)
+    if prov.unit != unit:
+        raise PresetError(f"{key}: unit must be '{unit}', got {prov.unit!r}")
+    return Constant(value, unit, prov.source, prov.evidence, prov.scope)
 
 
 def profile_from_dict(data: Mapping[str, Any], name: str | None = None) -> HardwareProfile:
@@ -315,8 +312,9 @@ def profile_from_dict(data: Mapping[str, Any], name: str | None = None) -> Hardw
     Raises
     ------
     PresetError
-        Naming the offending key (unknown, missing, wrong unit, out of range, bad evidence,
-        or an all-in synaptic energy combined with non-zero extra terms).
+        Naming the offending key (unknown, missing, wrong unit, out of range, bad evidence, a
+        source citing no bibliography key, or an all-in synaptic energy combined with non-zero
+        extra terms).
     """
     top = set(data) - {"name", "description", *_SCHEMA}
     if top:
@@ -336,6 +334,11 @@ def profile_from_dict(data: Mapping[str, Any], name: str | None = None) -> Hardw
             if key not in sec:
                 raise PresetError(f"{full}: missing key")
             consts[full] = _check_constant(full, sec[key], unit, kind)
+    return _build_profile(pname, desc, consts)
+
+
+def _build_profile(pname: str, desc: str, consts: dict[str, Constant]) -> HardwareProfile:
+    """The profile of checked constants, after the checks that involve several of them."""
     v = {k: c.value for k, c in consts.items()}
     core = CoreSpec(
         **{k: int(v[f"core.{k}"]) for k in _SCHEMA["core"]},
@@ -414,6 +417,9 @@ def override(
 ) -> HardwareProfile:
     """Return a copy of ``profile`` with some constants replaced (evidence ``estimate``).
 
+    The new values pass the loader's unit and range checks; their ``source`` is the user's
+    note and need not cite a bibliography key.
+
     Parameters
     ----------
     profile : HardwareProfile
@@ -422,13 +428,14 @@ def override(
     source : str
         Provenance recorded for the new values.
     """
-    data: dict[str, Any] = {"name": profile.name, "description": profile.description}
-    for full, c in profile.constants.items():
-        section, key = full.split(".", 1)
-        data.setdefault(section, {})[key] = dataclasses.asdict(c)
+    if not isinstance(source, str) or not source.strip():
+        raise PresetError("override: source must be a non-empty string")
+    consts = dict(profile.constants)
     for full, val in values.items():
-        if full not in profile.constants:
+        if full not in consts:
             raise PresetError(f"{full}: unknown key")
         section, key = full.split(".", 1)
-        data[section][key].update(value=val, source=source, evidence="estimate")
-    return profile_from_dict(data)
+        unit, kind = _SCHEMA[section][key]
+        value = _check_value(full, val, unit, kind)
+        consts[full] = Constant(value, unit, source, "estimate", consts[full].scope)
+    return _build_profile(profile.name, profile.description, consts)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -263,6 +263,9 @@ class Simulator:
         ext_input: ExtInput = None,
         n_steps: int | None = None,
         initial_output: np.ndarray | None = None,
+        *,
+        initial_state: Mapping[str, Mapping[str, np.ndarray]] | None = None,
+        context: object = None,
     ) -> RunReport:
         """Simulate one inference from a fresh state.
 
@@ -276,6 +279,12 @@ class Simulator:
         initial_output : array (N,), optional
             Outputs emitted before step 0 (encoded like any emission and routed in step 0's
             network phase), e.g. the initial activations of a graph network.
+        initial_state : mapping, optional
+            ``{group name: {state variable: array (n_group,)}}``: start values of neuron
+            state variables (the others start at the model's ``state_init``), e.g. the state a
+            graph network's ignited nodes start from. Cast to the state's dtype.
+        context : object, optional
+            Per-inference scratch handed to every update callback as ``ctx.context``.
 
         Returns
         -------
@@ -296,7 +305,9 @@ class Simulator:
                     f"got {ext_input.shape}"
                 )
         env = simpy.Environment()
-        run = _Run(self, ext_input, n_steps, initial_output)
+        run = _Run(self, ext_input, n_steps, initial_output, context)
+        if initial_state:
+            run.set_state(initial_state)
         proc = env.process(run.process(env))
         env.run(proc)
         return run.report(env.now)
@@ -330,11 +341,17 @@ class _Run:
     """State of one inference; ``process`` is the SimPy chip process."""
 
     def __init__(
-        self, sim: Simulator, ext: ExtInput, n_steps: int, init: np.ndarray | None
+        self,
+        sim: Simulator,
+        ext: ExtInput,
+        n_steps: int,
+        init: np.ndarray | None,
+        context: object = None,
     ) -> None:
         self.sim = sim
         self.ext = ext
         self.n_steps = n_steps
+        self.context = context
         net = sim.network
         fixed = sim.fixed
         self.dtype = np.int64 if fixed else np.float64
@@ -361,6 +378,29 @@ class _Run:
             self.pending = self._emit(idx, y0)
         else:
             self.pending = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=self.dtype))
+
+    def set_state(self, values: Mapping[str, Mapping[str, np.ndarray]]) -> None:
+        """Start values of neuron state variables, by group name (see ``Simulator.run``)."""
+        net = self.sim.network
+        names = [g.name for g in net.groups]
+        for gname, variables in values.items():
+            if gname not in names:
+                raise ConfigError(f"initial_state: unknown group {gname!r} (groups: {names})")
+            k = names.index(gname)
+            state = self.states[k]
+            for var, v in variables.items():
+                if var not in state:
+                    raise ConfigError(
+                        f"initial_state: group {gname!r} has no state variable {var!r} "
+                        f"(variables: {', '.join(state) or 'none'})"
+                    )
+                v = np.asarray(v)
+                if v.shape != state[var].shape:
+                    raise ConfigError(
+                        f"initial_state[{gname!r}][{var!r}]: expected shape "
+                        f"{state[var].shape}, got {v.shape}"
+                    )
+                state[var][:] = v.astype(state[var].dtype)
 
     # ------------------------------------------------------------------ emission
     def _emit(self, idx: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -481,7 +521,7 @@ class _Run:
                 if lo == hi:
                     continue
                 gidx = idx[lo:hi] - net.offsets[g]
-                ctx = StepContext(t, g, sim.fixed, cfg.seed)
+                ctx = StepContext(t, g, sim.fixed, cfg.seed, self.context)
                 upd = grp.model.update_fixed if sim.fixed else grp.model.update_float
                 ynew[lo:hi] = upd(self.states[g], gidx, x[idx[lo:hi]], ctx)
             if self.sd is None:

@@ -6,14 +6,17 @@ Every constant is a table::
     [detector.dark_current]
     value = 35
     unit = "nA"          # any SI prefix of the field's unit, or an accepted alternative
-    source = "..."       # citation (see shared/reference/optics-physics.md)
-    kind = "assumed"     # measured | datasheet | derived | assumed
+    source = "[Key2025]: ..."  # cites keys of docs/references.md
+    evidence = "estimate"      # measured | datasheet | derived | estimate
     scope = "..."        # what the number covers
+
+The provenance fields follow the one schema of every preset file, :mod:`rsgn.provenance`
+(checked with :func:`rsgn.provenance.check_entry`; an idealised preset may use ``inf``).
 
 :func:`load_preset` converts every value to SI (J, W, s, A, Hz, m, ohm, K, rad; extinction ratio
 linear; insertion loss and RIN stay in dB and dB/Hz) and returns a frozen :class:`OpticalPreset`
 whose sections are typed dataclasses of plain floats; ``preset.provenance["adc.enob"]`` gives
-the :class:`Constant` (value, SI unit, source, kind, scope, and the value as written).
+the :class:`Constant` (value, SI unit, source, evidence, scope, and the value as written).
 
 Any problem raises :class:`PresetError` (a ``ValueError``) with a one-line message that names
 the unknown preset (and lists the known ones) or the file, key and bad value.
@@ -30,10 +33,12 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+# rsgn.provenance: the one preset schema; it depends on nothing else of rsgn
+from ..provenance import EVIDENCE, ProvenanceError, check_entry
 from .noise import DetectorParams
 
 __all__ = [
-    "KINDS",
+    "EVIDENCE",
     "PresetError",
     "Constant",
     "LaserPreset",
@@ -53,7 +58,6 @@ __all__ = [
     "load_preset_file",
 ]
 
-KINDS = ("measured", "datasheet", "derived", "assumed")
 
 _PREFIX = {
     "f": 1e-15,
@@ -85,8 +89,9 @@ class Constant:
         Value in SI (``unit``).
     unit : str
         SI unit of ``value`` (``"1"`` for dimensionless).
-    source, kind, scope : str
-        Citation, one of :data:`KINDS`, and what the number covers.
+    source, evidence, scope : str
+        Citation (bibliography keys of ``docs/references.md``), one of :data:`EVIDENCE`
+        (measured, datasheet, derived, estimate), and what the number covers.
     given : str
         The value and unit as written in the TOML file.
     """
@@ -94,7 +99,7 @@ class Constant:
     value: float
     unit: str
     source: str
-    kind: str
+    evidence: str
     scope: str
     given: str
 
@@ -287,6 +292,10 @@ class OpticalPreset:
 
     name: str
     description: str
+    noise: bool
+    """Whether the preset's devices are noisy: detector noise and device errors are simulated
+    unless a target option says otherwise (``[meta] noise``, default true; the ideal core:
+    false)."""
     laser: LaserPreset
     encoder: EncoderPreset
     modulator: ModulatorPreset
@@ -356,7 +365,7 @@ def _parse(text: str, where: str) -> OpticalPreset:
     meta = data.get("meta")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
         raise PresetError(f"{where}: missing [meta] table with a string 'name'")
-    extra_meta = set(meta) - {"name", "description"}
+    extra_meta = set(meta) - {"name", "description", "noise"}
     if extra_meta:
         raise PresetError(f"{where}: unknown key meta.{sorted(extra_meta)[0]}")
     unknown = set(data) - set(_SECTIONS) - {"meta"}
@@ -391,29 +400,25 @@ def _parse(text: str, where: str) -> OpticalPreset:
     return OpticalPreset(
         name=meta["name"],
         description=str(meta.get("description", "")),
+        noise=_meta_bool(meta, "noise", True, where),
         provenance=MappingProxyType(provenance),
         **sections,
     )
 
 
+def _meta_bool(meta: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    value = meta.get(key, default)
+    if not isinstance(value, bool):
+        raise PresetError(f"{where}: meta.{key} must be true or false, got {value!r}")
+    return value
+
+
 def _constant(entry: Any, spec: Mapping[str, Any], where: str) -> Constant:
-    if not isinstance(entry, dict):
-        raise PresetError(f"{where}: must be a table with value, unit, source, kind, scope")
-    required = ("value", "unit", "source", "kind", "scope")
-    for k in required:
-        if k not in entry:
-            raise PresetError(f"{where}: missing '{k}'")
-    extra = set(entry) - set(required)
-    if extra:
-        raise PresetError(f"{where}: unknown field '{sorted(extra)[0]}'")
-    value, unit = entry["value"], entry["unit"]
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        raise PresetError(f"{where}: value {value!r} is not a number")
-    for k in ("unit", "source", "kind", "scope"):
-        if not isinstance(entry[k], str) or not entry[k].strip():
-            raise PresetError(f"{where}: '{k}' must be a non-empty string")
-    if entry["kind"] not in KINDS:
-        raise PresetError(f"{where}: kind {entry['kind']!r} is not one of {', '.join(KINDS)}")
+    try:  # the common schema; infinities are allowed, the field's rule decides where
+        prov = check_entry(where, entry, allow_infinite=True)
+    except ProvenanceError as exc:
+        raise PresetError(str(exc)) from None
+    value, unit = prov.value, prov.unit
     si = spec["unit"]
     converted = _convert(unit, si, float(value))
     if converted is None:
@@ -424,8 +429,8 @@ def _constant(entry: Any, spec: Mapping[str, Any], where: str) -> Constant:
     return Constant(
         value=converted,
         unit=si,
-        source=entry["source"],
-        kind=entry["kind"],
-        scope=entry["scope"],
+        source=prov.source,
+        evidence=prov.evidence,
+        scope=prov.scope,
         given=f"{value} {unit}",
     )

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from rsgn.errors import RsgnError
+from rsgn.trainstep import TrainStep
 
 DENSE_ACTIVE = "1.0: dense model, every parameter takes part in every input"
 
@@ -84,6 +85,25 @@ class Baseline(nn.Module):
     def active_fraction(self) -> float:
         """Fraction of the model's capacity used by the last forward (1.0 when dense)."""
         return 1.0
+
+    # the training protocol (see rsgn.train): a baseline has no slow rules or annealing
+    def train_step(self, x: torch.Tensor, ops_table: Any = None) -> TrainStep:
+        """Logits, the regulariser and the active fraction of one training batch."""
+        logits = self(x)
+        aux = None if self.aux_loss is None else float(self.aux_loss.detach())
+        return TrainStep(logits, self.regulariser(), self.active_fraction(), aux_loss=aux)
+
+    def begin_epoch(self, epoch: int, epochs: int) -> dict[str, float]:
+        """Nothing to anneal."""
+        return {}
+
+    def after_batch(self, step: TrainStep, loss: float) -> dict[str, float]:
+        """No slow rules."""
+        return {}
+
+    def epoch_end(self, ops_table: Any = None) -> dict[str, float]:
+        """No slow rules."""
+        return {}
 
     def _check_input(self, x: torch.Tensor) -> None:
         if x.ndim != 3 or x.shape[2] != self.d_in:

@@ -84,8 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--backends",
         default=None,
-        help="comma-separated backends (default torch,triton,optical,neuromorphic; Triton on "
-        "the CPU under TRITON_INTERPRET=1 only when listed explicitly)",
+        help="comma-separated rows TARGET[:PRESET], e.g. torch,optical:ideal,optical:bench "
+        "(default torch,triton,optical,neuromorphic; a target that runs here only emulated, "
+        "Triton under TRITON_INTERPRET=1, only when listed)",
     )
     c.add_argument(
         "--preset",
@@ -93,7 +94,7 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="BACKEND=NAME",
-        help="a backend's preset, e.g. --preset optical=bench (repeatable)",
+        help="preset of a target listed without one, e.g. --preset optical=bench (repeatable)",
     )
     c.add_argument(
         "--backend-arg",
@@ -103,7 +104,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BACKEND.KEY=VALUE",
         help="a backend option, e.g. --backend-arg neuromorphic.node_split=8 (repeatable)",
     )
-    c.add_argument("--out", default=None, help="report folder (default: <run folder>/compare)")
+    c.add_argument(
+        "--out",
+        default=None,
+        help="report folder (default: <run folder>/compare; an existing report gets a "
+        "numbered sibling, never overwritten)",
+    )
     c.add_argument("--limit", type=int, default=None, help="use the first N validation samples")
     c.add_argument("--batch-size", type=int, default=64)
 
@@ -183,27 +189,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from rsgn.backends.registry import default_name, get_backend, make_options
     from rsgn.checkpoint import atomic_write_json, load_model
     from rsgn.data import check_features
     from rsgn.evaluate import evaluate
 
     if args.batch_size <= 0:
         raise RsgnError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.out and Path(args.out).is_dir():
+        raise RsgnError(f"--out {args.out} is a folder; give a file name for the JSON report")
     model, cfg, _ = load_model(args.ckpt)
     ds = _load_data(args, cfg.train.seed, cfg, n_classes=model.n_classes)
     check_features(ds, model.d_in)
     if ds.n_classes != model.n_classes:
         raise RsgnError(f"task has {ds.n_classes} classes but the model has {model.n_classes}")
     backend = args.backend
-    if args.backend_args:
-        from rsgn.backends.registry import default_name, get_backend, parse_backend_options
-
+    if not getattr(model, "model_name", None):
         name = args.backend or default_name()
-        opts = parse_backend_options(name, args.backend_args)
-        backend = get_backend(name, preset=args.preset, **opts)
+        opts = make_options(name, preset=args.preset, items=args.backend_args)
+        backend = get_backend(name, options=opts)
+    elif args.backend_args:
+        raise RsgnError("--backend-arg applies to the RSGN; baselines run on plain torch")
     res = evaluate(
         model, ds.x_val, ds.y_val, backend, batch_size=args.batch_size, preset=args.preset
-    )
+    ).to_dict()
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:
         atomic_write_json(args.out, res)
@@ -212,7 +221,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rsgn.compare import run_compare, summary_text
+    from rsgn.compare import failed_rows, run_compare, summary_text
 
     report, files = run_compare(
         args.ckpt,
@@ -226,7 +235,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
     )
     print(summary_text(report))
-    print(json.dumps({"files": files}))
+    print(f"report: {Path(files['json']).parent}")
+    failed = failed_rows(report)
+    if failed:
+        print(f"rsgn: error: {len(failed)} row(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -244,10 +257,14 @@ def cmd_backends(_args: argparse.Namespace) -> int:
     from rsgn.backends import availability, default_name
 
     dflt = default_name()
-    for name, ok, why, summary in availability():
+    for name, ok, why, summary, presets in availability():
         mark = "*" if name == dflt else " "
         state = "available" if ok else f"unavailable ({why})"
-        print(f"{mark} {name:14s} {state:12s}  {summary}")
+        print(f"{mark} {name:14s} {state}")
+        if summary:
+            print(f"    {summary}")
+        if presets:
+            print(f"    presets: {', '.join(presets)}")
     return 0
 
 
@@ -279,14 +296,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
         res = evaluate(model, ds.x_val, ds.y_val, "torch")
     chance = 1.0 / ds.n_classes
     print(
-        f"validation accuracy {res['accuracy']:.3f} (chance {chance:.3f}), "
-        f"active fraction {res['active_fraction']:.2%} of nodes per step, "
+        f"validation accuracy {res.accuracy:.3f} (chance {chance:.3f}), "
+        f"active fraction {res.active_fraction:.2%} of nodes per step, "
         f"{m['params']} parameters"
     )
     print(
         f"train time {wall:.1f} s ({m['seconds_per_step'] * 1e3:.1f} ms per step), "
-        f"eval latency {res['latency_s_per_sample'] * 1e3:.3f} ms per sample, "
-        f"modelled energy {res['cost']['energy_j_per_inference'] * 1e6:.2f} uJ per inference"
+        f"eval latency {res.report.latency.value * 1e3:.3f} ms per sample, "
+        f"modelled energy {res.report.energy_per_inference.value * 1e6:.2f} uJ per inference"
     )
     return 0
 

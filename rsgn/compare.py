@@ -1,24 +1,25 @@
-"""``rsgn compare``: one checkpoint, the same inputs, every backend, one report.
+"""``rsgn compare``: one checkpoint, the same inputs, several targets, one report.
 
-Each listed backend runs the model through :func:`rsgn.evaluate.evaluate` (the same batches of
-the same validation split, the same torch seed before each run); the torch backend is the
-reference that prediction agreement and logit errors are measured against (it is run even when
-not listed). The report is a table with one row per backend:
+Each row is a target with a preset (``torch``, ``optical:ideal``, ``optical:bench``,
+``neuromorphic:loihi2_est``...), run through :func:`rsgn.evaluate.evaluate` on the same
+validation samples with the same torch seed. The torch target is the reference that prediction
+agreement and logit errors are measured against (here, and only here); it runs even when not
+listed. The report reads every figure from the targets' typed reports and capabilities:
 
 - accuracy, prediction agreement and max / mean absolute logit error vs torch;
-- latency: p50 / p99 per inference where the backend gives a per-inference distribution
-  (the neuromorphic chip model), else the mean per inference of its per-batch figure, with
-  ``latency_kind`` saying whether that figure is measured wall time or modelled;
+- latency per inference (measured on a device, or modelled), its p50 / p99 where the target
+  gives a distribution, and the measured wall time of the run on this machine;
 - modelled energy per inference with its breakdown by op, counted events per inference, and
   the measured active fraction.
 
-A metric a backend cannot report is the string ``"n/a: <reason>"`` (the reason from its
-:class:`~rsgn.backends.base.Capabilities`), never 0. A backend that is not available here is a
-``skipped`` row with the reason; Triton runs on the CPU under its interpreter only when it is
-listed explicitly and ``TRITON_INTERPRET=1`` is set, and the report says so.
+A figure a target cannot give is ``"n/a: <reason>"``, never 0. A target that is not available
+here, or runs here only emulated (Triton under its CPU interpreter) without being listed, is a
+``skipped`` row with the reason; a target that cannot run the model is refused before anything
+runs; a row that fails while running is ``failed: <error>`` and the command exits non-zero.
 
-Files: ``compare.json`` (everything, including each backend's full evaluation report),
-``compare.csv`` and ``compare.md`` (the table), ``energy_breakdown.png`` and ``pareto.png``.
+Files (in a new folder, never over an earlier report): ``compare.json`` (rows + each target's
+whole-run report), ``compare.csv`` and ``compare.md`` (the table), ``batches.json`` (per-batch
+details), ``energy_breakdown.png``, ``latency.png`` and ``pareto.png``.
 """
 
 from __future__ import annotations
@@ -27,38 +28,40 @@ import csv
 import io
 import json
 import math
-import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from rsgn.backends.base import Measured, Modelled, NotAvailable
 from rsgn.checkpoint import atomic_write_bytes, atomic_write_json, versions
 from rsgn.errors import RsgnError
 
 REFERENCE = "torch"
-DEFAULT_BACKENDS = ("torch", "triton", "optical", "neuromorphic")
+DEFAULT_ROWS = ("torch", "triton", "optical", "neuromorphic")
 
 COLUMNS: dict[str, str] = {
-    "backend": "backend name",
-    "preset": "the backend's hardware / energy preset",
+    "row": "target:preset",
+    "target": "target name",
+    "preset": "the target's preset",
     "status": "ok, skipped: <reason> or failed: <error>",
     "n_samples": "validation samples run",
     "accuracy": "fraction of samples classified correctly",
     "agreement": "fraction of samples whose predicted class equals the torch reference's",
     "max_abs_logit_err": "max |logit - torch logit| over samples and classes",
     "mean_abs_logit_err": "mean |logit - torch logit| over samples and classes",
-    "latency_p50_s": "median latency per inference (s), where a distribution is given",
+    "latency_s_per_inference": "latency per inference (s): measured on the device or modelled",
+    "latency_kind": "measured (how) or modelled (which model)",
+    "latency_p50_s": "median latency per inference (s), where the target gives a distribution",
     "latency_p99_s": "99th-percentile latency per inference (s), where a distribution is given",
-    "latency_s_per_inference": "mean latency per inference (s): per-batch figure / batch size",
-    "latency_kind": "how the backend knows its latency (measured or modelled, and how)",
+    "wall_time_s": "measured wall time of the whole run on this machine (s)",
     "energy_j_per_inference": "modelled energy per inference (J)",
-    "energy_kind": "how the backend knows its energy",
-    "energy_measured": "measured energy (J) where a power counter exists",
+    "energy_kind": "the energy model",
+    "energy_measured_j_per_inference": "measured energy per inference (J) from a power counter",
     "energy_breakdown_j_per_inference": "modelled energy per inference by op (J)",
     "events_per_inference": "counted events per inference, all kinds summed",
-    "event_kind": "what the events are",
     "active_fraction": "mean fraction of nodes active per propagation step (measured)",
 }
 
@@ -67,176 +70,115 @@ NUMERIC = (
     "agreement",
     "max_abs_logit_err",
     "mean_abs_logit_err",
+    "latency_s_per_inference",
     "latency_p50_s",
     "latency_p99_s",
-    "latency_s_per_inference",
+    "wall_time_s",
     "energy_j_per_inference",
     "events_per_inference",
     "active_fraction",
 )
 
 
-def parse_backends(text: str | None) -> tuple[list[str], bool]:
-    """Backend names from ``a,b,c`` (default: all four); returns (names, explicit)."""
-    from rsgn.backends.registry import names
+@dataclass(frozen=True)
+class RowSpec:
+    """One requested row: a target and (optionally) its preset."""
 
-    if text is None:
-        return list(DEFAULT_BACKENDS), False
-    out: list[str] = []
-    for part in text.split(","):
-        name = part.strip()
-        if not name:
-            continue
-        if name not in names():
-            raise RsgnError(f"unknown backend {name!r} in --backends (known: {', '.join(names())})")
-        if name not in out:
-            out.append(name)
-    if not out:
-        raise RsgnError("--backends lists no backend")
-    return out, True
+    target: str
+    preset: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.target if self.preset is None else f"{self.target}:{self.preset}"
 
 
-def parse_presets(items: list[str], backends: list[str]) -> dict[str, str]:
-    """``backend=name`` items of ``--preset``; the backend must be one that is compared."""
-    out: dict[str, str] = {}
-    for item in items:
-        if "=" not in item:
-            raise RsgnError(f"--preset expects backend=name, got {item!r}")
-        be, name = (s.strip() for s in item.split("=", 1))
-        if be not in backends:
-            raise RsgnError(f"--preset {item!r}: backend {be!r} is not in --backends")
-        if not name:
-            raise RsgnError(f"--preset {item!r}: empty preset name")
-        out[be] = name
-    return out
+def parse_rows(text: str | None, presets: list[str] | None = None) -> tuple[list[RowSpec], bool]:
+    """Rows from ``target[:preset],...`` (default: torch, triton, optical, neuromorphic with
+    their default presets); ``presets`` (``--preset target=name``, older spelling) sets the
+    preset of a target listed without one. Returns (rows, listed explicitly)."""
+    from rsgn.backends.registry import backend_class, names
+
+    explicit = text is not None
+    parts = [p.strip() for p in (text or ",".join(DEFAULT_ROWS)).split(",") if p.strip()]
+    if not parts:
+        raise RsgnError("--backends lists no target")
+    given: dict[str, str] = {}
+    for item in presets or []:
+        tgt, sep, name = (s.strip() for s in item.partition("="))
+        if not sep or not tgt or not name:
+            raise RsgnError(f"--preset expects target=name, got {item!r}")
+        given[tgt] = name
+    rows: list[RowSpec] = []
+    for p in parts:
+        tgt, _, preset = (s.strip() for s in p.partition(":"))
+        if tgt not in names():
+            from rsgn.config import did_you_mean
+
+            raise RsgnError(
+                f"unknown target {tgt!r} in --backends{did_you_mean(tgt, names())} "
+                f"(known: {', '.join(names())})"
+            )
+        preset = preset or given.get(tgt) or None
+        if preset is not None:
+            known = backend_class(tgt).presets()
+            if known and preset not in known:
+                raise RsgnError(f"unknown preset {preset!r} for {tgt} (known: {', '.join(known)})")
+        row = RowSpec(tgt, preset)
+        if row not in rows:
+            rows.append(row)
+    for tgt in given:
+        if tgt not in {r.target for r in rows}:
+            raise RsgnError(f"--preset {tgt}=...: target {tgt!r} is not in --backends")
+    return rows, explicit
 
 
-def parse_backend_args(items: list[str], backends: list[str]) -> dict[str, dict[str, Any]]:
-    """``backend.key=value`` items of ``--backend-arg`` -> constructor options per backend; the
-    backend must be one that is compared and the key one of its options."""
-    from rsgn.backends.registry import parse_backend_options
-
+def parse_target_args(items: list[str], rows: list[RowSpec]) -> dict[str, list[str]]:
+    """``target.KEY=VALUE`` items of ``--backend-arg`` grouped by target (checked later against
+    the target's typed options)."""
     grouped: dict[str, list[str]] = {}
+    targets = {r.target for r in rows}
     for item in items:
         head, sep, _ = item.partition("=")
-        be, dot, key = head.partition(".")
-        be = be.strip()
-        if not sep or not dot or not be or not key.strip():
-            raise RsgnError(f"--backend-arg expects BACKEND.KEY=VALUE, got {item!r}")
-        if be not in backends:
-            raise RsgnError(f"--backend-arg {item!r}: backend {be!r} is not in --backends")
-        grouped.setdefault(be, []).append(item.partition(".")[2])
-    return {be: parse_backend_options(be, its) for be, its in grouped.items()}
+        tgt, dot, key = head.partition(".")
+        tgt = tgt.strip()
+        if not sep or not dot or not tgt or not key.strip():
+            raise RsgnError(f"--backend-arg expects TARGET.KEY=VALUE, got {item!r}")
+        if tgt not in targets:
+            raise RsgnError(f"--backend-arg {item!r}: target {tgt!r} is not in --backends")
+        grouped.setdefault(tgt, []).append(item.partition(".")[2])
+    return grouped
 
 
 def _na(reason: str) -> str:
     return reason if reason.startswith("n/a") else f"n/a: {reason}"
 
 
-def _cap(caps, key: str) -> str | None:
-    v = caps.metrics.get(key)
-    return None if v is None else str(v)
+def _cell(m: Measured | Modelled | NotAvailable, scale: float = 1.0) -> float | str:
+    return _na(m.reason) if isinstance(m, NotAvailable) else m.value * scale
 
 
-def _skipped_row(name: str, preset: str | None, status: str) -> dict[str, Any]:
-    row: dict[str, Any] = {"backend": name, "preset": preset, "status": status, "n_samples": 0}
-    why = _na(f"{name} {status}")
-    for col in COLUMNS:
-        if col not in row:
-            row[col] = why
-    return row
+def _kind(m: Measured | Modelled | NotAvailable) -> str:
+    if isinstance(m, Measured):
+        return f"measured ({m.how})"
+    if isinstance(m, Modelled):
+        return f"modelled ({m.model})"
+    return _na(m.reason)
 
 
-def _availability(name: str, explicit: bool) -> tuple[bool, str, str | None]:
-    """(run it?, reason if not, note if it runs in a special mode)."""
-    from rsgn.backends.registry import backend_class
-
-    try:
-        ok, why = backend_class(name).available()
-    except RsgnError as exc:
-        return False, str(exc), None
-    if not ok:
-        return False, why, None
-    if name == "triton" and not torch.cuda.is_available():
-        if not explicit:
-            return (
-                False,
-                "no CUDA GPU; the Triton interpreter on the CPU runs only when asked for "
-                "explicitly (--backends ...,triton,... with TRITON_INTERPRET=1)",
-                None,
-            )
-        return (
-            True,
-            "",
-            "Triton ran on the CPU under its interpreter (TRITON_INTERPRET=1, asked for "
-            "explicitly): its latency is interpreter wall time, not a GPU figure",
-        )
-    return True, "", None
+def _skipped_row(spec: RowSpec, status: str) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "row": spec.label,
+        "target": spec.target,
+        "preset": spec.preset,
+        "status": status,
+        "n_samples": 0,
+    }
+    why = _na(f"{spec.label} {status}")
+    return {c: row.get(c, why) for c in COLUMNS}
 
 
-def _latency(name: str, caps, details: dict[str, Any], n: int) -> dict[str, Any]:
-    kind = _cap(caps, "latency") or "n/a: the backend does not say how it knows its latency"
-    dist: list[float] = []
-    for m in details["batch_metrics"]:
-        v = m.get("latency_per_inference_s")
-        if isinstance(v, list):
-            dist.extend(float(t) for t in v)
-    lats = details["batch_latency_s"]
-    out: dict[str, Any] = {"latency_kind": kind}
-    if dist and len(dist) == n:
-        arr = np.asarray(dist, dtype=np.float64)
-        out["latency_p50_s"] = float(np.percentile(arr, 50))
-        out["latency_p99_s"] = float(np.percentile(arr, 99))
-    else:
-        sizes = sorted(set(details["batch_sizes"]))
-        why = _na(
-            f"{name} gives one latency per batch (batch size {'/'.join(map(str, sizes))}), "
-            "not a per-inference distribution"
-        )
-        out["latency_p50_s"] = out["latency_p99_s"] = why
-    if kind.startswith("n/a"):
-        out["latency_s_per_inference"] = kind
-    elif lats and all(isinstance(t, float) for t in lats):
-        out["latency_s_per_inference"] = math.fsum(lats) / max(1, n)
-    else:
-        bad = next((t for t in lats if not isinstance(t, float)), "no batches")
-        out["latency_s_per_inference"] = _na(str(bad))
-    return out
-
-
-def _energy(caps, report: dict[str, Any], n: int) -> dict[str, Any]:
-    cost = report.get("cost")
-    kind = _cap(caps, "energy_modelled") or "n/a: the backend models no energy"
-    measured = _cap(caps, "energy_measured") or "n/a: the backend reads no power counter"
-    out: dict[str, Any] = {"energy_kind": kind, "energy_measured": _na(measured)}
-    if measured.startswith("measured"):  # no backend reads a power counter yet
-        out["energy_measured"] = "n/a: measured energy is not part of the cost report"
-    if not isinstance(cost, dict) or not isinstance(cost.get("energy_j"), float):
-        why = _na(str(cost.get("energy_j") if isinstance(cost, dict) else cost or kind))
-        out["energy_j_per_inference"] = why
-        out["energy_breakdown_j_per_inference"] = why
-    else:
-        out["energy_j_per_inference"] = cost["energy_j"] / max(1, n)
-        out["energy_breakdown_j_per_inference"] = {
-            op: e / max(1, n) for op, e in cost.get("energy_j_by_op", {}).items()
-        }
-    if isinstance(cost, dict) and isinstance(cost.get("counts"), dict):
-        out["events_per_inference"] = math.fsum(cost["counts"].values()) / max(1, n)
-        out["event_kind"] = _cap(caps, "event_counts") or (
-            "counted by the cost ledger (ops x events of the energy table, all kinds summed)"
-        )
-    else:
-        out["events_per_inference"] = out["event_kind"] = "n/a: no cost ledger"
-    return out
-
-
-def _agreement(logits: torch.Tensor, ref: torch.Tensor | None, name: str) -> dict[str, Any]:
-    if name == REFERENCE:
-        why = "n/a: torch is the reference"
-        return {"agreement": why, "max_abs_logit_err": why, "mean_abs_logit_err": why}
-    if ref is None:
-        why = "n/a: the torch reference did not run"
-        return {"agreement": why, "max_abs_logit_err": why, "mean_abs_logit_err": why}
+def agreement(logits: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:
+    """Prediction agreement and absolute logit errors of ``logits`` against the reference's."""
     diff = (logits.double() - ref.double()).abs()
     return {
         "agreement": float((logits.argmax(1) == ref.argmax(1)).double().mean()),
@@ -245,81 +187,139 @@ def _agreement(logits: torch.Tensor, ref: torch.Tensor | None, name: str) -> dic
     }
 
 
+def _latency_cells(ev) -> dict[str, Any]:
+    rep = ev.report
+    out: dict[str, Any] = {
+        "latency_s_per_inference": _cell(rep.latency),
+        "latency_kind": _kind(rep.latency),
+        "wall_time_s": rep.wall_time.value,
+    }
+    dist = rep.latency_per_inference
+    if dist and len(dist) == rep.n_samples:
+        arr = np.asarray(dist, dtype=np.float64)
+        out["latency_p50_s"] = float(np.percentile(arr, 50))
+        out["latency_p99_s"] = float(np.percentile(arr, 99))
+    else:
+        why = ev.capabilities["metrics"].get("latency_distribution", "n/a: no distribution")
+        out["latency_p50_s"] = out["latency_p99_s"] = _na(str(why))
+    return out
+
+
+def _energy_cells(ev) -> dict[str, Any]:
+    rep = ev.report
+    n = max(1, rep.n_samples)
+    e = rep.energy_per_inference
+    out: dict[str, Any] = {
+        "energy_j_per_inference": _cell(e),
+        "energy_kind": _kind(e),
+        "energy_measured_j_per_inference": _cell(rep.energy_measured, 1.0 / n),
+    }
+    if rep.ledger is None or isinstance(e, NotAvailable):
+        out["energy_breakdown_j_per_inference"] = _cell(e)
+        out["events_per_inference"] = _na("no cost ledger")
+    else:
+        out["energy_breakdown_j_per_inference"] = {
+            op: v / n for op, v in rep.ledger.energy_by_op().items()
+        }
+        out["events_per_inference"] = math.fsum(rep.ledger.totals().values()) / n
+    return out
+
+
 def compare(
     model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    backends: list[str],
+    rows: list[RowSpec],
     *,
-    presets: dict[str, str] | None = None,
-    options: dict[str, dict[str, Any]] | None = None,
+    target_args: dict[str, list[str]] | None = None,
     explicit: bool = True,
     batch_size: int = 64,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Run ``model`` on every backend in ``backends`` on the same ``x``; return the report.
+    """Run ``model`` on every row's target on the same ``x``; return the report.
 
-    ``explicit`` says the user listed the backends (Triton under the interpreter runs only
-    then). ``options`` are constructor keywords per backend (``--backend-arg``). Bad preset
-    names and options are RsgnErrors before anything runs; a backend that fails while running
-    is a ``failed: <error>`` row.
+    ``explicit``: the user listed the rows (a target that runs here only emulated runs only
+    then). ``target_args``: ``KEY=VALUE`` options per target. Unknown presets or options and
+    targets that cannot run the model are RsgnErrors before anything runs; a row that fails
+    while running becomes ``failed: <error>``.
     """
-    from rsgn.backends.registry import get_backend
+    from rsgn.backends.registry import backend_class, get_backend, make_options
     from rsgn.evaluate import evaluate
 
     if getattr(model, "model_name", None):
-        raise RsgnError("compare runs the RSGN on every backend; baselines run on torch only")
-    presets = dict(presets or {})
-    options = {k: dict(v) for k, v in (options or {}).items()}
-    order = [REFERENCE] + [b for b in backends if b != REFERENCE]
+        raise RsgnError("compare runs the RSGN on every target; baselines run on torch only")
+    spec = model.export()
+    target_args = target_args or {}
+    order = list(rows)
     notes: list[str] = []
-    if REFERENCE not in backends:
+    if not any(r.target == REFERENCE for r in rows):
+        order.insert(0, RowSpec(REFERENCE))
         notes.append("torch was not listed; it ran anyway as the reference for agreement")
-    plan: list[tuple[str, bool, str, str | None]] = []
-    for name in order:
-        run, why, note = _availability(name, explicit)
-        if run:  # instantiate once up front: a bad preset fails before anything runs
-            get_backend(name, preset=presets.get(name), **options.get(name, {}))
-        plan.append((name, run, why, note))
-    rows: list[dict[str, Any]] = []
+    else:
+        ref_rows = [r for r in order if r.target == REFERENCE]
+        order = ref_rows + [r for r in order if r.target != REFERENCE]
+    plan: list[tuple[RowSpec, Any, str]] = []
+    for r in order:
+        cls = backend_class(r.target)
+        ok, why = cls.available()
+        if ok and not explicit:
+            emulated = cls.emulated()
+            if emulated:
+                ok, why = False, f"{emulated}; runs only when listed in --backends"
+        if not ok:
+            plan.append((r, None, f"skipped: {why}"))
+            continue
+        opts = make_options(r.target, preset=r.preset, items=target_args.get(r.target))
+        be = get_backend(r.target, options=opts)
+        be.check(spec)  # a target that cannot run the model: refused before any work
+        note = cls.emulated()
+        plan.append((r, be, note or ""))
+    out_rows: list[dict[str, Any]] = []
     full: dict[str, Any] = {}
     ref_logits: torch.Tensor | None = None
-    for name, run, why, note in plan:
-        preset = presets.get(name)
-        if not run:
-            rows.append(_skipped_row(name, preset, f"skipped: {why}"))
+    for r, be, msg in plan:
+        if be is None:
+            out_rows.append(_skipped_row(r, msg))
             continue
-        if note:
-            notes.append(note)
+        if msg:
+            notes.append(f"{r.label}: {msg}")
+        label = f"{r.target}:{be.options.preset}" if be.options.preset else r.target
         torch.manual_seed(seed)
         try:
-            be = get_backend(name, preset=preset, **options.get(name, {}))
-            rep, det = evaluate(model, x, y, be, batch_size=batch_size, return_details=True)
+            ev = evaluate(spec, x, y, be, batch_size=batch_size, keep_logits=True)
         except (RsgnError, RuntimeError, ValueError) as exc:
-            msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            rows.append(_skipped_row(name, preset, f"failed: {msg}"))
+            text = str(exc).strip()
+            first = text.splitlines()[0] if text else type(exc).__name__
+            out_rows.append(_skipped_row(RowSpec(r.target, be.options.preset), f"failed: {first}"))
             continue
-        logits, caps, n = det["logits"], det["capabilities"], rep["n_samples"]
-        if name == REFERENCE:
-            ref_logits = logits
-        row: dict[str, Any] = {
-            "backend": name,
-            "preset": rep.get("preset"),
+        if r.target == REFERENCE and ref_logits is None:
+            ref_logits = ev.logits
+            agree: dict[str, Any] = dict.fromkeys(
+                ("agreement", "max_abs_logit_err", "mean_abs_logit_err"),
+                "n/a: the torch reference",
+            )
+        elif ref_logits is None:
+            agree = dict.fromkeys(
+                ("agreement", "max_abs_logit_err", "mean_abs_logit_err"),
+                "n/a: the torch reference did not run",
+            )
+        else:
+            agree = agreement(ev.logits, ref_logits)
+        row = {
+            "row": label,
+            "target": r.target,
+            "preset": be.options.preset or None,
             "status": "ok",
-            "n_samples": n,
-            "accuracy": rep["accuracy"],
-            **_agreement(logits, ref_logits, name),
-            **_latency(name, caps, det, n),
-            **_energy(caps, rep, n),
-            "active_fraction": rep["active_fraction"],
+            "n_samples": ev.n_samples,
+            "accuracy": ev.accuracy,
+            **agree,
+            **_latency_cells(ev),
+            **_energy_cells(ev),
+            "active_fraction": ev.active_fraction,
         }
-        rows.append({c: row[c] for c in COLUMNS})
-        full[name] = {
-            "evaluation": rep,
-            "capabilities": {"devices": list(caps.devices), "notes": caps.notes},
-            "options": options.get(name, {}),
-            "note": note,
-        }
+        out_rows.append({c: row[c] for c in COLUMNS})
+        d = ev.to_dict()
+        full[label] = {"evaluation": d, "options": be.options.to_dict()}
     return {
         "reference": REFERENCE,
         "n_samples": int(len(y)),
@@ -327,10 +327,15 @@ def compare(
         "seed": seed,
         "notes": notes,
         "columns": COLUMNS,
-        "rows": rows,
-        "backends": full,
+        "rows": out_rows,
+        "targets": full,
         "versions": versions(),
     }
+
+
+def failed_rows(report: dict[str, Any]) -> list[str]:
+    """Labels of the rows that were asked for and failed."""
+    return [r["row"] for r in report["rows"] if str(r["status"]).startswith("failed")]
 
 
 # --------------------------------------------------------------------------------- output
@@ -353,23 +358,23 @@ def table_text(report: dict[str, Any]) -> str:
 
 def summary_text(report: dict[str, Any]) -> str:
     """A short fixed-width summary for the terminal."""
-    head = f"{'backend':14s} {'status':8s} {'acc':>6s} {'agree':>6s} {'lat/inf s':>10s} "
+    head = f"{'row':26s} {'status':8s} {'acc':>6s} {'agree':>6s} {'lat/inf s':>10s} "
     head += f"{'E/inf J':>10s} {'active':>7s}"
     out = [head]
+
+    def num(v: Any, w: int, f: str) -> str:
+        return f"{v:{w}{f}}" if isinstance(v, float) else f"{'n/a':>{w}s}"
+
     for r in report["rows"]:
-        status = "ok" if r["status"] == "ok" else r["status"].split(":", 1)[0]
-
-        def num(v: Any, w: int, f: str) -> str:
-            return f"{v:{w}{f}}" if isinstance(v, float) else f"{'n/a':>{w}s}"
-
+        status = "ok" if r["status"] == "ok" else str(r["status"]).split(":", 1)[0]
         out.append(
-            f"{r['backend']:14s} {status:8s} {num(r['accuracy'], 6, '.3f')} "
+            f"{r['row']:26s} {status:8s} {num(r['accuracy'], 6, '.3f')} "
             f"{num(r['agreement'], 6, '.3f')} {num(r['latency_s_per_inference'], 10, '.3g')} "
             f"{num(r['energy_j_per_inference'], 10, '.3g')} {num(r['active_fraction'], 7, '.3f')}"
         )
     for r in report["rows"]:
         if r["status"] != "ok":
-            out.append(f"{r['backend']}: {r['status']}")
+            out.append(f"{r['row']}: {r['status']}")
     out.extend(f"note: {n}" for n in report["notes"])
     return "\n".join(out)
 
@@ -389,73 +394,6 @@ def _csv_cell(v: Any) -> Any:
     return "" if v is None else (repr(v) if isinstance(v, float) else v)
 
 
-def _plots(report: dict[str, Any], out: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ok = [r for r in report["rows"] if isinstance(r["energy_j_per_inference"], float)]
-    written: list[str] = []
-    fig, ax = plt.subplots(figsize=(7, 0.6 * max(2, len(ok)) + 1.5))
-    ops = sorted({op for r in ok for op in r["energy_breakdown_j_per_inference"]})
-    cmap = plt.get_cmap("tab20")
-    left = np.zeros(len(ok))
-    for i, op in enumerate(ops):
-        vals = np.array([r["energy_breakdown_j_per_inference"].get(op, 0.0) for r in ok])
-        ax.barh(range(len(ok)), vals, left=left, label=op, color=cmap(i % 20))
-        left += vals
-    ax.set_yticks(range(len(ok)), [f"{r['backend']} ({r['preset']})" for r in ok])
-    ax.set_xlabel("modelled energy per inference (J)")
-    ax.set_title("Energy breakdown by op")
-    if ops:
-        ax.legend(fontsize=7, loc="best")
-    if not ok:
-        ax.text(0.5, 0.5, "no backend reported energy", ha="center", transform=ax.transAxes)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(out / "energy_breakdown.png", buf.getvalue())
-    written.append("energy_breakdown.png")
-
-    pts = [r for r in ok if isinstance(r["accuracy"], float)]
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    front = pareto_front([(r["energy_j_per_inference"], r["accuracy"]) for r in pts])
-    for i, r in enumerate(pts):
-        ax.scatter(
-            r["energy_j_per_inference"],
-            r["accuracy"],
-            s=50,
-            zorder=3,
-            marker="o" if i in front else "x",
-        )
-        ax.annotate(f" {r['backend']}", (r["energy_j_per_inference"], r["accuracy"]), fontsize=8)
-    if front:
-        fp = sorted((pts[i]["energy_j_per_inference"], pts[i]["accuracy"]) for i in front)
-        ax.step(
-            [p[0] for p in fp],
-            [p[1] for p in fp],
-            where="post",
-            color="0.5",
-            lw=1,
-            label="Pareto front",
-        )
-        ax.legend(fontsize=8)
-    if pts and all(r["energy_j_per_inference"] > 0 for r in pts):
-        ax.set_xscale("log")
-    ax.set_xlabel("modelled energy per inference (J)")
-    ax.set_ylabel("accuracy")
-    ax.set_title("Accuracy vs energy")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    atomic_write_bytes(out / "pareto.png", buf.getvalue())
-    written.append("pareto.png")
-    return written
-
-
 def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     """Indices of the (energy, accuracy) points no other point beats on both (lower energy,
     higher accuracy)."""
@@ -471,8 +409,24 @@ def pareto_front(points: list[tuple[float, float]]) -> list[int]:
     return front
 
 
+def new_report_dir(out: str | Path) -> Path:
+    """``out`` if it does not exist (or is an empty folder), else ``out-2``, ``out-3``...: an
+    earlier report is never overwritten. A path that is a file is an RsgnError."""
+    base = Path(out)
+    cand, k = base, 1
+    while True:
+        if cand.is_file():
+            raise RsgnError(f"--out {cand} is a file, not a folder")
+        if not cand.exists() or (cand.is_dir() and not any(cand.iterdir())):
+            return cand
+        k += 1
+        cand = base.with_name(f"{base.name}-{k}")
+
+
 def write_report(report: dict[str, Any], out: str | Path) -> dict[str, str]:
-    """Write compare.json / .csv / .md and the two plots under ``out``; returns the paths."""
+    """Write the report files into the folder ``out`` (created); returns the paths."""
+    from rsgn.plots import compare_plots
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     files = {"json": "compare.json", "csv": "compare.csv", "table": "compare.md"}
@@ -481,10 +435,26 @@ def write_report(report: dict[str, Any], out: str | Path) -> dict[str, str]:
     if report["notes"]:
         md += "\n" + "\n".join(f"- {n}" for n in report["notes"]) + "\n"
     atomic_write_bytes(out / files["table"], md.encode())
-    plots = _plots(report, out)
-    files.update({p.rsplit(".", 1)[0]: p for p in plots})
+    batches = {
+        label: t["evaluation"]["details"].get("per_batch", [t["evaluation"]["details"]])
+        for label, t in report["targets"].items()
+    }
+    atomic_write_json(out / "batches.json", batches)
+    files["batches"] = "batches.json"
+    for name in compare_plots(report, out):
+        files[name.rsplit(".", 1)[0]] = name
     paths = {k: str(out / v) for k, v in files.items()}
-    atomic_write_json(out / files["json"], {**report, "files": paths})
+    slim = {
+        **report,
+        "targets": {
+            label: {
+                **t,
+                "evaluation": {k: v for k, v in t["evaluation"].items() if k != "details"},
+            }
+            for label, t in report["targets"].items()
+        },
+    }
+    atomic_write_json(out / files["json"], {**slim, "files": paths})
     return paths
 
 
@@ -501,7 +471,7 @@ def run_compare(
     backend_args: list[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``rsgn compare`` command: load, split, compare, write (``out`` defaults to
-    ``<run folder>/compare``)."""
+    ``<run folder>/compare``; an existing report folder gets a numbered sibling)."""
     from rsgn.checkpoint import load_model, resolve
     from rsgn.data import check_features, load_npz, make_task
 
@@ -509,9 +479,9 @@ def run_compare(
         raise RsgnError(f"--batch-size must be positive, got {batch_size}")
     if limit is not None and limit <= 0:
         raise RsgnError(f"--limit must be positive, got {limit}")
-    names, explicit = parse_backends(backends)
-    preset_map = parse_presets(presets, names)
-    options = parse_backend_args(list(backend_args or []), names)
+    rows, explicit = parse_rows(backends, presets)
+    target_args = parse_target_args(list(backend_args or []), rows)
+    folder = new_report_dir(out if out is not None else resolve(ckpt).parent / "compare")
     model, cfg, _ = load_model(ckpt)
     seed = cfg.train.seed
     if task:
@@ -529,18 +499,11 @@ def run_compare(
         model,
         x,
         y,
-        names,
-        presets=preset_map,
-        options=options,
+        rows,
+        target_args=target_args,
         explicit=explicit,
         batch_size=batch_size,
         seed=seed,
     )
-    report = {"ckpt": str(ckpt), "data": ds.name, "triton_interpret": _interp(), **report}
-    if out is None:
-        out = resolve(ckpt).parent / "compare"
-    return report, write_report(report, out)
-
-
-def _interp() -> bool:
-    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+    report = {"ckpt": str(ckpt), "data": ds.name, **report}
+    return report, write_report(report, folder)

@@ -169,7 +169,7 @@ def evaluate_baseline(
         active_fraction_per_step=[frac, frac],
         wall_time=Measured(wall, "s", how),
         latency=Measured(wall / total, "s", how),
-        details={"energy": BASELINE_ENERGY.reason},
+        energy_model=BASELINE_ENERGY.reason,
     )
     extra: dict[str, Any] = {
         "model": model.model_name,

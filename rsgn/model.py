@@ -57,6 +57,7 @@ from rsgn.ops import OpTable
 from rsgn.spec import Hyper, ModelSpec, Weights
 from rsgn.state import Graph
 from rsgn.topology import knn_hyperbolic
+from rsgn.trainstep import TrainStep
 
 
 class TokenConv(nn.Module):
@@ -210,6 +211,26 @@ class RSGN(nn.Module):
             feature_dropout=self.cfg.feature_dropout,
             training=self.training,
         )
+
+    # ------------------------------------------------------------------ training protocol
+    def train_step(self, x: torch.Tensor, ops_table: OpTable | None = None) -> TrainStep:
+        """One training batch: logits, no regulariser, the mean active fraction over steps and
+        the recorded activity (when the Hebbian rules are on)."""
+        out = self(x, ops_table=ops_table, record=self.cfg.hebbian)
+        steps = out.active_fraction_per_step
+        frac = sum(steps[1:]) / max(1, len(steps) - 1)
+        return TrainStep(out.logits, 0.0, frac, activity=out.activity)
+
+    def begin_epoch(self, epoch: int, epochs: int) -> dict[str, float]:
+        """Anneal the temperature for ``epoch`` of ``epochs`` (see
+        :meth:`set_temperature_for_epoch`)."""
+        return {"temperature": self.set_temperature_for_epoch(epoch, epochs)}
+
+    def after_batch(self, step: TrainStep, loss: float) -> dict[str, float]:
+        """The per-batch slow rules on the batch's recorded activity (:meth:`hebbian_step`)."""
+        if not self.cfg.hebbian:
+            return {}
+        return self.hebbian_step(step.activity, loss)
 
     @torch.no_grad()
     def refresh_topology(self) -> None:

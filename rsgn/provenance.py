@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,9 +55,15 @@ def cited_keys(text: str) -> list[str]:
     return _KEY.findall(text)
 
 
-def check_entry(where: str, entry: Any, *, integer: bool = False) -> Provenance:
-    """Validate one preset table against the schema; ``where`` names it in errors."""
-    if not isinstance(entry, dict):
+def check_entry(
+    where: str, entry: Any, *, integer: bool = False, allow_infinite: bool = False
+) -> Provenance:
+    """Validate one preset table against the schema; ``where`` names it in errors.
+
+    ``integer`` requires an integer value. The value must be finite unless ``allow_infinite``
+    (an idealised preset may set e.g. an infinite extinction ratio); NaN is always refused.
+    """
+    if not isinstance(entry, Mapping):
         raise ProvenanceError(f"{where}: expected a table with {', '.join(FIELDS)}")
     missing = [k for k in FIELDS if k not in entry]
     if missing:
@@ -69,7 +76,9 @@ def check_entry(where: str, entry: Any, *, integer: bool = False) -> Provenance:
         raise ProvenanceError(f"{where}: value must be a number, got {value!r}")
     if integer and not isinstance(value, int):
         raise ProvenanceError(f"{where}: value must be an integer, got {value!r}")
-    if not math.isfinite(float(value)):
+    if isinstance(value, float) and (
+        math.isnan(value) or (math.isinf(value) and not allow_infinite)
+    ):
         raise ProvenanceError(f"{where}: value must be finite, got {value!r}")
     for key in ("unit", "source", "evidence", "scope"):
         if not isinstance(entry[key], str) or not entry[key].strip():

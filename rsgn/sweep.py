@@ -34,16 +34,15 @@ options, the id of the training it evaluates, the rsgn version). A unit's folder
 ``OUT/units/<kind>-<id>/`` gets ``result.json`` last, atomically, so an interrupted sweep
 resumes where it stopped: finished units are read back, a half-finished training resumes from
 its last epoch. Executors: ``local`` (a process pool of ``--workers`` processes; ``--workers
-1`` runs the units in this process) and ``ray`` (one Ray task per unit; a unit that measures
-GPU energy holds a whole GPU, ``num_gpus=1``). Results: ``OUT/results.csv`` (long form: one
-row per unit and metric), ``OUT/sweep.png`` and ``OUT/summary.json``.
+1`` runs the units in this process) and ``ray`` (one Ray task per unit). Results:
+``OUT/results.csv`` (long form: one row per unit and metric), ``OUT/sweep.png`` and
+``OUT/summary.json``.
 """
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import inspect
 import io
 import itertools
 import json
@@ -81,7 +80,6 @@ class Unit:
     kind: str
     spec: dict[str, Any]
     params: dict[str, Any]
-    gpu: bool = False
 
     @property
     def id(self) -> str:
@@ -184,8 +182,7 @@ def _check_dist(where: str, key: str, dist: Any) -> None:
 def _backend_params(name: str) -> set[str]:
     from rsgn.backends.registry import backend_class
 
-    sig = inspect.signature(backend_class(name).__init__)
-    return {p for p in sig.parameters if p not in ("self", "preset", "device")}
+    return set(backend_class(name).Options.field_types()) - {"preset"}
 
 
 def _parse_eval(where: str, ev: Any) -> tuple[list[dict[str, Any]], int, int | None]:
@@ -365,7 +362,6 @@ def plan_units(spec: SweepSpec) -> tuple[list[Unit], list[Unit]]:
             "train",
             {"kind": "train", "config": cfg, "data": spec.data, "rsgn": version},
             dict(pt),
-            gpu=False,
         )
         trains.setdefault(tu.id, tu)
         for ev in spec.evals:
@@ -391,20 +387,6 @@ def plan_units(spec: SweepSpec) -> tuple[list[Unit], list[Unit]]:
             )
             evals.setdefault(eu.id, eu)
     return list(trains.values()), list(evals.values())
-
-
-def measures_gpu_energy(backend: str, preset: str | None, options: dict[str, Any]) -> bool:
-    """Whether an evaluation on this backend reads a GPU power counter (then the unit holds a
-    whole GPU under Ray); from the backend's Capabilities."""
-    from rsgn.backends.registry import get_backend
-
-    try:
-        caps = get_backend(backend, preset=preset, **options).capabilities()
-    except RsgnError:
-        return False
-    return str(caps.metrics.get("energy_measured", "")).startswith("measured") and any(
-        d.startswith("cuda") for d in caps.devices
-    )
 
 
 def unit_dir(out: str | Path, name: str) -> Path:
@@ -476,20 +458,23 @@ def _run_eval(spec: dict[str, Any], out: str) -> dict[str, Any]:
     if spec["limit"] is not None:
         x, y = x[: spec["limit"]], y[: spec["limit"]]
     be = get_backend(spec["backend"], preset=spec["preset"], **spec["options"])
-    rep = evaluate(model, x, y, be, batch_size=spec["batch_size"])
-    cost = rep.get("cost")
-    energy = cost.get("energy_j_per_inference") if isinstance(cost, dict) else None
-    if energy is None:
-        energy = "n/a: " + str(cost.get("energy_j") if isinstance(cost, dict) else cost)
+    ev = evaluate(model, x, y, be, batch_size=spec["batch_size"])
     res = {
-        "accuracy": rep["accuracy"],
-        "loss": rep["loss"],
-        "active_fraction": rep["active_fraction"],
-        "energy_j_per_inference": energy,
-        "latency_s_per_inference": rep["latency_s_per_sample"],
-        "preset_used": rep["preset"],
+        "accuracy": ev.accuracy,
+        "loss": ev.loss,
+        "active_fraction": ev.active_fraction,
+        "energy_j_per_inference": _typed(ev.report.energy_per_inference),
+        "latency_s_per_inference": _typed(ev.report.latency),
+        "preset_used": ev.report.preset,
     }
     return {k: _metric(v) for k, v in res.items()}
+
+
+def _typed(m: Any) -> float | str:
+    """A typed metric as a sweep cell: its value, or 'n/a: reason'."""
+    from rsgn.backends.base import NotAvailable
+
+    return f"n/a: {m.reason}" if isinstance(m, NotAvailable) else m.value
 
 
 def _ray_unit(kind: str, spec: dict[str, Any], params: dict[str, Any], out: str) -> dict:
@@ -558,12 +543,7 @@ def _run_ray(units: list[Unit], out: str, workers: int | None, hook: Hook) -> No
         started = True
     try:
         task = ray.remote(_ray_unit)
-        refs = {
-            task.options(num_cpus=1, num_gpus=1 if u.gpu else 0).remote(
-                u.kind, u.spec, u.params, out
-            ): u
-            for u in units
-        }
+        refs = {task.options(num_cpus=1).remote(u.kind, u.spec, u.params, out): u for u in units}
         try:
             while refs:
                 done, _ = ray.wait(list(refs), num_returns=1)
@@ -606,9 +586,6 @@ def run_sweep(
     out = str(Path(out).resolve())
     Path(out).mkdir(parents=True, exist_ok=True)
     trains, evals = plan_units(spec)
-    if executor == "ray":
-        for u in evals:
-            u.gpu = measures_gpu_energy(u.spec["backend"], u.spec["preset"], u.spec["options"])
     ran: list[str] = []
     cached: list[str] = []
     failed: dict[str, str] = {}

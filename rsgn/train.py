@@ -156,6 +156,29 @@ def train(
         )
 
 
+def _resolve_ops(name: str, backend: str | None, preset: str | None) -> tuple[Any, Any]:
+    """The op table a model trains with and the target it is validated on: the RSGN trains
+    with a differentiable target's ``ops`` (and is validated on that target with its
+    options); baselines on plain torch."""
+    if name != "rsgn":
+        check_baseline_backend(backend, preset)
+        return None, "torch"
+    be = get_backend(backend, preset=preset)
+    if be.ops is None:
+        raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
+    return be.ops, be
+
+
+def _build(name: str, ds: Dataset, cfg: RunConfig, model_kwargs: dict[str, Any] | None):
+    from rsgn.baselines import build_baseline
+
+    if name == "rsgn":
+        if model_kwargs:
+            raise RsgnError("model arguments apply to baselines; set RSGN options with model.KEY")
+        return RSGN(ds.d_in, ds.n_classes, cfg.model)
+    return build_baseline(name, ds.d_in, ds.n_classes, ds.seq_len, **(model_kwargs or {}))
+
+
 def _train(
     cfg: RunConfig,
     ds: Dataset,
@@ -168,7 +191,7 @@ def _train(
     model: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    from rsgn.baselines import BASELINES, build_baseline
+    from rsgn.baselines import BASELINES
 
     out = Path(out_dir)
     ckpt_path = out / CKPT_NAME
@@ -182,18 +205,8 @@ def _train(
         name = model or "rsgn"
     if name != "rsgn" and name not in BASELINES:
         raise RsgnError(f"unknown model {name!r} (known: {', '.join(('rsgn', *BASELINES))})")
-    is_rsgn = name == "rsgn"
-    if model_kwargs and is_rsgn:
-        raise RsgnError("model arguments apply to baselines; set RSGN options with model.KEY")
-    if is_rsgn:
-        be = get_backend(backend, preset=preset)
-        if not be.capabilities().differentiable:
-            raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
-    else:
-        check_baseline_backend(backend, preset)
-        be = None
+    ops_table, target = _resolve_ops(name, backend, preset)
     device = resolve_device(cfg.train.device)
-    lr = cfg.train.lr if cfg.train.lr is not None else default_lr(name)
     steps_per_epoch = math.ceil(len(ds.y_train) / cfg.train.batch_size)
     history: list[dict[str, Any]] = []
     start_epoch, train_seconds, n_steps_done = 0, 0.0, 0
@@ -224,33 +237,24 @@ def _train(
             print(f"resuming {out} at epoch {start_epoch}/{cfg.train.epochs}", file=log)
     else:
         torch.manual_seed(cfg.train.seed)
-        if is_rsgn:
-            net = RSGN(ds.d_in, ds.n_classes, cfg.model).to(device)
-        else:
-            net = build_baseline(name, ds.d_in, ds.n_classes, ds.seq_len, **(model_kwargs or {}))
-            net = net.to(device)
+        net = _build(name, ds, cfg, model_kwargs).to(device)
+        lr = cfg.train.lr if cfg.train.lr is not None else default_lr(name)
         opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs, lr)
 
     xt, yt = ds.x_train.to(device), ds.y_train.to(device)
     for epoch in range(start_epoch, cfg.train.epochs):
         net.train()
-        temp = net.set_temperature_for_epoch(epoch, cfg.train.epochs) if is_rsgn else None
+        annealed = net.begin_epoch(epoch, cfg.train.epochs)
         gen = torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
         perm = torch.randperm(len(yt), generator=gen).to(device)
-        loss_sum, correct, seen, frac_sum, aux_sum = 0.0, 0, 0, 0.0, 0.0
+        loss_sum, correct, seen, frac_sum, aux_sum, n_aux = 0.0, 0, 0, 0.0, 0.0, 0
         t_epoch = time.perf_counter()
         for s in range(0, len(yt), cfg.train.batch_size):
             idx = perm[s : s + cfg.train.batch_size]
             xb, yb = xt[idx], yt[idx]
-            if is_rsgn:
-                out_f = net(xb, backend=be, record=cfg.model.hebbian)
-                logits = out_f.logits
-                loss = F.cross_entropy(logits, yb)
-                objective = loss
-            else:
-                logits = net(xb)
-                loss = F.cross_entropy(logits, yb)
-                objective = loss + net.regulariser()
+            step = net.train_step(xb, ops_table)
+            loss = F.cross_entropy(step.logits, yb)
+            objective = loss + step.regulariser
             if not torch.isfinite(objective):
                 raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}")
             opt.zero_grad(set_to_none=True)
@@ -259,42 +263,35 @@ def _train(
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
             opt.step()
             sched.step()
-            if is_rsgn and cfg.model.hebbian:
-                net.hebbian_step(out_f.activity, loss.item())
+            net.after_batch(step, loss.item())
             loss_sum += loss.item() * len(yb)
-            correct += int((logits.argmax(1) == yb).sum())
+            correct += int((step.logits.argmax(1) == yb).sum())
             seen += len(yb)
-            if is_rsgn:
-                steps = out_f.active_fraction_per_step
-                frac_sum += sum(steps[1:]) / max(1, len(steps) - 1) * len(yb)
-            else:
-                frac_sum += net.active_fraction() * len(yb)
-                if net.aux_loss is not None:
-                    aux_sum += float(net.aux_loss.detach()) * len(yb)
+            frac_sum += step.active_fraction * len(yb)
+            if step.aux_loss is not None:
+                aux_sum, n_aux = aux_sum + step.aux_loss * len(yb), n_aux + len(yb)
             n_steps_done += 1
-        slow = net.epoch_end(be) if is_rsgn else {}
+        slow = net.epoch_end(ops_table)
         epoch_time = time.perf_counter() - t_epoch
         train_seconds += epoch_time
-        val = evaluate(net, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
+        val = evaluate(net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size)
         rec = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / seen,
             "train_accuracy": correct / seen,
             "train_active_fraction": frac_sum / seen,
-            "val_accuracy": val["accuracy"],
-            "val_loss": val["loss"],
-            "val_active_fraction": val["active_fraction"],
-            "temperature": temp,
+            "val_accuracy": val.accuracy,
+            "val_loss": val.loss,
+            "val_active_fraction": val.active_fraction,
+            **annealed,
             "seconds": epoch_time,
             **{f"slow_{k}": v for k, v in slow.items()},
         }
-        if not is_rsgn:
-            del rec["temperature"]
-            if net.aux_loss is not None:
-                rec["train_aux_loss"] = aux_sum / seen
+        if n_aux:
+            rec["train_aux_loss"] = aux_sum / n_aux
         history.append(rec)
         if log:
-            t_part = f"  T {temp:.2f}" if is_rsgn else ""
+            t_part = f"  T {annealed['temperature']:.2f}" if "temperature" in annealed else ""
             print(
                 f"epoch {epoch + 1:3d}/{cfg.train.epochs}  loss {rec['train_loss']:.4f}  "
                 f"train {rec['train_accuracy']:.3f}  val {rec['val_accuracy']:.3f}  "
@@ -325,16 +322,16 @@ def _train(
             },
         )
 
-    final = evaluate(net, ds.x_val, ds.y_val, be, batch_size=cfg.train.eval_batch_size)
+    final = evaluate(net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size)
     metrics = {
         "task": ds.name,
         "model": name,
-        "backend": "torch" if be is None else be.name,
-        "accuracy": final["accuracy"],
-        "val_loss": final["loss"],
+        "backend": target if isinstance(target, str) else target.name,
+        "accuracy": final.accuracy,
+        "val_loss": final.loss,
         "params": net.n_params(),
-        "active_fraction": final["active_fraction"],
-        "active_fraction_per_step": final["active_fraction_per_step"],
+        "active_fraction": final.active_fraction,
+        "active_fraction_per_step": final.report.active_fraction_per_step,
         "seconds_per_step": train_seconds / max(1, n_steps_done),
         "train_seconds": train_seconds,
         "epochs": cfg.train.epochs,
@@ -344,13 +341,9 @@ def _train(
         "history": history,
         "config": cfg.to_dict(),
         "versions": versions(),
+        "model_args": net.model_args(),
+        **final.extra,
     }
-    if not is_rsgn:
-        metrics["model_args"] = net.model_args()
-        metrics["active_fraction_definition"] = final["active_fraction_definition"]
-        metrics["cost"] = final["cost"]
-        if "expert_load" in final:
-            metrics["expert_load"] = final["expert_load"]
     atomic_write_json(out / "metrics.json", metrics)
     return metrics
 

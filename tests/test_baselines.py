@@ -216,7 +216,7 @@ def test_cli_train_eval_roundtrip_for_a_baseline(tmp_path, npz, capsys):
     assert main(["eval", "--ckpt", str(out), "--data", str(npz)]) == 0
     res = json.loads(capsys.readouterr().out)
     assert res["accuracy"] == pytest.approx(m["accuracy"])
-    assert res["cost"] == "n/a: baselines run on torch only"
+    assert res["energy"]["kind"] == "n/a" and "without a cost model" in res["energy"]["reason"]
     assert res["model"] == "transformer" and res["params"] == m["params"]
 
 

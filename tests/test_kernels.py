@@ -19,7 +19,7 @@ triton = pytest.importorskip("triton", reason="triton is not installed (pip inst
 import triton.language as tl  # noqa: E402
 
 from rsgn import geometry  # noqa: E402
-from rsgn.backends import selection as ref_sel  # noqa: E402
+from rsgn import selection as ref_sel  # noqa: E402
 from rsgn.kernels import _common, distance, gate, ignite, select, spmm  # noqa: E402
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
@@ -199,8 +199,8 @@ def test_edge_spmm_forward_and_grads(dtype, s, m, d, e):
         _close(got_g, ref_g, dtype, scale=5)
 
 
-def test_edge_spmm_matches_torch_backend_edgespmm():
-    from rsgn.backends.torch_backend import EdgeSpMM
+def test_edge_spmm_matches_the_sparse_edgespmm():
+    from rsgn.sparse import EdgeSpMM
 
     dst, src_ptr = _edges(11, 37, 101)
     w = torch.randn(dst.numel(), device=DEV, requires_grad=True)

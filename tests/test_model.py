@@ -69,29 +69,18 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
     inh = torch.zeros(n, n, dtype=torch.bool)
     inh[rows[m.in_mask], m.in_idx[m.in_mask]] = (d_e < cfg.inhibition_radius)[m.in_mask]
 
-    s, sa = m.sparks(x)
+    e = x if m.encoder is None else F.gelu(m.encoder(x))  # token features (raw tokens without)
+    s, sa = G.expmap0_with_conformal(m.spark_scale * m.spark(e))
     d_sn = G.dist_from_parts(s.unsqueeze(2), p, sa.unsqueeze(2), a)  # [B, T, N]
-    dmin, tok = d_sn.min(1)
+    dmin = d_sn.min(1).values
     alpha = torch.exp(-(dmin**2) / (2 * cfg.sigma_ign**2))
     keep = torch.zeros_like(alpha, dtype=torch.bool).scatter(1, _top(alpha, cap), True)
     keep &= alpha > eps
     alpha = alpha * keep
-    e = m.features(x)  # the token encoder's features (the raw tokens without one)
-    routed = e[torch.arange(x.shape[0]).unsqueeze(1), tok]
-    if cfg.init_state == "routed":
-        h0 = m.w_init(routed)
-    elif cfg.init_state == "both":
-        h0 = m.w_init(routed + e.mean(1, keepdim=True))
-    elif cfg.init_state == "max":
-        h0 = m.w_init(e.amax(1)).unsqueeze(1)
-    elif cfg.init_state == "attend":  # every node attends; only the ignited ones are kept
+    if cfg.init_state == "attend":  # every node attends; only the ignited ones are kept
         h0 = m.w_init(torch.softmax(-(d_sn.transpose(1, 2) ** 2) / (2 * cfg.sigma_ign**2), -1) @ e)
     else:
         h0 = m.w_init(e.mean(1)).unsqueeze(1)
-    if m.w_pos is not None:
-        h0 = h0 + m.w_pos(m.pos_v)
-    if m.w_code is not None:
-        h0 = h0 + m.w_code(m.node_code)
     h = alpha.unsqueeze(-1) * h0
     for _ in range(cfg.n_steps):
         g = alpha.unsqueeze(-1) * (h @ m.w_h.weight.T)
@@ -123,13 +112,10 @@ def _dense_reference(m: RSGN, x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize(
     "init_state,extras",
     [
-        ("routed", {}),
         ("mean", {}),
-        ("both", {}),
-        ("mean", {"position_code": True, "spark_context": 3}),
-        ("max", {"encoder_width": 3, "encoder_dim": 5, "token_skip": True}),
-        ("routed", {"encoder_width": 2, "encoder_dim": 4, "node_code": 3, "spark_context": 2}),
-        ("mean", {"token_skip": True, "node_code": 2}),
+        ("mean", {"encoder_width": 3, "encoder_dim": 5, "token_skip": True}),
+        ("mean", {"encoder_width": 2, "encoder_dim": 4, "node_readout": True}),
+        ("mean", {"token_skip": True, "d_space": 2}),
         ("attend", {}),
         ("attend", {"encoder_width": 3, "encoder_dim": 5, "node_readout": True, "d_space": 4}),
     ],

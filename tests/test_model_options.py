@@ -1,11 +1,13 @@
-"""The model options beyond the paper (token encoder, max initial state, node codes, token
-skip path): each changes the output, gradients reach its parameters, its parameter count
-follows :meth:`RSGN.param_formula`, and the paper-faithful preset stays runnable."""
+"""The model options beyond the paper (token encoder, attend initial state, token skip path,
+node readout, feature dropout): each changes the output, gradients reach its parameters, its
+parameter count follows :meth:`RSGN.param_formula`, and the paper-faithful preset stays
+runnable."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from rsgn import ops
 from rsgn.config import CONFIG_PRESETS, ModelConfig, apply_overrides, load_config
 from rsgn.errors import RsgnError
 from rsgn.model import RSGN
@@ -14,11 +16,10 @@ from tests.conftest import small_cfg
 OPTIONS = [
     {"encoder_width": 3, "encoder_dim": 6},
     {"encoder_width": 1, "encoder_dim": 5},
-    {"init_state": "max"},
-    {"node_code": 4},
+    {"init_state": "mean"},
     {"token_skip": True},
-    {"encoder_width": 5, "encoder_dim": 7, "init_state": "max", "token_skip": True},
-    {"encoder_width": 2, "init_state": "routed", "node_code": 2, "position_code": True},
+    {"encoder_width": 5, "encoder_dim": 7, "init_state": "mean", "token_skip": True},
+    {"encoder_width": 2, "init_state": "mean", "node_readout": True},
     {"init_state": "attend"},
     {"encoder_width": 3, "encoder_dim": 6, "init_state": "attend", "node_readout": True},
     {"feature_dropout": 0.3, "node_readout": True},
@@ -42,8 +43,6 @@ def test_parameter_formula_for_the_option_sizes():
         return RSGN(32, 20, cfg).n_params() - base
 
     assert plus(token_skip=True) == 32 * 20 + 20
-    assert plus(node_code=8) == 256 * 8 + 8 * 128 + 128
-    assert plus(init_state="max") == 0
     assert plus(init_state="attend") == 0
     assert plus(node_readout=True) == 256 * 20
     assert plus(feature_dropout=0.2) == 0
@@ -75,14 +74,11 @@ def _twin(extras_on: dict, extras_off: dict) -> tuple[torch.Tensor, torch.Tensor
 
 
 def test_each_option_changes_the_output():
-    # max vs mean initial state: same parameters, different logits
-    for state in ("max", "attend"):
-        a, b = _twin({"init_state": state}, {"init_state": "mean"})
-        assert not torch.allclose(a, b), state
-    on_off = (({"node_code": 4}, {"node_code": 0}), ({"token_skip": True}, {}))
-    for on, off in on_off:
-        a, b = _twin(on, {**off, "token_skip": False} if "token_skip" in on else off)
-        assert not torch.allclose(a, b), on
+    # attend vs mean initial state: same parameters, different logits
+    a, b = _twin({"init_state": "attend"}, {"init_state": "mean"})
+    assert not torch.allclose(a, b)
+    a, b = _twin({"token_skip": True}, {"token_skip": False})
+    assert not torch.allclose(a, b)
 
 
 def test_token_skip_adds_a_max_pool_path_after_the_readout():
@@ -90,7 +86,7 @@ def test_token_skip_adds_a_max_pool_path_after_the_readout():
     m = RSGN(8, 3, small_cfg(encoder_width=3, encoder_dim=5, token_skip=True))
     x = torch.randn(4, 10, 8)
     with_skip = m(x).logits
-    skip = m.w_skip(m.features(x).amax(1))
+    skip = m.w_skip(_features(m, x).amax(1))
     with torch.no_grad():
         m.w_skip.weight.zero_()
         m.w_skip.bias.zero_()
@@ -116,6 +112,13 @@ def test_node_readout_adds_each_final_active_nodes_class_vector():
     torch.testing.assert_close(m(x).logits, st_logits)
 
 
+def _features(m: RSGN, x: torch.Tensor) -> torch.Tensor:
+    """The token features the sparks read, with the model's dropout in its mode."""
+    w = m.weights()
+    e = ops.encode(x, w.enc_w, w.enc_b)
+    return F.dropout(e, m.cfg.feature_dropout, m.training)
+
+
 def test_encoder_sees_local_context():
     """With a width-3 encoder, changing token t changes the features of t-1, t, t+1 only."""
     torch.manual_seed(4)
@@ -123,7 +126,7 @@ def test_encoder_sees_local_context():
     x = torch.randn(1, 10, 8)
     x2 = x.clone()
     x2[0, 4] += 1.0
-    changed = (m.features(x) - m.features(x2)).abs().sum(-1)[0] > 0
+    changed = (_features(m, x) - _features(m, x2)).abs().sum(-1)[0] > 0
     assert changed.nonzero().flatten().tolist() == [3, 4, 5]
 
 
@@ -141,8 +144,9 @@ def test_option_validation_names_the_key():
         ModelConfig(encoder_width=-1).validate()
     with pytest.raises(RsgnError, match="model.encoder_dim"):
         ModelConfig(encoder_dim=0).validate()
-    with pytest.raises(RsgnError, match="model.node_code"):
-        ModelConfig(node_code=-2).validate()
+    for removed in ("routed", "both", "max"):  # options removed in v2 (their ablation lost)
+        with pytest.raises(RsgnError, match="init_state"):
+            ModelConfig(init_state=removed).validate()
     with pytest.raises(RsgnError, match="init_state"):
         ModelConfig(init_state="median").validate()
     for p in (-0.1, 1.0):
@@ -155,9 +159,9 @@ def test_feature_dropout_acts_only_while_training():
     m = RSGN(8, 3, small_cfg(encoder_width=3, encoder_dim=6, feature_dropout=0.5))
     x = torch.randn(4, 10, 8)
     m.eval()
-    assert torch.equal(m.features(x), m.features(x))
+    assert torch.equal(_features(m, x), _features(m, x))
     m.train()
-    e = m.features(x)
+    e = _features(m, x)
     assert (e == 0).float().mean() > 0.3  # about half the features are dropped (GELU > 0 else)
 
 
@@ -177,13 +181,54 @@ def test_checkpoint_from_before_the_new_options_still_loads(tmp_path):
     path = tmp_path / "old.pt"
     save_checkpoint(path, model, cfg, {})
     payload = _torch.load(path, weights_only=True)
-    for key in ("encoder_width", "token_skip", "node_code"):
+    for key in ("encoder_width", "token_skip"):
         del payload["config"]["model"][key]
     _torch.save(payload, path)
     loaded, lcfg, _ = load_model(path)
     assert lcfg.model.encoder_width == 0 and not lcfg.model.token_skip
     x = _torch.randn(2, 6, 5)
     _torch.testing.assert_close(loaded(x).logits, model(x).logits)
+
+
+@pytest.mark.parametrize(
+    "key,value,loads",
+    [
+        ("position_code", False, True),
+        ("spark_context", 1, True),
+        ("node_code", 0, True),
+        ("readout_norm", False, True),
+        ("position_code", True, False),
+        ("spark_context", 5, False),
+        ("node_code", 3, False),
+        ("readout_norm", True, False),
+        ("init_state", "routed", False),
+    ],
+)
+def test_checkpoint_with_a_removed_option_loads_at_its_neutral_value_else_refuses(
+    tmp_path, key, value, loads
+):
+    """Options removed in v2: a checkpoint that has them at the value that makes it today's
+    model loads; one that used them is refused with a message naming the option."""
+    import torch as _torch
+
+    from rsgn.checkpoint import load_model, save_checkpoint
+    from rsgn.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model = small_cfg(n_nodes=32, d_hidden=8)
+    model = RSGN(5, 3, cfg.model)
+    path = tmp_path / "v1.pt"
+    save_checkpoint(path, model, cfg, {})
+    payload = _torch.load(path, weights_only=True)
+    payload["config"]["model"][key] = value
+    _torch.save(payload, path)
+    if loads:
+        loaded, _, _ = load_model(path)
+        x = _torch.randn(2, 6, 5)
+        _torch.testing.assert_close(loaded(x).logits, model(x).logits)
+    else:
+        with pytest.raises(RsgnError, match=f"model.{key} = .*removed"):
+            load_model(path)
 
 
 @pytest.mark.parametrize("init_state", ["attend", "mean"])
@@ -203,7 +248,7 @@ def test_front_end_and_readout_options_are_charged_to_the_ledger(init_state):
     )
     m = RSGN(5, 3, cfg)
     b, t = 4, 9
-    _, rep = get_backend("torch").prepare(m)(torch.randn(b, t, 5))
+    _, rep = get_backend("torch").prepare(m.export())(torch.randn(b, t, 5))
     enc = rep.ledger.counts["encode"]
     na = round(rep.active_fraction_per_step[0] * b * cfg.n_nodes)  # ignited nodes in all
     f, dsp, d, c = 6, 4, cfg.d_hidden, 3

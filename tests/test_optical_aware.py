@@ -1,4 +1,5 @@
-"""The optical-aware backend: differentiable surrogates of the optical core's distance readout."""
+"""The optical-aware target: differentiable surrogates of the optical core's distance readout
+(its training table) and the program that evaluates a model through them."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from rsgn import optics
+from rsgn import ops, optics
 from rsgn.backends import get_backend
-from rsgn.backends.optical_aware import OpticalAwareBackend, ReadoutModel, ste_quantize
-from rsgn.backends.torch_backend import TorchBackend
+from rsgn.backends.optical_aware import (
+    OpticalAwareBackend,
+    OpticalAwareOptions,
+    SurrogateReadout,
+    ste_quantize,
+)
+from rsgn.backends.optical_aware import surrogate as sur
 from rsgn.config import ModelConfig, RunConfig
 from rsgn.data import make_task
+from rsgn.evaluate import evaluate
 from rsgn.model import RSGN
 
 
@@ -27,20 +34,31 @@ def _x(b: int = 16, t: int = 12, seed: int = 1) -> torch.Tensor:
     return torch.randn(b, t, 8, generator=torch.Generator().manual_seed(seed))
 
 
-def test_registered_and_differentiable():
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_registered_and_trains():
     be = get_backend("optical-aware")
     assert isinstance(be, OpticalAwareBackend)
     assert be.name == "optical-aware"
-    assert be.capabilities().differentiable
-    assert be.preset.name == "bench" and be.noise
-    assert get_backend("optical-aware", preset="ideal").preset.name == "ideal"
+    caps = be.capabilities()
+    assert caps.trains and isinstance(be.ops, ops.OpTable)
+    assert be.options.preset == "bench" and be.options.noise_on and be.readout.noise
+    assert caps.reference_tol is None
+    ideal = get_backend("optical-aware", preset="ideal")
+    assert ideal.options.preset == "ideal" and not ideal.readout.noise
+    assert ideal.capabilities().reference_tol is not None
 
 
-def test_ideal_noise_off_equals_torch_exactly():
+@pytest.mark.parametrize("options", [{"preset": "ideal"}, {"preset": "ideal", "noise": False}])
+def test_ideal_noise_off_equals_torch(options):
+    """The surrogate table without noise or extinction-ratio cap gives the torch target's
+    training logits bit for bit and its gradients to float precision."""
     m = _model()
     x = _x()
-    ref = m(x, backend=TorchBackend())
-    out = m(x, backend=OpticalAwareBackend("ideal", noise=False))
+    ref = m(x, ops_table=get_backend("torch").ops)
+    out = m(x, ops_table=get_backend("optical-aware", **options).ops)
     assert torch.equal(ref.logits, out.logits)
     assert ref.active_fraction_per_step == out.active_fraction_per_step
     g_ref = torch.autograd.grad(ref.logits.sum(), list(m.parameters()), allow_unused=True)
@@ -56,8 +74,8 @@ def test_ideal_noise_off_equals_torch_exactly():
 def test_bench_noise_changes_logits_and_gradients_are_finite_nonzero():
     m = _model()
     x = _x()
-    ref = m(x, backend=TorchBackend()).logits
-    out = m(x, backend=OpticalAwareBackend("bench", seed=3)).logits
+    ref = m(x).logits
+    out = m(x, ops_table=get_backend("optical-aware", preset="bench", seed=3).ops).logits
     assert not torch.allclose(out, ref)
     loss = torch.nn.functional.cross_entropy(out, torch.arange(16) % 5)
     loss.backward()
@@ -72,10 +90,43 @@ def test_bench_noise_changes_logits_and_gradients_are_finite_nonzero():
 def test_seeded_noise_is_reproducible():
     m = _model()
     x = _x()
-    a = m(x, backend=OpticalAwareBackend("bench", seed=5)).logits
-    b = m(x, backend=OpticalAwareBackend("bench", seed=5)).logits
-    c = m(x, backend=OpticalAwareBackend("bench", seed=6)).logits
+
+    def logits(seed: int) -> torch.Tensor:
+        return m(x, ops_table=get_backend("optical-aware", seed=seed).ops).logits
+
+    a, b, c = logits(5), logits(5), logits(6)
     assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+def test_program_evaluates_the_surrogate_model_per_sample():
+    """The program: noise-free ideal = the torch target's logits; with bench noise each sample's
+    noise is its own: the same logits evaluated in batches of 64 or 7, or interleaved with
+    another program's calls; another seed, other noise."""
+    m = _model()
+    spec = m.export()
+    x, y = _x(b=64), torch.randint(0, 5, (64,))
+    ref, _ = get_backend("torch").prepare(spec)(x)
+    ideal, rep = get_backend("optical-aware", preset="ideal").prepare(spec)(x)
+    assert float((ideal - ref).abs().max() / ref.abs().max()) <= 1e-5
+    assert len(rep.latency_per_inference) == 64 and rep.latency.value > 0
+    table = rep.ledger.table.events
+    want = sum(n * table[ev].joules() for ev, n in rep.ledger.totals().items())
+    assert rep.energy.value == pytest.approx(want, rel=1e-12)
+    be = get_backend("optical-aware", preset="bench", seed=2)
+    runs = {bs: evaluate(spec, x, y, be, batch_size=bs, keep_logits=True) for bs in (64, 7)}
+    assert torch.equal(runs[7].logits, runs[64].logits)
+    totals = {bs: ev.report.ledger.totals() for bs, ev in runs.items()}
+    for ev in ("mac_fp32", "transcendental_fp32"):  # (weights are read once per batch)
+        assert totals[7][ev] == totals[64][ev], ev
+    assert float((runs[64].logits - ref).abs().max()) > 1e-3  # the noise is there
+    pa, pb = be.prepare(spec), be.prepare(_model(n_nodes=48, seed=1).export())
+    parts = []
+    for s in range(0, 64, 7):
+        pb(x[s : s + 2])
+        parts.append(pa(x[s : s + 7])[0])
+    assert torch.equal(torch.cat(parts), runs[64].logits)
+    other, _ = get_backend("optical-aware", preset="bench", seed=3).prepare(spec)(x)
+    assert not torch.equal(other, runs[64].logits)
 
 
 def test_ste_quantize_forward_and_gradient():
@@ -94,11 +145,10 @@ def test_ste_quantize_forward_and_gradient():
 def test_intensity_noise_matches_preset_variance(power_w):
     """Without the ADC: estimated power has the preset's shot + dark + thermal + RIN variance."""
     p = optics.load_preset("bench")
-    rm = ReadoutModel(p)
-    rm.step, rm.extra_sd = 0.0, 0.0  # analogue noise only
+    rm = dataclasses.replace(SurrogateReadout.from_preset(p, True), step=0.0, extra_sd=0.0)
     n = 200_000
     s = torch.full((n,), power_w, dtype=torch.float64)
-    est = rm.detect(s, torch.Generator().manual_seed(0))
+    est = rm.detect(s, _gen(0))
     det = p.detector_params()
     var_i = sum(
         v
@@ -114,11 +164,9 @@ def test_intensity_noise_matches_preset_variance(power_w):
 def test_full_receiver_matches_optics_sampler():
     """With ADC and ENOB noise the surrogate's statistics equal rsgn.optics.sample_photocurrent."""
     p = optics.load_preset("bench")
-    rm, det = ReadoutModel(p), p.detector_params()
+    rm, det = SurrogateReadout.from_preset(p, True), p.detector_params()
     n, power_w = 200_000, 5.3e-5
-    est = rm.detect(
-        torch.full((n,), power_w, dtype=torch.float64), torch.Generator().manual_seed(1)
-    )
+    est = rm.detect(torch.full((n,), power_w, dtype=torch.float64), _gen(1))
     ref = optics.estimate_power(
         optics.sample_photocurrent(
             np.full(n, power_w), p.detector.bandwidth, det, np.random.default_rng(2)
@@ -132,13 +180,14 @@ def test_full_receiver_matches_optics_sampler():
 
 def test_distance_noise_follows_the_inversion():
     """std(d^) = std(S^) / (sqrt(qr) I sinh d) to first order, at a distance where it is linear."""
-    be = OpticalAwareBackend("bench", seed=0)
-    rm = be.readout_model
-    rm.step, rm.extra_sd = 0.0, 0.0
+    rm = get_backend("optical-aware", preset="bench").readout
+    rm = dataclasses.replace(rm, step=0.0, extra_sd=0.0)
     d0, a_beam, r_node = 2.0, 0.5, 0.5
     n = 100_000
     d = torch.full((n,), d0, dtype=torch.float64, requires_grad=True)
-    dh = be.read_distance(d, torch.tensor(a_beam, dtype=torch.float64), torch.tensor(r_node))
+    dh = rm.read_distance(
+        d, torch.tensor(a_beam, dtype=torch.float64), torch.tensor(r_node), _gen(0)
+    )
     k = float(rm.scale(torch.tensor(r_node))) * float(rm.lorentz_norm(torch.tensor(a_beam)))
     s = k * math.cosh(d0)
     sd_s = math.sqrt(float(rm.analog_variance(torch.tensor(rm.responsivity * s)))) / rm.responsivity
@@ -150,35 +199,39 @@ def test_distance_noise_follows_the_inversion():
 
 
 def test_extinction_ratio_clips_node_radius():
-    be = OpticalAwareBackend("bench", noise=False)
+    be = get_backend("optical-aware", preset="bench", noise=False)
     r_max = math.tanh(0.5 * math.log(1000.0) / 2.0)  # 30 dB
-    assert be.readout_model.r_max == pytest.approx(r_max)
+    assert be.readout.r_max == pytest.approx(r_max)
     x = torch.tensor([[0.99, 0.0, 0.0], [0.2, 0.1, 0.0]], requires_grad=True)
     a = 1.0 - (x.detach() ** 2).sum(-1)
-    xc, ac = be.clip_nodes(x, a)
+    xc, ac = be.readout.clip_nodes(x, a)
     assert float(xc[0].detach().norm()) == pytest.approx(r_max, rel=1e-6)
     assert float(ac[0]) == pytest.approx(1.0 - r_max**2, rel=1e-6)
     assert torch.equal(xc[1], x[1].detach()) and float(ac[1]) == float(a[1])
     # bench without noise differs from torch only through the clip: a model whose nodes all lie
-    # inside r_max gives the torch logits
+    # inside r_max gives the torch logits; with nodes outside, their channels read other
+    # edge distances
     m = _model()
     with torch.no_grad():
         m.pos_v.mul_(0.5)
     xx = _x()
     assert float(m.positions()[0].detach().norm(dim=-1).max()) < r_max
-    assert torch.equal(m(xx, backend=TorchBackend()).logits, m(xx, backend=be).logits)
+    assert torch.equal(m(xx).logits, m(xx, ops_table=be.ops).logits)
+    with torch.no_grad():
+        m.pos_v.mul_(4.0)
+        assert int((m.positions()[0].norm(dim=-1) > r_max).sum()) > 10
+        assert not torch.allclose(m.build_graph().w, m.build_graph(be.ops).w)
 
 
 def test_angle_error_rotation_statistics():
-    p = optics.load_preset("bench")
-    big = dataclasses.replace(
-        p, devices=dataclasses.replace(p.devices, retardance_error=0.0, angle_error=0.02)
+    be = get_backend(
+        "optical-aware", overrides="devices.retardance_error=0,devices.angle_error=0.02"
     )
-    be = OpticalAwareBackend(big, seed=0)
-    sd = be.readout_model.rot_channel
+    rm = be.readout
+    sd = rm.rot_channel
     assert sd == pytest.approx(math.sqrt(2) * 0.04)
     x = torch.tensor([[0.6, 0.0, 0.0]]).expand(50_000, 3).contiguous()
-    xr = be.rotate(x, sd)
+    xr = rm.rotate(x, sd, _gen(0))
     assert torch.allclose(xr.norm(dim=-1), torch.full((50_000,), 0.6), atol=1e-6)
     ang = torch.atan2(xr[:, 1:].norm(dim=-1), xr[:, 0])  # angle to the original direction
     # two perpendicular components of std sd: E[angle^2] = 2 sd^2 (small-angle)
@@ -212,15 +265,25 @@ def test_attend_distances_go_through_the_noisy_readout_straight_through():
     m = _model()
     assert m.cfg.init_state == "attend"
     x = _x()
-    be = OpticalAwareBackend("bench", seed=5)
-    exact = TorchBackend()
-    g = m.build_graph(exact)
-    s, sa = m.sparks(x)
+    rm = get_backend("optical-aware", preset="bench", seed=5).readout
+    g = m.build_graph()
+    w = m.weights()
+    s, sa = ops.spark_points(
+        ops.encode(x, w.enc_w, w.enc_b), w.spark_w1, w.spark_b1, w.spark_w2, w.spark_b2,
+        w.spark_scale,
+    )  # fmt: skip
     ids = torch.randint(0, m.cfg.n_nodes, (x.shape[0], 4))
-    d_ref = exact.token_distances(s, sa, g, ids)
-    d_hw = be.token_distances(s, sa, g, ids)
+    d_ref = ops.token_distances(s, sa, g, ids)
+    d_hw = sur.token_distances(s, sa, g, ids, readout=rm, gen=_gen(5))
     assert d_hw.shape == d_ref.shape == (x.shape[0], 4, x.shape[1])
     assert not torch.allclose(d_hw, d_ref)
     assert float((d_hw - d_ref).detach().abs().median()) < 0.5  # a readout error, small
     (gx_hw,) = torch.autograd.grad(d_hw.sum(), m.spark_scale, retain_graph=True)
     assert torch.isfinite(gx_hw) and gx_hw != 0
+
+
+def test_options_are_typed():
+    opts = OpticalAwareOptions(preset="lowpower", seed=2)
+    assert opts.noise_on and not OpticalAwareOptions(preset="ideal").noise_on
+    be = OpticalAwareBackend(opts)
+    assert be.readout.r_max < get_backend("optical-aware").readout.r_max  # 20 dB < 30 dB

@@ -1,9 +1,9 @@
-"""The harsh ``lowpower`` optics preset: provenance, validation, preset objects in the optical
-backend, and the hardware-aware surrogate's statistics against the optical backend there."""
+"""The harsh ``lowpower`` optics preset: provenance, validation, overridden constants in the
+optical targets, and the hardware-aware surrogate's statistics against the optical target
+there."""
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from importlib import resources
@@ -13,12 +13,15 @@ import numpy as np
 import pytest
 import torch
 
-from rsgn import optics
-from rsgn.backends.optical import OpticalBackend, load_optical_preset
-from rsgn.backends.optical_aware import OpticalAwareBackend
-from rsgn.backends.torch_backend import TorchBackend
+from rsgn import ops, optics
+from rsgn.backends import get_backend
+from rsgn.backends.optical_aware import surrogate as sur
 from rsgn.errors import RsgnError
+from rsgn.evaluate import evaluate
+from rsgn.forward import node_positions
 from rsgn.model import RSGN
+from rsgn.provenance import EVIDENCE
+from rsgn.spec import ModelSpec
 from tests.conftest import small_cfg
 
 
@@ -26,7 +29,7 @@ def _text() -> str:
     return resources.files("rsgn.optics").joinpath("presets", "lowpower.toml").read_text()
 
 
-def _model(n_nodes: int = 96, seed: int = 0) -> RSGN:
+def _spec(n_nodes: int = 96, seed: int = 0) -> ModelSpec:
     torch.manual_seed(seed)
     cfg = small_cfg(
         n_nodes=n_nodes,
@@ -36,7 +39,7 @@ def _model(n_nodes: int = 96, seed: int = 0) -> RSGN:
         token_skip=False,
         init_state="mean",
     )
-    return RSGN(8, 4, cfg).eval()
+    return RSGN(8, 4, cfg).export()
 
 
 # ---------------------------------------------------------------------------------- preset
@@ -58,7 +61,7 @@ def test_lowpower_preset_values_and_sources():
         "devices.angle_error",
     ):
         c = p.provenance[key]
-        assert c.source.strip() and c.scope.strip() and c.kind in optics.presets.KINDS, key
+        assert c.source.strip() and c.scope.strip() and c.evidence in EVIDENCE, key
     assert p.provenance["laser.optical_power"].given == "10.0 uW"
     # the harsh preset is harsher than bench on every changed axis
     b = optics.load_preset("bench")
@@ -92,63 +95,63 @@ def test_bad_lowpower_values_rejected_in_one_line(tmp_path: Path, table, value, 
     with pytest.raises(optics.PresetError, match=r"^lp\.toml: " + expect) as exc:
         optics.load_preset_file(f)
     assert "\n" not in str(exc.value)
-    with pytest.raises(RsgnError) as exc2:  # the backends give the same one-line message
-        OpticalBackend(str(f))
-    assert "\n" not in str(exc2.value) and table in str(exc2.value)
+    for target in ("optical", "optical-aware"):  # the targets give the same one-line message
+        with pytest.raises(RsgnError) as exc2:
+            get_backend(target, preset_file=str(f))
+        assert "\n" not in str(exc2.value) and table in str(exc2.value)
 
 
 # ---------------------------------------------------------------------------------- API
-def test_optical_backend_accepts_a_preset_object():
-    p = optics.load_preset("bench")
-    hot = dataclasses.replace(p, laser=dataclasses.replace(p.laser, optical_power=2e-3))
-    be = OpticalBackend(hot, seed=1)
-    assert be.preset is hot and be.preset_name == "bench" and be.noise
-    assert be.table.events["laser_pulse"].value == pytest.approx(
-        2 * OpticalBackend("bench").table.events["laser_pulse"].value
+def test_targets_take_overridden_constants():
+    """A brighter laser by option: the laser pulse energy follows, the rest of the preset
+    stays; both targets read the same constants."""
+    hot = "laser.optical_power=2e-3,adc.full_scale_power=2e-3"
+    be = get_backend("optical", preset="bench", overrides=hot, seed=1)
+    bench = get_backend("optical", preset="bench")
+    assert be.preset.name == "bench" and be.options.noise_on
+    assert be.energy.events["laser_pulse"].value == pytest.approx(
+        2 * bench.energy.events["laser_pulse"].value
     )
-    assert be.det.adc_full_scale == pytest.approx(p.detector_params().adc_full_scale)
-    assert load_optical_preset(hot) is hot
-    # an ideal preset object gives the same logits as the name
-    m = _model(n_nodes=48)
-    x = torch.randn(4, 6, 8)
-    a, _ = OpticalBackend(optics.load_preset("ideal")).prepare(m)(x)
-    b, _ = OpticalBackend("ideal").prepare(m)(x)
-    assert torch.equal(a, b)
-    with pytest.raises(RsgnError, match="OpticalPreset"):
-        OpticalBackend(3.0)  # type: ignore[arg-type]
+    assert be.preset.detector_params().adc_full_scale == pytest.approx(
+        2 * bench.preset.detector_params().adc_full_scale
+    )
+    aware = get_backend("optical-aware", preset="bench", overrides=hot)
+    assert aware.readout.power == be.preset.laser.optical_power
+    with pytest.raises(RsgnError, match="adc.enob"):
+        get_backend("optical", preset="lowpower", overrides="adc.bits=4")
 
 
 # ---------------------------------------------------------------------------------- statistics
-def _graph_inputs(m: RSGN):
-    x, a = m.positions()
-    return x.detach(), a.detach(), m.in_idx
+def _optical_graph_d(spec: ModelSpec, preset: str, seed: int, noise: bool = True) -> torch.Tensor:
+    be = get_backend("optical", preset=preset, seed=seed, noise=noise)
+    return be.prepare(spec).edge_distances.double()
 
 
-def _optical_graph_d(m: RSGN, preset: str, seed: int, noise: bool = True) -> torch.Tensor:
-    be = OpticalBackend(preset, seed=seed, noise=noise, reference=False)
+def _surrogate_graph_d(spec: ModelSpec, preset: str, seed: int, noise: bool = True):
+    rm = get_backend("optical-aware", preset=preset, noise=noise).readout
+    x, a = node_positions(spec.weights)
     with torch.no_grad():
-        m.build_graph(be)
-    return be.last_graph_distances.double()
+        d = sur.edge_distances(
+            x, a, spec.weights.in_idx, readout=rm, gen=torch.Generator().manual_seed(seed)
+        )
+    return d.double()
 
 
 def test_surrogate_edge_distance_noise_matches_optical_at_lowpower():
     """Edge-distance readout error d^ - d_c (d_c: the noise-free, ER-clipped distance) on the
     lowpower preset: the surrogate's RMS error, bias and fraction of readings clamped at d = 0
-    (reading below the noise-free floor) agree with the numpy optical backend's (pooled over
+    (reading below the noise-free floor) agree with the numpy optical target's (pooled over
     seeds) within the stated bounds: RMS ratio in [0.85, 1.18], |bias difference| < 0.15 RMS,
     clamp fractions within 0.04."""
-    m = _model()
-    mask = m.in_mask
-    d_c = _optical_graph_d(m, "lowpower", 0, noise=False)
-    x, a, idx = _graph_inputs(m)
-    sur_nf = OpticalAwareBackend("lowpower", noise=False).edge_distances(x, a, idx).double()
+    spec = _spec()
+    mask = spec.weights.in_mask
+    d_c = _optical_graph_d(spec, "lowpower", 0, noise=False)
+    sur_nf = _surrogate_graph_d(spec, "lowpower", 0, noise=False)
     assert torch.allclose(sur_nf[mask], d_c[mask], rtol=1e-4, atol=1e-4)  # same clipped geometry
     err_o, err_s = [], []
     for s in range(12):
-        err_o.append((_optical_graph_d(m, "lowpower", s) - d_c)[mask])
-        sur = OpticalAwareBackend("lowpower", seed=s)
-        with torch.no_grad():
-            err_s.append((sur.edge_distances(x, a, idx).double() - d_c)[mask])
+        err_o.append((_optical_graph_d(spec, "lowpower", s) - d_c)[mask])
+        err_s.append((_surrogate_graph_d(spec, "lowpower", s) - d_c)[mask])
     eo, es = torch.cat(err_o), torch.cat(err_s)
     rms_o, rms_s = float(eo.pow(2).mean().sqrt()), float(es.pow(2).mean().sqrt())
     assert rms_o > 0.05  # the preset is really noisy
@@ -160,39 +163,45 @@ def test_surrogate_edge_distance_noise_matches_optical_at_lowpower():
     assert abs(clamp_o - clamp_s) < 0.04, (clamp_o, clamp_s)
 
 
-def _lowpower_at(power_w: float) -> optics.OpticalPreset:
-    """The lowpower preset with the laser (and the ADC full scale that follows it) at power_w."""
-    p = optics.load_preset("lowpower")
-    return dataclasses.replace(
-        p,
-        laser=dataclasses.replace(p.laser, optical_power=power_w),
-        adc=dataclasses.replace(p.adc, full_scale_power=power_w),
-    )
+def _lowpower_at(power_w: float) -> str:
+    """Overrides of the lowpower preset: the laser (and the ADC full scale that follows it) at
+    power_w."""
+    return f"laser.optical_power={power_w},adc.full_scale_power={power_w}"
 
 
 @pytest.mark.parametrize("power_w", [10e-6, 100e-6, 300e-6])
 def test_surrogate_ignition_matches_optical_at_lowpower(power_w):
     """Ignition on noisy readings (lowpower preset; its 10 uW and two brighter lasers): the
     overlap of the active set with the noise-free set and the mean ignition strength alpha
-    (8 seeds) agree between surrogate and optical backend within 0.08 (overlap) and 10% (alpha).
+    (8 seeds) agree between surrogate and optical target within 0.08 (overlap) and 10% (alpha).
     At 10 uW the minimum over the tokens' noisy readings clamps to d = 0 (alpha = 1) on both,
     and the active set is nearly random."""
-    m = _model()
+    spec = _spec()
+    w = spec.weights
     xin = torch.randn(12, 16, 8, generator=torch.Generator().manual_seed(3))
-    with torch.no_grad():
-        sparks, spark_a = m.sparks(xin)
-        g = m.build_graph(TorchBackend())
-    kw = dict(sigma=m.cfg.sigma_ign, eps=m.cfg.eps_active, cap=10, method="radix")
-    p = _lowpower_at(power_w)
+    sparks, spark_a = ops.spark_points(
+        ops.encode(xin, w.enc_w, w.enc_b), w.spark_w1, w.spark_b1, w.spark_w2, w.spark_b2,
+        w.spark_scale,
+    )  # fmt: skip
+    g = get_backend("torch").prepare(spec).graph
+    kw = dict(sigma=spec.hyper.sigma_ign, eps=spec.hyper.eps_active, cap=10, method="radix")
+    over = _lowpower_at(power_w)
+
+    def optical(seed: int, noise: bool = True):
+        be = get_backend("optical", preset="lowpower", overrides=over, seed=seed, noise=noise)
+        return be.prepare(spec).call_ops(xin).table().ignite(sparks, spark_a, g, **kw)
+
+    def surrogate(seed: int, noise: bool = True):
+        rm = get_backend("optical-aware", preset="lowpower", overrides=over, noise=noise).readout
+        return sur.ignite(
+            sparks, spark_a, g, readout=rm, gen=torch.Generator().manual_seed(seed), **kw
+        )
 
     def sets(st):
         return [set(r[v].tolist()) for r, v in zip(st.ids, st.valid, strict=True)]
 
-    with torch.no_grad():
-        ref = OpticalAwareBackend(p, noise=False).ignite(sparks, spark_a, g, **kw)
-        ref_o = OpticalBackend(p, noise=False).ignite(sparks, spark_a, g, **kw)
-    s_ref = sets(ref)
-    assert s_ref == sets(ref_o)  # noise-free: same selection
+    s_ref = sets(surrogate(0, noise=False))
+    assert s_ref == sets(optical(0, noise=False))  # noise-free: same selection
 
     def stats(st):
         ov = np.mean([len(a & b) / max(1, len(b)) for a, b in zip(sets(st), s_ref, strict=True)])
@@ -200,9 +209,8 @@ def test_surrogate_ignition_matches_optical_at_lowpower(power_w):
 
     so, ss = [], []
     for s in range(8):
-        with torch.no_grad():
-            so.append(stats(OpticalBackend(p, seed=s).ignite(sparks, spark_a, g, **kw)))
-            ss.append(stats(OpticalAwareBackend(p, seed=s).ignite(sparks, spark_a, g, **kw)))
+        so.append(stats(optical(s)))
+        ss.append(stats(surrogate(s)))
     ov_o, al_o = np.mean(so, 0)
     ov_s, al_s = np.mean(ss, 0)
     assert ov_o < 0.9 and ov_s < 0.9  # noise changes the active set at this preset
@@ -248,18 +256,15 @@ def test_hardware_aware_training_closes_the_lowpower_gap(tmp_path):
     ds = make_task("long-range", cfg.data, seed=0)
     x, y = ds.x_val, ds.y_val
 
-    def acc(net, be) -> float:
-        with torch.no_grad():
-            return float((be.prepare(net)(x)[0].argmax(1) == y).float().mean())
+    def acc(net, name: str, **options) -> float:
+        return evaluate(net, x, y, get_backend(name, **options)).accuracy
 
     res = {}
     for kind, backend, preset in (("plain", "torch", None), ("aware", "optical-aware", "lowpower")):
         train(cfg, ds, tmp_path / kind, backend=backend, preset=preset, log=None)
         net = load_model(tmp_path / kind / "checkpoint.pt")[0].eval()
-        opt = np.mean(
-            [acc(net, OpticalBackend("lowpower", seed=s, reference=False)) for s in range(3)]
-        )
-        res[kind] = (acc(net, TorchBackend()), float(opt))
+        opt = np.mean([acc(net, "optical", preset="lowpower", seed=s) for s in range(3)])
+        res[kind] = (acc(net, "torch"), float(opt))
     ref = res["plain"][0]
     gap_plain, gap_aware = ref - res["plain"][1], ref - res["aware"][1]
     assert gap_plain > 0.10, res

@@ -65,20 +65,17 @@ def test_full_plan_covers_the_paper_tables_and_ablation(study):
     ablation = {s.label: study.run_config(s).model for s in runs if s.label not in study.MODELS}
     assert sorted(n for n in ablation) == sorted(
         [
-            "nodes-128", "nodes-512", "steps-1", "steps-3", "init-routed", "init-both",
-            "init-max", "spark-5", "position-code", "active-1", "active-2", "active-10",
-            "skip-on", "no-encoder", "init-mean", "space-3", "node-readout",
+            "nodes-128", "nodes-512", "steps-1", "steps-3", "active-1", "active-2",
+            "active-10", "skip-on", "no-encoder", "init-mean", "space-3", "node-readout",
         ]
     )  # fmt: skip
     assert [ablation[f"nodes-{n}"].n_nodes for n in (128, 512)] == [128, 512]
     assert [ablation[f"steps-{n}"].n_steps for n in (1, 3)] == [1, 3]
     assert [ablation[f"active-{n}"].target_active for n in (1, 2, 10)] == [0.01, 0.02, 0.1]
-    assert ablation["init-both"].init_state == "both"
-    assert ablation["spark-5"].spark_context == 5 and ablation["position-code"].position_code
+    assert ablation["init-mean"].init_state == "mean"
     assert all(m.hebbian for m in ablation.values())
     assert ablation["skip-on"].token_skip and ablation["skip-on"].encoder_width == 5
     assert ablation["no-encoder"].encoder_width == 0 and not ablation["no-encoder"].token_skip
-    assert ablation["init-max"].init_state == "max"
     assert ablation["init-mean"].init_state == "mean" and ablation["space-3"].d_space == 3
     assert ablation["node-readout"].node_readout
     with_lr = study.plan(study.dataclasses.replace(full, lr=3e-3))
@@ -144,7 +141,7 @@ def test_tiny_study_end_to_end(study, tmp_path):
         "nodes": ["128", "256 (default)", "512"],
         "steps": ["1", "3", "5 (default)"],
         "Hebbian": ["on (default)", "off"],
-        "init_state": ["attend (default)", "mean (paper)", "routed", "both", "max"],
+        "init_state": ["attend (default)", "mean (paper)"],
         "space dimension": ["8 (default)", "3 (paper)"],
         "improvements": [
             "encoder on, skip off (default)",
@@ -153,8 +150,6 @@ def test_tiny_study_end_to_end(study, tmp_path):
             "+ node_readout",
             "paper config (all off)",
         ],
-        "spark_context": ["1 (default)", "5"],
-        "position_code": ["off (default)", "on"],
         "active fraction": ["1%", "2%", "5% (default)", "10%"],
     }
     assert sorted(abl) == sorted(f"{g}={s}" for g, ss in expected.items() for s in ss)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import math
 import os
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -22,7 +24,9 @@ if not torch.cuda.is_available():
 triton = pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
 
 from rsgn import geometry  # noqa: E402
-from rsgn.kernels import lns, lorentz, lut  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "studies" / "gpu_kernels"))
+from prims import lns, lorentz, lut  # noqa: E402  (study-only kernels)
 
 DEV = "cuda" if torch.cuda.is_available() else "cpu"
 EPS32 = 2.0**-24

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rsgn.backends.selection import mask_to_ids, radix_select_mask, statistical_mask
+from rsgn.selection import mask_to_ids, radix_select_mask, statistical_mask
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ out-edges) to the candidates M (reached or active) and the winners A':
 =========  =======================================================================================
 op         events
 =========  =======================================================================================
+graph      (once per program, E live edges) MAC E (r + D); transcendental 4E; SRAM E (r + D + 2)
 encode     MAC  B T (w d_in F)_enc + B T (F 4D + 4D D + D) + |A0| d (+ init, below)
            transcendental  B T (F_enc + 4D + D + 2);  SRAM  front-end weights, once per batch
            init 'attend': MAC |A0| T F + |A0| F d, transcendental |A0| T;
@@ -97,6 +98,18 @@ def step_sizes(
         candidates=int(hit.sum()),
         winners=int(after[1].sum()),
     )
+
+
+def charge_graph(ledger: CostLedger, spec: ModelSpec, n_edges: int) -> None:
+    """The graph op over E live edges (once per program, not per batch; op ``graph``):
+    MAC E (r + D) (affinities, distances), transcendental 4E (asinh, sqrt, exp, softplus /
+    sigmoid), SRAM E (r + D + 2)."""
+    hp = spec.hyper
+    rank = spec.weights.aff_u.shape[1]
+    ledger.op("graph")
+    ledger.add("mac_fp32", n_edges * (rank + hp.d_space))
+    ledger.add("transcendental_fp32", 4 * n_edges)
+    ledger.add("sram_word_32b", n_edges * (rank + hp.d_space + 2))
 
 
 def charge_encode(ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, n_lit: int) -> None:

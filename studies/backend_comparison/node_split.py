@@ -20,28 +20,33 @@ from pathlib import Path
 
 import torch
 
-from rsgn.backends.neuromorphic import NeuromorphicBackend
+from rsgn.backends import get_backend
 from rsgn.checkpoint import atomic_write_bytes, load_model
 from rsgn.data import make_task
 from rsgn.errors import RsgnError
 from rsgn.evaluate import evaluate
+from rsgn.spec import ModelSpec
 
 HERE = Path(__file__).resolve().parent
 
 
-def run_one(model, x: torch.Tensor, y: torch.Tensor, preset: str, split: int | None) -> dict:
-    """One split through ``rsgn.evaluate``: accuracy, agreement with torch, mapping, energy and
-    latency per inference."""
+def run_one(
+    spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, ref: torch.Tensor, preset: str, split
+) -> dict:
+    """One split through ``rsgn.evaluate``: accuracy, agreement with the torch logits ``ref``
+    (measured on the same samples), mapping, energy and latency per inference."""
     row: dict = {"node_split": "auto" if split is None else split}
     t0 = time.perf_counter()
-    be = NeuromorphicBackend(preset=preset, node_split=split)
     try:
-        rep, det = evaluate(model, x, y, be, batch_size=64, return_details=True)
+        be = get_backend("neuromorphic", preset=preset, node_split=split)
+        be.check(spec)
+        res = evaluate(spec, x, y, be, batch_size=64, keep_logits=True)
     except RsgnError as exc:
         return {**row, "status": f"failed: {exc}"}
-    ms, sizes = det["batch_metrics"], det["batch_sizes"]
-    n = rep["n_samples"]
-    mp = ms[-1]["mapping"]
+    rep = res.report
+    batches = rep.details.get("per_batch", [rep.details])
+    n = rep.n_samples
+    mp = batches[-1]["mapping"]
     return {
         **row,
         "status": "ok",
@@ -50,15 +55,14 @@ def run_one(model, x: torch.Tensor, y: torch.Tensor, preset: str, split: int | N
         "cores_used": mp["cores_used"],
         "chips": mp["n_chips"],
         "n_samples": n,
-        "accuracy": rep["accuracy"],
-        "agreement": sum(
-            m["reference"]["prediction_agreement"] * k for m, k in zip(ms, sizes, strict=True)
-        )
+        "accuracy": res.accuracy,
+        "agreement": float((res.logits.argmax(1) == ref.argmax(1)).float().mean()),
+        "max_abs_logit_error": float((res.logits - ref).abs().max()),
+        "energy_j_per_inference": rep.energy_per_inference.value,
+        "exchange_energy_j_per_inference": sum(b["energy_breakdown_j"]["exchange"] for b in batches)
         / n,
-        "energy_j_per_inference": rep["cost"]["energy_j_per_inference"],
-        "exchange_energy_j_per_inference": sum(m["energy_breakdown_j"]["exchange"] for m in ms) / n,
-        "exchange_packets_per_inference": sum(m["exchange_counts"]["packets"] for m in ms) / n,
-        "latency_s_per_inference": sum(sum(m["latency_per_inference_s"]) for m in ms) / n,
+        "exchange_packets_per_inference": sum(b["exchange_counts"]["packets"] for b in batches) / n,
+        "latency_s_per_inference": rep.latency.value,
         "wall_s": time.perf_counter() - t0,
     }
 
@@ -79,9 +83,11 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as exc:
         sys.exit(f"node_split.py: {exc}")
     model, cfg, _ = load_model(args.ckpt)
+    spec = model.export()
     ds = make_task(args.task, cfg.data, seed=cfg.train.seed)
     x, y = ds.x_val[: args.limit], ds.y_val[: args.limit]
-    rows = [run_one(model, x, y, args.preset, s) for s in splits]
+    ref = evaluate(spec, x, y, "torch", batch_size=64, keep_logits=True).logits
+    rows = [run_one(spec, x, y, ref, args.preset, s) for s in splits]
     out = Path(args.out) if args.out else HERE / args.task
     out.mkdir(parents=True, exist_ok=True)
     meta = {
@@ -93,8 +99,9 @@ def main(argv: list[str] | None = None) -> None:
     atomic_write_bytes(out / f"node_split_{args.preset}.json", json.dumps(meta, indent=1).encode())
     cols = [
         "node_split", "status", "used_split", "nodes_per_core", "cores_used", "chips",
-        "accuracy", "agreement", "energy_j_per_inference", "exchange_energy_j_per_inference",
-        "exchange_packets_per_inference", "latency_s_per_inference", "wall_s",
+        "accuracy", "agreement", "max_abs_logit_error", "energy_j_per_inference",
+        "exchange_energy_j_per_inference", "exchange_packets_per_inference",
+        "latency_s_per_inference", "wall_s",
     ]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:

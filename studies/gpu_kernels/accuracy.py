@@ -57,10 +57,9 @@ def main() -> None:
             ds = make_task(task, cfg.data, seed=cfg.train.seed)
             logits = {}
             for be in ("torch", "triton"):
-                rep, det = evaluate(model, ds.x_val, ds.y_val, get_backend(be),
-                                    return_details=True)  # fmt: skip
-                res[f"{trained_on}_model_on_{be}_acc"] = rep["accuracy"]
-                logits[be] = det["logits"]
+                ev = evaluate(model, ds.x_val, ds.y_val, get_backend(be), keep_logits=True)
+                res[f"{trained_on}_model_on_{be}_acc"] = ev.accuracy
+                logits[be] = ev.logits
             res[f"{trained_on}_model_agreement"] = float(
                 (logits["torch"].argmax(1) == logits["triton"].argmax(1)).float().mean()
             )

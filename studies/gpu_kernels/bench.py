@@ -1,4 +1,4 @@
-"""GPU benchmark of the triton backend against the torch backend and the dense formulation.
+"""GPU benchmark of the triton target against the torch target and the dense formulation.
 
     python studies/gpu_kernels/bench.py                 # N = 4k, 65k, 1M; k = 16, 32, 64
     python studies/gpu_kernels/bench.py --quick         # N = 4k only, k = 16
@@ -6,8 +6,9 @@
 Per (N, k): batch 64, sequence 64, 32 input features, hidden 128, 5% active (the model's
 default cap), paper defaults otherwise. Measured with CUDA events:
 
-- train step (forward + cross-entropy + backward) and inference (forward, graph cached) time
-  per batch on the ``triton`` and ``torch`` backends, and the dense ``rsgn.dense.DenseRSGN``
+- train step (forward + cross-entropy + backward, each target's training op table) and
+  inference (the forward on a built graph with :func:`inference_table`) time per batch on the
+  ``triton`` and ``torch`` targets, and the dense ``rsgn.dense.DenseRSGN``
   (inference and train step; recorded as "OOM" where it does not fit);
 - the message-sum kernel alone on a propagate-sized problem (the active set's out-edges): its
   achieved bandwidth (bytes it must move, gathers counted from HBM, / time) against the
@@ -42,14 +43,37 @@ def model_config(n: int, k: int, config: str | None = None):
     return apply_overrides(load_config(config), [*sets, "model.hebbian=false"]).model
 
 
+def spark_points(model, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The model's sparks of ``x`` and their conformal factors (the forward's front end)."""
+    from rsgn import ops
+
+    w = model.weights()
+    feats = ops.encode(x, w.enc_w, w.enc_b)
+    return ops.spark_points(feats, w.spark_w1, w.spark_b1, w.spark_w2, w.spark_b2, w.spark_scale)
+
+
+def inference_table(name: str, graph):
+    """The op table an inference on the built ``graph`` runs on target ``name``: the torch
+    reference, or the triton kernels with the fused step's graph tables bound to ``graph``
+    (as a triton program binds them at prepare)."""
+    from rsgn import ops
+
+    if name == "torch":
+        return ops.TABLE
+    from rsgn.backends.triton.fused import graph_tables
+    from rsgn.backends.triton.primitives import kernel_table
+
+    return kernel_table(tables=graph_tables(graph))
+
+
 def step_setting(model, cfg, batch: int, device: str):
     """The state the step benchmarks start from: random inputs of ``batch`` samples, the
     ignited active set with random states, then one reference step (a realistic active
     set). Returns (x, graph, state, step parameters, step options); no gradients."""
-    from rsgn.backends import get_backend
-    from rsgn.backends.base import ActiveState
+    from rsgn import ops
+    from rsgn.state import ActiveState
 
-    ref = get_backend("torch")
+    ref = ops.TABLE
     x = torch.randn(batch, SEQ, FEAT, device=device)
     kw = dict(
         gamma=cfg.gamma,
@@ -62,7 +86,7 @@ def step_setting(model, cfg, batch: int, device: str):
     params = (model.w_h.weight, model.w_h.bias, model.theta, model.ln.weight, model.ln.bias)
     with torch.no_grad():
         graph = model.build_graph(ref)
-        sp, sa = model.sparks(x)
+        sp, sa = spark_points(model, x)
         st = ref.ignite(
             sp, sa, graph, sigma=cfg.sigma_ign, eps=cfg.eps_active, cap=cfg.k_active, method="radix"
         )
@@ -130,16 +154,17 @@ def nvml_energy_per_call(fn, calls: int):
         return f"n/a: {type(exc).__name__}: {exc}"
 
 
-def spmm_bandwidth(model, backend, x) -> dict:
-    """The message-sum kernel alone on the first propagation step's edges."""
-    from rsgn.backends.torch_backend import gather_out_edges
+def spmm_bandwidth(model, table, x) -> dict:
+    """The message-sum kernel alone on the first propagation step's edges (``table``: the
+    triton op table, for the graph and the ignition)."""
     from rsgn.kernels.spmm import csr_spmm
+    from rsgn.sparse import gather_out_edges
 
     with torch.no_grad():
-        g = model.build_graph(backend)
-        sp, sa = model.sparks(x)
+        g = model.build_graph(table)
+        sp, sa = spark_points(model, x)
         cfg = model.cfg
-        st = backend.ignite(
+        st = table.ignite(
             sp,
             sa,
             g,
@@ -184,20 +209,21 @@ def run_config(n: int, k: int, repeats: int, dense: bool, config: str | None = N
     x = torch.randn(BATCH, SEQ, FEAT, device="cuda")
     y = torch.randint(0, CLASSES, (BATCH,), device="cuda")
     for name in ("triton", "torch"):
-        be = get_backend(name)
+        table = get_backend(name).ops
 
-        def step(be=be):
+        def step(table=table):
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x, backend=be).logits, y).backward()
+            F.cross_entropy(model(x, ops_table=table).logits, y).backward()
 
         try:
             row[f"{name}_train_step_s"] = cuda_time(step, repeats)
             with torch.no_grad():
-                graph = model.build_graph(be)
+                graph = model.build_graph(table)
+                fixed = inference_table(name, graph)
 
-                def infer(be=be, graph=graph):
+                def infer(fixed=fixed, graph=graph):
                     with torch.no_grad():
-                        model(x, backend=be, graph=graph)
+                        model(x, ops_table=fixed, graph=graph)
 
                 row[f"{name}_inference_s"] = cuda_time(infer, repeats)
                 e_call = nvml_energy_per_call(infer, 3 * repeats)  # one call: a batch
@@ -210,7 +236,7 @@ def run_config(n: int, k: int, repeats: int, dense: bool, config: str | None = N
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     try:
-        row["spmm"] = spmm_bandwidth(model, get_backend("triton"), x)
+        row["spmm"] = spmm_bandwidth(model, get_backend("triton").ops, x)
     except torch.cuda.OutOfMemoryError:
         row["spmm"] = "OOM"
     if dense:

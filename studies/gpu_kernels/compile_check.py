@@ -113,7 +113,7 @@ def fused_step_launches(hidden: int = 12, k_in: int = 6) -> None:
     variant, with the benchmark's block shapes when ``hidden`` and ``k_in`` are theirs."""
     import torch
 
-    from rsgn.backends.triton_backend import TritonBackend
+    from rsgn.backends import get_backend
     from rsgn.config import ModelConfig
     from rsgn.kernels import step as kstep
     from rsgn.model import RSGN
@@ -127,12 +127,12 @@ def fused_step_launches(hidden: int = 12, k_in: int = 6) -> None:
         kstep.TUNING.update(variant)
         try:
             model.zero_grad(set_to_none=True)
-            model(x, backend=TritonBackend()).logits.sum().backward()
+            model(x, ops_table=get_backend("triton").ops).logits.sum().backward()
         finally:
             kstep.TUNING.clear()
             kstep.TUNING.update(base)
     with torch.no_grad():  # the op-by-op kernels too
-        model(x, backend=TritonBackend(fused=False))
+        model(x, ops_table=get_backend("triton", fused=False).ops)
 
 
 def record(out: Path, pytest_args: list[str], hidden: int, k_in: int) -> int:

@@ -19,7 +19,7 @@ if not torch.cuda.is_available():
 import triton  # noqa: E402
 
 from rsgn import geometry  # noqa: E402
-from rsgn.backends import selection as ref_sel  # noqa: E402
+from rsgn import selection as ref_sel  # noqa: E402
 from rsgn.kernels import distance, gate, ignite, select, spmm  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

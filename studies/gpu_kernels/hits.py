@@ -59,14 +59,14 @@ def row_hits(graph, st) -> torch.Tensor:
 
 def count(n: int, k: int, device: str, config: str | None = None, batch: int = BATCH) -> dict:
     """The counts above for one (N, k) and model config (None: the package default)."""
-    from rsgn.backends import get_backend
+    from rsgn import ops
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
     cfg = model_config(n, k, config)
     t0 = time.perf_counter()
     model = RSGN(FEAT, CLASSES, cfg).to(device)
-    ref = get_backend("torch")
+    ref = ops.TABLE
     _, graph, st, params, kw = step_setting(model, cfg, batch, device)
     with torch.no_grad():
         nxt = ref.step(st, graph, *params, **kw)
@@ -130,12 +130,13 @@ def active_set_overlap(ids: torch.Tensor, ok: torch.Tensor, n: int) -> tuple[flo
 def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
     """Mean out-degree of the active nodes at each step (ignition first) of a trained
     checkpoint on the first ``samples`` validation samples of ``task``, and of an untrained
-    model of the same config (torch backend, CPU): whether training keeps the hubs lit; with
-    how input-specific the active sets are (nodes active in any sample, mean pairwise
-    Jaccard index of the samples' active sets)."""
-    from rsgn.backends import get_backend
+    model of the same config (the reference ops, CPU): whether training keeps the hubs lit;
+    with how input-specific the active sets are (nodes active in any sample, mean pairwise
+    Jaccard index of the samples' active sets). The active sets are the forward's trace."""
+    from rsgn import ops
     from rsgn.checkpoint import load_model
     from rsgn.data import make_task
+    from rsgn.forward import Trace, forward
     from rsgn.model import RSGN
 
     net, cfg, _ = load_model(ckpt)
@@ -143,19 +144,12 @@ def checkpoint_out_degrees(ckpt: str, task: str, samples: int = 256) -> dict:
     x = ds.x_val[:samples]
 
     def per_step(model: torch.nn.Module) -> tuple[list[float], float, list, list]:
-        be = get_backend("torch")
-        seen = []
-        plain = be.step
-
-        def step(st, *a, **kw):
-            seen.append((st.ids, st.valid))
-            return plain(st, *a, **kw)
-
-        be.step = step
+        trace = Trace()
         model.eval()
         with torch.no_grad():
-            model(x, backend=be)
-            graph = model.build_graph(be)
+            graph = model.build_graph()
+            forward(model.weights(), model.hyper(), x, ops.TABLE, graph=graph, trace=trace)
+        seen = trace.states[:-1]  # the active set each step starts from
         deg = (graph.out_ptr[1:] - graph.out_ptr[:-1]).double()
         n = graph.n_nodes
         cover, jac = zip(*(active_set_overlap(ids, ok, n) for ids, ok in seen), strict=True)

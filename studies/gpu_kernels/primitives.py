@@ -41,9 +41,10 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import triton  # noqa: E402
+from prims import lns, lorentz, lut  # noqa: E402  (study-only kernels, next to this script)
 
 from rsgn import geometry  # noqa: E402
-from rsgn.kernels import gate, lns, lorentz, lut  # noqa: E402
+from rsgn.kernels import gate  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DEV = "cuda" if torch.cuda.is_available() else "cpu"

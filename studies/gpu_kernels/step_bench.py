@@ -1,6 +1,7 @@
 """GPU benchmark of one propagation step (propagate -> inhibit -> select -> update) on its own:
-the torch backend's decomposition, the Triton backend op by op (``fused=False``) and the fused
-step (``kernels.step``), against the step's memory-bandwidth floor.
+the reference decomposition (``rsgn.ops.TABLE``, the torch target's), the triton target's op
+table op by op (``fused=False``) and with the fused step (``kernels.step``, its graph tables
+bound as a triton program binds them), against the step's memory-bandwidth floor.
 
     python studies/gpu_kernels/step_bench.py --sizes 4096 65536 1048576 --ks 16 64
 
@@ -43,6 +44,7 @@ from bench import (  # noqa: E402
     HIDDEN,
     copy_bandwidth,
     cuda_time,
+    inference_table,
     model_config,
     step_setting,
 )
@@ -62,8 +64,10 @@ def run(
 ) -> dict:
     cuda = torch.cuda.is_available()
     dev = "cuda" if cuda else "cpu"  # the CPU (Triton interpreter) only for --cpu-smoke
+    from rsgn import ops
     from rsgn.backends import get_backend
-    from rsgn.backends.triton_backend import TritonBackend
+    from rsgn.backends.triton.fused import graph_tables
+    from rsgn.backends.triton.primitives import kernel_table
     from rsgn.model import RSGN
 
     torch.manual_seed(0)
@@ -81,7 +85,7 @@ def run(
         "build_s": time.perf_counter() - t0,
     }
     x, graph, st, params, kw = step_setting(model, cfg, batch, dev)
-    ref = get_backend("torch")
+    ref = ops.TABLE
     with torch.no_grad():
         bsz, width = st.ids.shape
         act = st.ids[st.valid]
@@ -93,7 +97,7 @@ def run(
         bytes_gather = bytes_min + edges * HIDDEN * 4
         row["bytes_min"], row["bytes_gather"] = bytes_min, bytes_gather
         row["floor_min_s"], row["floor_gather_s"] = bytes_min / bw, bytes_gather / bw
-        fused = TritonBackend()
+        fused = kernel_table(tables=graph_tables(graph))
         ref_out = ref.step(st, graph, *params, **kw)
         fus_out = fused.step(st, graph, *params, **kw)
         row["ids_equal"] = bool(torch.equal(ref_out.ids, fus_out.ids))
@@ -105,14 +109,14 @@ def run(
         # winners in both / winners of the reference (< 1 only through near-ties at the cap)
         row["winner_agreement"] = float((sel[0] & sel[1]).sum() / sel[0].sum().clamp_min(1))
         row["max_abs_h_err"] = float((ref_out.h - fus_out.h).abs().max())
-        for name, be in (
+        for name, tab in (
             ("torch", ref),
-            ("triton_unfused", TritonBackend(fused=False)),
+            ("triton_unfused", kernel_table(fused=False)),
             ("triton_fused", fused),
         ):
             try:
                 row[f"{name}_s"] = cuda_time(
-                    lambda be=be: be.step(st, graph, *params, **kw), repeats, warmup=2
+                    lambda tab=tab: tab.step(st, graph, *params, **kw), repeats, warmup=2
                 )
             except torch.cuda.OutOfMemoryError:
                 row[f"{name}_s"] = "OOM"
@@ -177,18 +181,19 @@ def run(
 
         y = torch.randint(0, CLASSES, (batch,), device=dev)
         for name in ("triton", "torch"):
-            be = get_backend(name)
+            table = get_backend(name).ops
+            infer_table = inference_table(name, graph)
             if cuda:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
 
-            def tstep(be=be):
+            def tstep(table=table):
                 model.zero_grad(set_to_none=True)
-                F.cross_entropy(model(x, backend=be).logits, y).backward()
+                F.cross_entropy(model(x, ops_table=table).logits, y).backward()
 
-            def infer(be=be):
+            def infer(infer_table=infer_table):
                 with torch.no_grad():
-                    model(x, backend=be, graph=graph)
+                    model(x, ops_table=infer_table, graph=graph)
 
             try:
                 row[f"e2e_{name}_train_step_s"] = cuda_time(tstep, max(2, repeats // 3))

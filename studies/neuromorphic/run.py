@@ -35,11 +35,10 @@ import numpy as np
 import torch
 
 from rsgn import neuromorphic as nm
-from rsgn.backends.neuromorphic import NeuromorphicBackend
+from rsgn.backends import get_backend
 from rsgn.checkpoint import load_model
 from rsgn.config import DataConfig, ModelConfig
 from rsgn.data import make_task
-from rsgn.evaluate import evaluate
 from rsgn.model import RSGN
 from rsgn.neuromorphic import bench_events
 
@@ -80,20 +79,32 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
+def agreement(logits: torch.Tensor, ref: torch.Tensor) -> dict:
+    """Measured agreement with the torch target's logits on the same inputs."""
+    diff = (logits.double() - ref.double()).abs().amax(1)
+    return {
+        "prediction_agreement": float((logits.argmax(1) == ref.argmax(1)).float().mean()),
+        "max_abs_logit_error": float(diff.max()),
+        "max_rel_logit_error": float((diff / ref.double().abs().amax(1)).max()),
+    }
+
+
 def per_inference(rep) -> dict:
-    """Energy split and latency per inference from a backend report."""
-    m = rep.metrics
+    """Energy split and latency per inference from a target report (``Report.details``)."""
+    m = rep.details
     n = rep.n_samples
     split = m["energy_split_j"]
     bd = m["energy_breakdown_j"]
+    wall = rep.wall_time.value
     return {
-        "energy_total_j": m["energy_j"] / n,
+        "energy_total_j": rep.ledger.energy_j() / n,
         "energy_dynamic_j": split["dynamic"] / n,
         "energy_static_j": split["static"] / n,
         "energy_host_j": split["host"] / n,
         "energy_updates_j": (bd["neuron_update_active"] + bd["neuron_update_idle"]) / n,
         "energy_synops_j": bd["synops"] / n,
         "energy_projection_j": bd["projection"] / n,
+        "energy_select_j": bd["select"] / n,
         "latency_mean_s": m["latency_stats_s"]["mean"],
         "latency_p95_s": m["latency_stats_s"]["p95"],
         "active_fraction": rep.active_fraction,
@@ -103,8 +114,9 @@ def per_inference(rep) -> dict:
             m["event_counts"]["neuron_updates_active"] + m["event_counts"]["neuron_updates_idle"]
         )
         / n,
-        "sim_wall_s": m["wall_time_s"],
-        "synops_per_wall_s": m["event_counts"]["synops"] / m["wall_time_s"],
+        "select_rounds_per_inference": sum(m["select_rounds"]) / n,
+        "sim_wall_s": wall,
+        "synops_per_wall_s": m["event_counts"]["synops"] / wall,
     }
 
 
@@ -130,12 +142,14 @@ def accuracy(out: Path, quick: bool) -> list[dict]:
     ckpt = checkpoint(out, quick)
     model = load_model(ckpt)
     model = model[0] if isinstance(model, tuple) else model
+    spec = model.export()
     ds = make_task(TASK, DataConfig(n_samples=3000), seed=0)
     n = 60 if quick else 300
     x, y = ds.x_val[:n], ds.y_val[:n]
     x_cal = ds.x_train[: 50 if quick else 200]
     t0 = time.perf_counter()
-    acc_t = evaluate(model, x, y, "torch")["accuracy"]
+    ref, _ = get_backend("torch").prepare(spec)(x)
+    acc_t = float((ref.argmax(1) == y).float().mean())
     rows = [{"config": "torch", "accuracy": acc_t, "n_val": n, "wall_s": time.perf_counter() - t0}]
     configs = [
         ("float exact", {}, False),
@@ -161,20 +175,19 @@ def accuracy(out: Path, quick: bool) -> list[dict]:
         configs = [c for c in configs if "16" not in c[0] and "4 LSB" not in c[0]]
     for name, kw, cal in configs:
         t0 = time.perf_counter()
-        prog = NeuromorphicBackend(**kw).prepare(model)
+        prog = get_backend("neuromorphic", **kw).prepare(spec)
         if cal:
-            prog.calibrate(x_cal)
+            prog = prog.calibrate(x_cal)
         logits, rep = prog(x)
         acc = float((logits.argmax(1) == y).float().mean())
-        ref = rep.metrics["reference"]
-        sd = rep.metrics["sigma_delta_events"]
+        agree = agreement(logits, ref)
+        sd = rep.details["sigma_delta_events"]
         row = {
             "config": name,
             "accuracy": acc,
             "drop_vs_torch_points": 100 * (acc_t - acc),
-            "prediction_agreement": ref["prediction_agreement"],
-            "max_rel_logit_error": ref["max_rel_logit_error"],
-            "payload_lsb_max": rep.metrics["payload_scale"],
+            **agree,
+            "payload_lsb_max": rep.details["payload_scale"],
             "sd_events_plain": sd["plain"],
             "sd_events_saved": sd["saved"],
             "sd_saved_fraction": sd["saved_fraction"],
@@ -184,7 +197,7 @@ def accuracy(out: Path, quick: bool) -> list[dict]:
         }
         rows.append(row)
         print(
-            f"  {name:36s} acc {acc:.4f} agree {ref['prediction_agreement']:.4f} "
+            f"  {name:36s} acc {acc:.4f} agree {agree['prediction_agreement']:.4f} "
             f"E_dyn {row['energy_dynamic_j'] * 1e6:.3f} uJ  {row['wall_s']:.1f}s",
             flush=True,
         )
@@ -199,7 +212,7 @@ def untrained(n_nodes: int, d: int, frac: float, n_features: int) -> RSGN:
 
 def run_cost(model: RSGN, x: torch.Tensor, **kw):
     t0 = time.perf_counter()
-    prog = NeuromorphicBackend(reference=False, **kw).prepare(model)
+    prog = get_backend("neuromorphic", **kw).prepare(model.export())
     prep = time.perf_counter() - t0
     _, rep = prog(x)
     return prog, rep, prep
@@ -243,10 +256,10 @@ def scaling(x: torch.Tensor, quick: bool) -> tuple[list[dict], list[dict]]:
             row.update(per_inference(rep))
             row.update(
                 prepare_s=prep,
-                cores_used=rep.metrics["mapping"]["cores_used"],
-                n_chips=rep.metrics["mapping"]["n_chips"],
-                neurons=rep.metrics["mapping"]["neurons"],
-                synapses=rep.metrics["mapping"]["synapses"],
+                cores_used=rep.details["mapping"]["cores_used"],
+                n_chips=rep.details["mapping"]["n_chips"],
+                neurons=rep.details["mapping"]["neurons"],
+                synapses=rep.details["mapping"]["synapses"],
             )
             size_rows.append(row)
             print(
@@ -258,7 +271,7 @@ def scaling(x: torch.Tensor, quick: bool) -> tuple[list[dict], list[dict]]:
         for hi, lo in pairs:
             if hi not in res or lo not in res:
                 continue
-            a, b = res[hi].metrics, res[lo].metrics
+            a, b = res[hi].details, res[lo].details
             ea = np.asarray(a["dynamic_energy_per_inference_j"])
             eb = np.asarray(b["dynamic_energy_per_inference_j"])
             per_input = eb / ea
@@ -276,7 +289,7 @@ def scaling(x: torch.Tensor, quick: bool) -> tuple[list[dict], list[dict]]:
                     "events_ratio": cb["events"] / ca["events"],
                     "synops_ratio": cb["synops"] / ca["synops"],
                     "updates_ratio": cb["neuron_updates_active"] / ca["neuron_updates_active"],
-                    "total_energy_ratio": b["energy_j"] / a["energy_j"],
+                    "total_energy_ratio": res[lo].ledger.energy_j() / res[hi].ledger.energy_j(),
                     "within_5pct_of_half": bool(abs(eb.mean() / ea.mean() - 0.5) <= 0.025),
                     "n_inputs": len(ea),
                 }

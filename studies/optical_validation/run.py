@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -38,16 +37,16 @@ import torch
 from scipy import stats
 
 from rsgn import optics
-from rsgn.backends.optical import (
-    OpticalBackend,
-    accuracy_vs_torch,
-    build_energy_table,
-)
-from rsgn.backends.optical_aware import OpticalAwareBackend
-from rsgn.backends.torch_backend import TorchBackend
+from rsgn.backends import get_backend
+from rsgn.backends.base import Program
+from rsgn.backends.optical.cost import energy_by_domain, energy_table
+from rsgn.backends.optical.options import apply_overrides
+from rsgn.backends.optical.validation import accuracy_vs_torch
 from rsgn.checkpoint import load_model, read_checkpoint
-from rsgn.config import ModelConfig, apply_overrides, load_config
+from rsgn.config import ModelConfig, load_config
+from rsgn.config import apply_overrides as config_overrides
 from rsgn.data import make_task
+from rsgn.evaluate import evaluate
 from rsgn.model import RSGN
 from rsgn.train import train
 
@@ -79,7 +78,6 @@ PINNED = [
     "model.affinity_rank=32",
     "model.d_space=3",
     "model.init_state=mean",
-    "model.spark_context=1",
     "model.target_active=0.05",
     "model.encoder_width=0",
     "model.token_skip=false",
@@ -142,24 +140,21 @@ def overrides_for(name: str, v: float) -> dict[str, float]:
     raise ValueError(name)
 
 
-def override(p: optics.OpticalPreset, changes: dict[str, float]) -> optics.OpticalPreset:
-    """A copy of preset ``p`` with fields ``section.field`` set (SI values; provenance updated)."""
-    prov = dict(p.provenance)
-    sections: dict[str, dict[str, float]] = {}
-    for key, val in changes.items():
-        sec, field = key.split(".")
-        sections.setdefault(sec, {})[field] = val
-        if key in prov:
-            prov[key] = dataclasses.replace(
-                prov[key], value=val, given=f"{val:g} SI (study override)"
-            )
-    kw = {s: dataclasses.replace(getattr(p, s), **f) for s, f in sections.items()}
-    return dataclasses.replace(p, provenance=prov, **kw)
+def overrides_text(changes: dict[str, float]) -> str:
+    """The optical targets' ``overrides`` option for ``changes`` (SI values)."""
+    return ",".join(f"{k}={v!r}" for k, v in changes.items())
 
 
-def optical_backend(p: optics.OpticalPreset, seed: int) -> OpticalBackend:
-    """The optical backend (noise on) on a preset object (fields possibly overridden)."""
-    return OpticalBackend(p, seed=seed, noise=True, reference=False)
+def optical_program(net: RSGN, preset: str, seed: int, changes: dict | None = None) -> Program:
+    """The net on the optical target (noise on) at ``preset`` with constants ``changes``."""
+    be = get_backend(
+        "optical", preset=preset, seed=seed, noise=True, overrides=overrides_text(changes or {})
+    )
+    return be.prepare(net.export())
+
+
+def torch_program(net: RSGN) -> Program:
+    return get_backend("torch").prepare(net.export())
 
 
 def machine_info() -> dict:
@@ -189,15 +184,15 @@ def predict(program, x: torch.Tensor, bs: int) -> tuple[torch.Tensor, list]:
     return torch.cat(preds), reps
 
 
-def optical_eval(net, x, y, p, seeds, bs=300) -> dict:
+def optical_eval(net, x, y, changes, seeds, bs=300) -> dict:
     accs, energy, by_domain = [], None, None
     for s in seeds:
-        pred, reps = predict(optical_backend(p, s).prepare(net), x, bs)
-        accs.append(float((pred == y).float().mean()))
+        be = get_backend("optical", preset="bench", seed=s, overrides=overrides_text(changes))
+        ev = evaluate(net, x, y, be, batch_size=bs)
+        accs.append(ev.accuracy)
         if energy is None:
-            n = sum(r.n_samples for r in reps)
-            energy = sum(r.metrics["energy_j_per_inference"] * r.n_samples for r in reps) / n
-            by_domain = reps[0].metrics["energy_j_by_domain_per_inference"]
+            energy = ev.report.energy_per_inference.value
+            by_domain = {k: v / ev.n_samples for k, v in energy_by_domain(ev.report.ledger).items()}
     mean, half = ci95(accs)
     return {
         "accuracy_mean": mean,
@@ -212,7 +207,7 @@ def train_or_load(
     task, overrides, epochs, backend, out: Path, log, preset: str | None = None
 ) -> tuple[RSGN, dict, object]:
     """Train (or reuse the complete checkpoint in ``out``) on ``backend`` with ``preset``."""
-    cfg = apply_overrides(load_config(None), [*overrides, f"train.epochs={epochs}"])
+    cfg = config_overrides(load_config(None), [*overrides, f"train.epochs={epochs}"])
     ds = make_task(task, cfg.data, seed=cfg.train.seed)
     ck = out / "checkpoint.pt"
     if ck.exists() and read_checkpoint(ck).get("complete"):
@@ -225,11 +220,12 @@ def train_or_load(
 
 def graph_weight_error(net, seed: int = 0) -> dict:
     """Relative RMS error of the graph's edge weights vs torch: optical (bench) and surrogate."""
+    spec = net.export()
     with torch.no_grad():
-        w_t = net.build_graph(TorchBackend()).w
-        w_o = optical_backend(BENCH, seed).prepare(net).graph.w
-        w_a = net.build_graph(OpticalAwareBackend("bench", seed=seed)).w
-        m = net.in_mask
+        w_t = torch_program(net).graph.w
+        w_o = optical_program(net, "bench", seed).graph.w
+        w_a = get_backend("optical-aware", preset="bench", seed=seed).prepare(spec).graph.w
+        m = spec.weights.in_mask
 
         def rel(w):
             return float(((w - w_t)[m]).pow(2).mean().sqrt() / w_t[m].pow(2).mean().sqrt())
@@ -250,16 +246,16 @@ def energy_vs_nodes(task_ds, nodes: list[int], bits: list[int], n_samples: int =
     rows = []
     for n in nodes:
         torch.manual_seed(0)
-        net = RSGN(task_ds.d_in, task_ds.n_classes, ModelConfig(n_nodes=n)).eval()
-        _, rep_o = OpticalBackend("bench", noise=False, reference=False).prepare(net)(x)
-        _, rep_t = TorchBackend().prepare(net)(x)
+        spec = RSGN(task_ds.d_in, task_ds.n_classes, ModelConfig(n_nodes=n)).export()
+        _, rep_o = get_backend("optical", preset="bench", noise=False).prepare(spec)(x)
+        _, rep_t = get_backend("torch").prepare(spec)(x)
         c_o, c_t = rep_o.ledger.totals(), rep_t.ledger.totals()
         e_el = price(c_t, rep_t.ledger.table) / n_samples
         mod_frame = 3 * (BENCH.modulator.energy_per_write + BENCH.dac.energy_per_sample)
         for enc_name, enc_j in (("lcos_slm", BENCH.encoder.write_energy), ("modulator", mod_frame)):
             for b in bits:
-                p = override(BENCH, {**overrides_for("adc_bits", b), "encoder.write_energy": enc_j})
-                table = build_energy_table(p)
+                changes = {**overrides_for("adc_bits", b), "encoder.write_energy": enc_j}
+                table = energy_table(apply_overrides(BENCH, changes))
                 e_opt = price(c_o, table) / n_samples
                 rows.append(
                     {
@@ -469,7 +465,7 @@ def run_hwaware(
     kinds = [
         k for k in HWAWARE_TRAININGS if trainings is None or k[0] in trainings or k[0] == "plain"
     ]
-    presets = {name: optics.load_preset(name) for name in ("bench", HARSH)}
+    presets = {name: get_backend("optical", preset=name).preset for name in ("bench", HARSH)}
     seeds = list(range(n_seeds))
     res: dict = {
         "presets": {k: preset_summary(p) for k, p in presets.items()},
@@ -494,7 +490,7 @@ def run_hwaware(
                 preset=tpreset,
             )
             x, y = ds.x_val, ds.y_val
-            c_t = per_sample_correct(TorchBackend().prepare(net), x, y)
+            c_t = per_sample_correct(torch_program(net), x, y)
             entry = {
                 "training_backend": backend,
                 "training_preset": tpreset,
@@ -505,10 +501,10 @@ def run_hwaware(
                 "optical": {},
             }
             correct[kind] = {"torch": c_t}
-            for pname, p in presets.items():
+            for pname in presets:
                 te = time.perf_counter()
                 c_o = np.stack(
-                    [per_sample_correct(optical_backend(p, s).prepare(net), x, y) for s in seeds]
+                    [per_sample_correct(optical_program(net, pname, s), x, y) for s in seeds]
                 )
                 correct[kind][pname] = c_o
                 acc_s = c_o.mean(1)
@@ -704,15 +700,14 @@ def main(argv: list[str] | None = None) -> int:
             "met_within_1_point": bool(100 * ci95(gap)[0] <= 1.0),
         }
         x, y = ds.x_val, ds.y_val
-        torch_e = TorchBackend().prepare(nets["plain"])(x[:64])[1]
+        torch_e = torch_program(nets["plain"])(x[:64])[1]
         tr["torch_energy_j_per_inference"] = torch_e.ledger.energy_j() / torch_e.n_samples
         for name, values in specs.items():
             tr["sweeps"][name] = {}
             for kind in ("plain", "aware"):
                 pts = []
                 for v in values:
-                    p = override(BENCH, overrides_for(name, v))
-                    r = optical_eval(nets[kind], x, y, p, sweep_seeds)
+                    r = optical_eval(nets[kind], x, y, overrides_for(name, v), sweep_seeds)
                     pts.append({"value": v, **r})
                     sweep_rows.append(
                         {

@@ -21,7 +21,7 @@ from rsgn.optics import (
     load_preset_file,
     propagation_delay,
 )
-from rsgn.optics.presets import KINDS
+from rsgn.optics.presets import EVIDENCE
 
 
 def test_packaged_presets() -> None:
@@ -31,7 +31,7 @@ def test_packaged_presets() -> None:
         p = load_preset(name)
         assert p.name == name
         for key, const in p.provenance.items():
-            assert const.kind in KINDS, key
+            assert const.evidence in EVIDENCE, key
             assert const.source.strip() and const.scope.strip(), key
 
 
@@ -44,7 +44,7 @@ def test_every_toml_constant_has_provenance() -> None:
             if section == "meta":
                 continue
             for key, entry in table.items():
-                assert set(entry) == {"value", "unit", "source", "kind", "scope"}, (
+                assert set(entry) == {"value", "unit", "source", "evidence", "scope"}, (
                     f"{name}:{section}.{key}"
                 )
                 n += 1
@@ -113,19 +113,30 @@ def _edit(text: str, table: str, field: str, new: str) -> str:
         ("laser.wall_plug_efficiency", "value", "1.5", r"laser\.wall_plug_efficiency: .*\(0, 1\]"),
         ("adc.enob", "value", "9.0", r"adc\.enob = 9\.0 must not exceed adc\.bits"),
         ("adc.bits", "value", "7.5", r"adc\.bits: .*integer"),
-        ("adc.energy_per_sample", "kind", '"guessed"', r"adc\.energy_per_sample: kind 'guessed'"),
+        (
+            "adc.energy_per_sample",
+            "evidence",
+            '"guessed"',
+            r"adc\.energy_per_sample: evidence 'guessed' is not one of",
+        ),
+        (
+            "adc.energy_per_sample",
+            "source",
+            '"a figure from somewhere"',
+            r"adc\.energy_per_sample: source cites no bibliography key",
+        ),
         (
             "adc.energy_per_sample",
             "value",
             '"fast"',
-            r"adc\.energy_per_sample: value 'fast' is not a number",
+            r"adc\.energy_per_sample: value must be a number, got 'fast'",
         ),
         ("laser.rin", "value", "5.0", r"laser\.rin: .*negative"),
         (
             "logic.energy_per_op",
             "source",
             '""',
-            r"logic\.energy_per_op: 'source' must be a non-empty",
+            r"logic\.energy_per_op: source must be a non-empty",
         ),
     ],
 )
@@ -142,13 +153,14 @@ def test_structural_errors(tmp_path: Path) -> None:
     cases = {
         "unknown key laser.colour": text.replace(
             "[laser.rin]",
-            '[laser.colour]\nvalue = 1\nunit = "1"\nsource = "x"\nkind = "assumed"\n'
+            '[laser.colour]\nvalue = 1\nunit = "1"\nsource = "[X2020]"\nevidence = "estimate"\n'
             'scope = "x"\n\n[laser.rin]',
         ),
         "missing key adc.latency": re.sub(r"\[adc\.latency\]\n(.*\n){5}", "", text),
         "unknown section [optics]": text
-        + '\n[optics.x]\nvalue = 1\nunit = "1"\nsource = "s"\nkind = "assumed"\nscope = "s"\n',
-        "missing 'scope'": text.replace('scope = "one DAC conversion driving a modulator"\n', ""),
+        + '\n[optics.x]\nvalue = 1\nunit = "1"\nsource = "[X2020]"\nevidence = "estimate"\n'
+        'scope = "s"\n',
+        "missing scope": text.replace('scope = "one DAC conversion driving a modulator"\n', ""),
         "invalid TOML": text + "\n[[[",
         "missing [meta]": text.replace('[meta]\nname = "bench"', '[meta]\ntitle = "bench"'),
     }
@@ -190,7 +202,7 @@ def test_energy_is_counts_times_event_energy() -> None:
     assert r.energy["laser"] == pytest.approx(8 * 1e-3 * 2e-9 / 0.166)
     latency = 3 * 1e-3 + 25e-12 + 0.3 / 299_792_458.0 + 2e-9 + 1e-9 + 12 * 1e-9
     assert r.total_latency == pytest.approx(latency, rel=1e-12)
-    assert r.provenance["adc.energy_per_sample"].source.startswith("REF §8")
+    assert r.provenance["adc.energy_per_sample"].source.startswith("[LighteningTransformer2024]")
 
 
 def test_energy_helpers() -> None:
