@@ -31,6 +31,7 @@ import sys
 import time
 from pathlib import Path
 
+import bench_events  # noqa: E402  (next to this script)
 import numpy as np
 import torch
 
@@ -40,7 +41,6 @@ from rsgn.checkpoint import load_model
 from rsgn.config import DataConfig, ModelConfig
 from rsgn.data import make_task
 from rsgn.model import RSGN
-from rsgn.neuromorphic import bench_events
 
 HERE = Path(__file__).resolve().parent
 TASK = "hierarchical"

@@ -217,7 +217,13 @@ def test_idle_policy_orders_cost_and_keeps_relu_outputs():
 
 
 def test_bench_events_runs():
-    from rsgn.neuromorphic import bench_events
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "studies" / "neuromorphic" / "bench_events.py"
+    spec = importlib.util.spec_from_file_location("bench_events", path)
+    bench_events = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench_events)
 
     rate = bench_events.main(["--neurons", "4096", "--steps", "3", "--repeats", "1"])
     assert rate > 0

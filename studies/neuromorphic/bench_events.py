@@ -1,6 +1,6 @@
 """Benchmark: synaptic events processed per second of wall time, on one CPU core.
 
-Run with ``python -m rsgn.neuromorphic.bench_events`` (``--help`` for options). The workload
+Run with ``python studies/neuromorphic/bench_events.py`` (``--help`` for options). The workload
 is a random sparse network (``--neurons`` neurons, ``--fanout`` synapses each, placed 1,024 per
 core on the ``loihi2_est`` preset) whose neurons relay their external input: a random
 ``--active`` fraction fires graded events each step, so every step runs the full pipeline
@@ -16,13 +16,13 @@ import time
 
 import numpy as np
 
-from .coding import PayloadCoding
-from .mapping import place_sequential
-from .network import Network, NeuronGroup, SynapseList, sorted_unique
-from .neurons import ReLU
-from .profile import load_preset
-from .simulator import SimConfig, Simulator
-from .topology import Topology
+from rsgn.neuromorphic.coding import PayloadCoding
+from rsgn.neuromorphic.mapping import place_sequential
+from rsgn.neuromorphic.network import Network, NeuronGroup, SynapseList, sorted_unique
+from rsgn.neuromorphic.neurons import ReLU
+from rsgn.neuromorphic.profile import load_preset
+from rsgn.neuromorphic.simulator import SimConfig, Simulator
+from rsgn.neuromorphic.topology import Topology
 
 __all__ = ["build_workload", "main"]
 
