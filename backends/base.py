@@ -36,7 +36,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from rsgn.ops import OpTable
     from rsgn.spec import ModelSpec
 
+OPS = (
+    "input",
+    "encode",
+    "graph",
+    "ignite",
+    "attend",
+    "propagate",
+    "inhibit",
+    "select",
+    "update",
+    "readout",
+    "sync",
+    "static",
+)
+"""The op vocabulary every target's ledger uses, in data-flow order (``sync``: barriers and
+other per-step synchronisation; ``static``: static power over the run)."""
+
 __all__ = [
+    "OPS",
     "ActiveState",
     "Backend",
     "Candidates",

@@ -21,6 +21,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val)")
 
 
+def _add_target_args(p: argparse.ArgumentParser, metavar: str, example: str) -> None:
+    p.add_argument(
+        "--backend-arg",
+        dest="backend_args",
+        action="append",
+        default=[],
+        metavar=metavar,
+        help=f"a typed target option, e.g. --backend-arg {example} (repeatable; a wrong key "
+        "lists the target's options)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rsgn", description="Resonant Sparse Geometry Networks")
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -64,15 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(e)
     e.add_argument("--backend", default=None)
     e.add_argument("--preset", default=None, help="the backend's hardware/energy preset")
-    e.add_argument(
-        "--backend-arg",
-        dest="backend_args",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a backend option, e.g. --backend-arg node_split=8 (repeatable; a wrong key "
-        "lists the backend's options)",
-    )
+    _add_target_args(e, "KEY=VALUE", "node_split=8")
     e.add_argument("--batch-size", type=int, default=256)
     e.add_argument("--out", default=None, help="also write the JSON report to this file")
 
@@ -96,14 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BACKEND=NAME",
         help="preset of a target listed without one, e.g. --preset optical=bench (repeatable)",
     )
-    c.add_argument(
-        "--backend-arg",
-        dest="backend_args",
-        action="append",
-        default=[],
-        metavar="BACKEND.KEY=VALUE",
-        help="a backend option, e.g. --backend-arg neuromorphic.node_split=8 (repeatable)",
-    )
+    _add_target_args(c, "TARGET.KEY=VALUE", "neuromorphic.node_split=8")
     c.add_argument(
         "--out",
         default=None,

@@ -18,23 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from rsgn.backends.base import OPS
 from rsgn.checkpoint import atomic_write_bytes
 
-OP_ORDER = (
-    "input",
-    "encode",
-    "graph",
-    "ignite",
-    "attend",
-    "propagate",
-    "inhibit",
-    "select",
-    "update",
-    "readout",
-    "sync",
-    "static",
-)
-"""The shared op vocabulary of every target's ledger, in data-flow order."""
+OP_ORDER = OPS
 
 _MARKERS = {"torch": "o", "triton": "s", "optical": "D", "optical-aware": "d", "neuromorphic": "^"}
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -184,17 +183,6 @@ def test_cli_applies_the_papers_sizes_on_built_in_tasks():
     assert _model_kwargs(ns("transformer", "hierarchical")) == {}
     assert _model_kwargs(ns("transformer", "long-range", "n_layers=2")) == {"n_layers": 2}
     assert _model_kwargs(ns(None, None)) is None
-
-
-@pytest.fixture
-def npz(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((60, 6, 5)).astype(np.float32)
-    y = (np.arange(60) % 3).astype(np.int64)
-    x[np.arange(60), 0, y] += 3.0
-    p = tmp_path / "data.npz"
-    np.savez(p, X=x, y=y)
-    return p
 
 
 TINY_TR = ["--model-arg", "d=16", "--model-arg", "n_heads=2", "--model-arg", "d_ff=16"]

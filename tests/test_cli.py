@@ -27,17 +27,6 @@ SMALL = [
 ]
 
 
-@pytest.fixture
-def npz(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((60, 6, 5)).astype(np.float32)
-    y = (np.arange(60) % 3).astype(np.int64)
-    x[np.arange(60), 0, y] += 3.0
-    p = tmp_path / "data.npz"
-    np.savez(p, X=x, y=y)
-    return p
-
-
 def test_train_eval_roundtrip_and_resume(tmp_path, npz, capsys):
     out = tmp_path / "run"
     assert (

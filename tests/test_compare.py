@@ -67,18 +67,22 @@ def _check_complete(row):
         assert isinstance(v, float) or _is_na(v), (row["row"], col, v)
 
 
-def test_report_is_complete_and_written(ckpt, tmp_path):
-    out = tmp_path / "report"
-    report, files = run_compare(
+def _run(ckpt, backends: str, out, limit: int):
+    return run_compare(
         ckpt,
         task="hierarchical",
         data=None,
-        backends="torch,optical:ideal,optical:bench,neuromorphic:loihi2_est",
+        backends=backends,
         presets=[],
         out=out,
-        limit=8,
+        limit=limit,
         batch_size=4,
     )
+
+
+def test_report_is_complete_and_written(ckpt, tmp_path):
+    out = tmp_path / "report"
+    report, files = _run(ckpt, "torch,optical:ideal,optical:bench,neuromorphic:loihi2_est", out, 8)
     rows = {r["row"]: r for r in report["rows"]}
     assert list(rows) == [
         "torch:electronic_45nm",
@@ -128,16 +132,7 @@ def test_report_is_complete_and_written(ckpt, tmp_path):
     assert float(csv_rows[1]["agreement"]) == 1.0
     assert "| row |" in open(files["table"]).read()
     # a second report goes next to the first, never over it
-    _, files2 = run_compare(
-        ckpt,
-        task="hierarchical",
-        data=None,
-        backends="torch",
-        presets=[],
-        out=out,
-        limit=4,
-        batch_size=4,
-    )
+    _, files2 = _run(ckpt, "torch", out, 4)
     assert os.path.dirname(files2["json"]).endswith("report-2")
     assert json.loads(open(files["json"]).read())["rows"] == saved["rows"]
 
@@ -146,16 +141,7 @@ def test_triton_under_the_interpreter(ckpt, tmp_path):
     pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
     if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
         pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set")
-    report, _ = run_compare(
-        ckpt,
-        task="hierarchical",
-        data=None,
-        backends="torch,triton",
-        presets=[],
-        out=tmp_path / "r",
-        limit=4,
-        batch_size=4,
-    )
+    report, _ = _run(ckpt, "torch,triton", tmp_path / "r", 4)
     tr = report["rows"][1]
     assert tr["target"] == "triton" and tr["status"] == "ok"
     _check_complete(tr)

@@ -58,22 +58,24 @@ def _backend(name: str, preset: str | None):
     return get_backend(name, preset=preset)
 
 
-def _runs(be, spec) -> bool:
-    try:
-        be.check(spec)
-    except RsgnError as exc:
-        msg = str(exc)
-        assert msg and "\n" not in msg
-        return False
-    return True
+def _ready(name: str, preset: str | None, *specs):
+    """The target, or a skip when it is unavailable here or refuses (in ``check``, with a
+    one-line reason) to run these models."""
+    be = _backend(name, preset)
+    for spec in specs:
+        try:
+            be.check(spec)
+        except RsgnError as exc:
+            msg = str(exc)
+            assert msg and "\n" not in msg
+            pytest.skip(f"{name}:{preset} refuses this RSGN before any work: {msg}")
+    return be
 
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_agreement_with_torch_is_what_the_capabilities_promise(name, preset):
-    be = _backend(name, preset)
     spec = _spec()
-    if not _runs(be, spec):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, spec)
     x = torch.randn(6, 7, 5)
     ref, _ = get_backend("torch").prepare(spec)(x)
     logits, _ = be.prepare(spec)(x)
@@ -86,10 +88,8 @@ def test_agreement_with_torch_is_what_the_capabilities_promise(name, preset):
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_reports_carry_what_the_capabilities_promise(name, preset):
-    be = _backend(name, preset)
     spec = _spec()
-    if not _runs(be, spec):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, spec)
     caps = be.capabilities()
     for key in ("latency", "latency_distribution", "energy", "energy_measured"):
         assert key in caps.metrics, (name, key)
@@ -116,10 +116,8 @@ def test_reports_carry_what_the_capabilities_promise(name, preset):
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_programs_are_reentrant(name, preset):
-    be = _backend(name, preset)
     a, b = _spec(0), _spec(1, inhibition_strength=0.2)
-    if not (_runs(be, a) and _runs(be, b)):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, a, b)
     x1, x2 = torch.randn(3, 7, 5), torch.randn(4, 7, 5)
     pa, pb = be.prepare(a), be.prepare(b)
     inter = [pa(x1), pb(x2), pa(x2), pb(x1)]
@@ -135,10 +133,8 @@ def test_programs_are_reentrant(name, preset):
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_results_do_not_depend_on_the_batch_size(name, preset):
-    be = _backend(name, preset)
     spec = _spec()
-    if not _runs(be, spec):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, spec)
     x = torch.randn(6, 7, 5)
     prog = be.prepare(spec)
     whole, _ = prog(x)
