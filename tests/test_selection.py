@@ -1,9 +1,19 @@
 """Exact sort-free active-set selection and the statistical top-k it replaces."""
 
+import math
+
 import pytest
 import torch
 
-from rsgn.selection import mask_to_ids, radix_select_mask, statistical_mask
+from rsgn.selection import (
+    float_keys,
+    mask_to_ids,
+    radix_select_mask,
+    radix_select_rows,
+    segment_rank,
+    statistical_mask,
+    statistical_rows,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,3 +57,125 @@ def test_mask_to_ids_roundtrip():
     mask = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 0]], dtype=torch.bool)
     ids, valid = mask_to_ids(mask)
     assert ids.tolist() == [[1, 2], [0, 0]] and valid.tolist() == [[True, True], [True, False]]
+
+
+# ------------------------------------------------------------------ keys, near-ties, boundaries
+def _reference_mask(x: torch.Tensor, k: int) -> torch.Tensor:
+    """The k largest of each row, ties to the lowest index (a stable descending sort)."""
+    order = torch.sort(x, dim=1, descending=True, stable=True).indices[:, :k]
+    mask = torch.zeros_like(x, dtype=torch.bool)
+    return mask.scatter_(1, order, True)
+
+
+def test_float_keys_closed_forms_and_total_order():
+    vals = [float("-inf"), -3.0, -1.0, -1e-30, -0.0, 0.0, 1e-45, 1e-30, 1.0, 3.0, float("inf")]
+    keys = float_keys(torch.tensor(vals))
+    assert keys.dtype == torch.int64
+    assert (keys[1:] > keys[:-1]).all()  # strictly increasing, -0.0 just below +0.0
+    assert keys[5].item() == 0x80000000 and keys[4].item() == 0x7FFFFFFF
+    assert keys[8].item() == 0xBF800000  # 1.0 = 0x3F800000 with the sign bit set
+    assert keys[2].item() == 0xFFFFFFFF - 0xBF800000  # -1.0: all bits flipped
+    assert keys[6].item() == 0x80000001  # the smallest subnormal
+
+
+@pytest.mark.parametrize("n", [300, 5000])  # narrow (four 8-bit passes) and wide (12/12/8) rows
+@pytest.mark.parametrize("span", [8, 20, 32])  # values differing only in the low `span` bits
+def test_radix_select_one_ulp_near_ties(n, span):
+    """Scores that differ only in their lowest bits (one-ulp neighbours, duplicates): the
+    exact k-th key needs every histogram pass to be right."""
+    g = torch.Generator().manual_seed(span + n)
+    base = 0x3F800000 if span < 32 else 0
+    bits = torch.randint(0, 1 << min(span, 30), (3, n), generator=g, dtype=torch.int64)
+    if span == 32:
+        bits = torch.randint(-(1 << 31), (1 << 31) - 0x800000, (3, n), generator=g)
+    x = (base + bits).to(torch.int32).view(torch.float32)
+    x = torch.where(torch.isnan(x), torch.zeros_like(x), x)
+    x[:, 7] = x[:, 3]  # an exact tie
+    for k in (1, 37, n // 2, n - 1):
+        assert torch.equal(radix_select_mask(x, k), _reference_mask(x, k)), k
+
+
+def test_radix_select_rows_ragged_with_short_and_empty_rows():
+    counts = [6, 0, 2, 9, 3]
+    rows = torch.repeat_interleave(torch.arange(5), torch.tensor(counts))
+    scores = torch.tensor(
+        [5.0, 1.0, 5.0, 2.0, 0.5, 5.0] + [7.0, -7.0] + [3.0, 3.0, 1.0, 9.0, 3.0, 0.0, 3.0, 2.0, 3.0]
+        + [-1.0, -2.0, -3.0]
+    )  # fmt: skip
+    mask = radix_select_rows(scores, rows, 5, 3)
+    want = [True, False, True, False, False, True] + [True, True]
+    want += [True, True, False, True, False, False, False, False, False] + [True] * 3
+    assert mask.tolist() == want
+    # k at least every row's count: everything; k = 0 or no entries: nothing
+    assert radix_select_rows(scores, rows, 5, 9).all()
+    assert not radix_select_rows(scores, rows, 5, 0).any()
+    assert not radix_select_rows(scores, rows, 5, -2).any()
+    empty = radix_select_rows(torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0, 3)
+    assert empty.shape == (0,) and empty.dtype == torch.bool
+
+
+def test_radix_select_all_equal_rows_take_the_lowest_indices():
+    x = torch.full((2, 4500), 0.25)
+    mask = radix_select_mask(x, 10)
+    assert mask[:, :10].all() and not mask[:, 10:].any()
+
+
+def test_radix_select_mask_rejects_non_2d():
+    with pytest.raises(ValueError, match=r"\[B, n\]"):
+        radix_select_mask(torch.zeros(5), 2)
+
+
+def test_segment_rank_counts_within_each_row():
+    flags = torch.tensor([1, 0, 1, 1, 1, 1, 0, 0, 1], dtype=torch.bool)
+    rows = torch.tensor([0, 0, 0, 0, 2, 2, 2, 3, 3])
+    counts = torch.tensor([4, 0, 3, 2])
+    assert segment_rank(flags, rows, counts).tolist() == [1, 1, 2, 3, 1, 2, 2, 0, 1]
+
+
+def _theta(vals: list[float], k: int) -> float:
+    n = len(vals)
+    mean = sum(vals) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in vals) / n)
+    q = min(max(1 - k / n, 1e-6), 1 - 1e-6)
+    z = math.sqrt(2) * torch.erfinv(torch.tensor(2 * q - 1, dtype=torch.float64)).item()
+    return mean + std * z
+
+
+def test_statistical_rows_threshold_on_offset_rows_and_exact_ties():
+    """Rows with non-zero means and different spreads; a row whose threshold is exactly one of
+    its values (k = n/2: theta = mean) keeps that value (x >= theta)."""
+    r0 = [100.0 + i for i in range(10)]
+    r1 = [-50.0, -40.0, -30.0, -20.0, 0.0, 20.0, 60.0, 80.0]
+    r2 = [1.0, 2.0, 2.0, 3.0]
+    k = 2
+    scores = torch.tensor(r0 + r1 + r2)
+    rows = torch.repeat_interleave(torch.arange(4), torch.tensor([10, 8, 0, 4]))
+    mask = statistical_rows(scores, rows, 4, k)
+    want = [v >= _theta(r, k) for r in (r0, r1, r2) for v in r]
+    assert mask.tolist() == want
+    assert mask[-4:].tolist() == [False, True, True, True]  # theta = mean = 2 exactly
+    assert mask.sum().item() == 3 + 2 + 3
+
+
+def test_statistical_mask_uses_only_valid_entries_and_keeps_ties():
+    x = torch.tensor([[1.0, 2.0, 2.0, 3.0, 1e6, -1e6], [10.0, 20.0, 30.0, 40.0, 50.0, 60.0]])
+    valid = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    mask = statistical_mask(x, 2, valid)
+    assert mask[0].tolist() == [False, True, True, True, False, False]  # theta = mean = 2
+    r1 = x[1].tolist()
+    assert mask[1].tolist() == [v >= _theta(r1, 2) for v in r1]
+    assert statistical_mask(x[1:], 2).tolist() == mask[1:].tolist()
+
+
+def test_mask_to_ids_narrow_wide_and_empty():
+    mask = torch.tensor([[0, 1, 1, 0, 1], [1, 0, 0, 0, 0], [0, 0, 0, 0, 0]], dtype=torch.bool)
+    ids, valid = mask_to_ids(mask, width=2)  # narrower than a row's count: the first two
+    assert ids.tolist() == [[1, 2], [0, 0], [0, 0]]
+    assert valid.tolist() == [[True, True], [True, False], [False, False]]
+    ids, valid = mask_to_ids(mask, width=4)
+    assert ids.tolist() == [[1, 2, 4, 0], [0, 0, 0, 0], [0, 0, 0, 0]]
+    assert valid.sum(1).tolist() == [3, 1, 0]
+    ids, valid = mask_to_ids(torch.zeros(2, 3, dtype=torch.bool))
+    assert ids.shape == (2, 1) and not valid.any()
+    ids, valid = mask_to_ids(mask, width=0)  # at least one slot
+    assert ids.shape == (3, 1) and valid[:, 0].tolist() == [True, True, False]
