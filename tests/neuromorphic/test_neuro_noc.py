@@ -163,3 +163,53 @@ def test_simulator_detailed_vs_analytic_low_load(prof):
     np.testing.assert_array_equal(reps[0].outputs, reps[1].outputs)
     np.testing.assert_allclose(reps[0].step_latency_ps, reps[1].step_latency_ps, rtol=0.05)
     assert reps[1].counts.to_dict() == reps[0].counts.to_dict()
+
+
+# ------------------------------------------------------------- boundaries of the NoC models
+# (neuromorphic/noc.py as it is before issue 16 rebuilds it as an event-driven model)
+
+
+def test_analytic_time_without_packets_and_its_integer_type(prof):
+    topo = nm.Topology(prof)
+    empty = np.array([], dtype=np.int64)
+    assert nm.analytic_network_time_ps(topo, empty, empty) == (0, 0)
+    t_net, load = nm.analytic_network_time_ps(topo, np.array([0, 0, 0]), np.array([4, 4, 4]))
+    assert type(t_net) is int and type(load) is int
+    one = prof.timing.tile_spike_ps + prof.timing.hop_ew_ps
+    assert (t_net, load) == (one + 2 * prof.timing.link_packet_ps, 3)
+
+
+def test_detailed_noc_counts_one_event_per_hop_and_reports_relative_arrivals(prof):
+    """deliver() started at a later clock returns arrival times relative to its start, and
+    n_events counts every link traversal (the sum of the packets' hop counts)."""
+    import simpy
+
+    topo = nm.Topology(prof, 2, 1)
+    rng = np.random.default_rng(7)
+    s = rng.integers(0, topo.n_cores, 6)
+    d = rng.integers(0, topo.n_cores, 6)
+    alone = nm.simulate_packets(topo, s, d)
+    env = simpy.Environment()
+    noc = nm.DetailedNoC(env, topo)
+    assert noc.n_events == 0
+    out = {}
+
+    def body():
+        yield env.timeout(123_457)
+        out["first"] = yield env.process(noc.deliver(s, d))
+        out["second"] = yield env.process(noc.deliver(s[:2], d[:2]))
+
+    env.run(env.process(body()))
+    assert out["first"].dtype == np.int64
+    np.testing.assert_array_equal(out["first"], alone)
+    np.testing.assert_array_equal(out["second"], nm.simulate_packets(topo, s[:2], d[:2]))
+    hops = topo.hops(s, d).total
+    assert noc.n_events == int(hops.sum()) + int(hops[:2].sum())
+
+
+def test_detailed_noc_empty_batch_and_mismatched_lengths(prof):
+    topo = nm.Topology(prof)
+    arr = nm.simulate_packets(topo, [], [])
+    assert arr.shape == (0,) and arr.dtype == np.int64
+    with pytest.raises(ValueError):
+        nm.simulate_packets(topo, [0, 1], [4])
