@@ -525,12 +525,34 @@ def result_path(module: str, label: str) -> Path:
     return RESULTS / label / (module.replace("/", "__").removesuffix(".py") + ".json")
 
 
+def carried_over(module: str, cfg: dict, since: str) -> dict[str, str]:
+    """{key: outcome} of the mutants that run ``since`` killed or timed out, valid only while
+    the module is byte-identical and every test file of that run is still among ``cfg``'s
+    (tests are only ever added: a test that killed a mutant then still kills it now)."""
+    prev = json.loads(result_path(module, since).read_text())
+    if prev["sha256"] != sha(ROOT / module):
+        raise SystemExit(f"{module} changed since run {since!r}: rerun it in full")
+    missing = set(prev["tests"]) - set(cfg["tests"])
+    if missing:
+        raise SystemExit(f"--since {since}: its test files {sorted(missing)} are not used now")
+    return {
+        m["key"]: m["outcome"]
+        for m in prev["mutant_list"]
+        if m["outcome"] in ("killed", "timed out")
+    }
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
 def mutate_module(
     module: str, cfg: dict, *, only: set[str] | None = None, timeout: float | None = None,
-    label: str = "after",
+    label: str = "after", since: str | None = None,
 ) -> dict:  # fmt: skip
     """Run every mutant of ``module``; return the summary dict (also written to results/)."""
     path = ROOT / module
+    carried = carried_over(module, cfg, since) if since else {}
     tests = [str(ROOT / t) for t in cfg["tests"]]
     extra = list(cfg.get("pytest_args", []))
     args = [*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
@@ -556,7 +578,9 @@ def mutate_module(
         )
         for i, m in enumerate(todo):
             lo, hi = m.stmt_lines
-            if not any(ln in covered for ln in range(lo, hi + 1)):
+            if m.key in carried:
+                m.outcome, m.reason = carried[m.key], f"carried from run {since!r}"
+            elif not any(ln in covered for ln in range(lo, hi + 1)):
                 m.outcome = "no coverage"
             else:
                 restorer.write(src[: m.start] + m.replacement.encode() + src[m.end :])
@@ -580,6 +604,9 @@ def mutate_module(
     stale = sorted(set(equivalent) - {m.key for m in mutants})
     summary = summarise(module, done, base_s, time.time() - started, cfg["tests"], stale)
     summary["label"] = label
+    summary["carried_from"] = since
+    summary["carried"] = sum(1 for m in done if m.reason.startswith("carried"))
+    summary["test_sha256"] = {t: sha(ROOT / t) for t in cfg["tests"]}
     if only is None:
         out = result_path(module, label)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -597,7 +624,7 @@ def summarise(module, mutants, base_s, wall_s, tests, stale) -> dict:
     return {
         "module": module,
         "tests": tests,
-        "sha256": hashlib.sha256((ROOT / module).read_bytes()).hexdigest()[:16],
+        "sha256": sha(ROOT / module),
         "mutants": n,
         "killed": c["killed"],
         "survived": c["survived"] + c["no coverage"],
@@ -632,7 +659,7 @@ def table(summaries: list[dict]) -> str:
 def survivors(summary: dict) -> str:
     lines = []
     for m in summary["mutant_list"]:
-        if m["outcome"] in ("survived", "no coverage") or m["reason"].startswith("marked"):
+        if m["outcome"] in ("survived", "no coverage") or m["reason"].startswith("marked "):
             note = " (never executed by the tests)" if m["outcome"] == "no coverage" else ""
             lines.append(
                 f"- :{m['line']} `{m['original']}` -> `{m['mutated']}` in {m['qualname']}{note}"
@@ -651,6 +678,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--survivors", action="store_true", help="rerun last run's survivors only")
     ap.add_argument("--timeout", type=float, default=None, help="seconds per mutant")
     ap.add_argument("--label", default="after", help="a name for this run in the results")
+    ap.add_argument(
+        "--since",
+        default=None,
+        metavar="LABEL",
+        help="take the mutants that run LABEL killed as killed (same module, superset of tests)",
+    )
     a = ap.parse_args(argv)
     cfg = load_config()
     mods = list(cfg) if a.all else a.modules
@@ -683,7 +716,7 @@ def main(argv: list[str] | None = None) -> int:
             only = {
                 x["key"] for x in prev["mutant_list"] if x["outcome"] in ("survived", "no coverage")
             }
-        s = mutate_module(m, cfg[m], only=only, timeout=a.timeout, label=a.label)
+        s = mutate_module(m, cfg[m], only=only, timeout=a.timeout, label=a.label, since=a.since)
         summaries.append(s)
         print(f"\n{table([s])}\n\nsurvivors of {m}:\n{survivors(s) or '(none)'}\n", flush=True)
     if len(summaries) > 1:
