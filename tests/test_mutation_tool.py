@@ -1,0 +1,141 @@
+"""The in-place mutation runner (tools/mutation.py) on a toy module: the mutants it makes, the
+outcomes it reports, equivalence marks, and that the original file is back after a run, an
+interrupted run and a hard-killed one."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+_SPEC = importlib.util.spec_from_file_location(
+    "rsgn_mutation_tool", Path(__file__).resolve().parents[1] / "tools" / "mutation.py"
+)
+mt = importlib.util.module_from_spec(_SPEC)
+sys.modules[_SPEC.name] = mt  # dataclasses look their module up there
+_SPEC.loader.exec_module(mt)
+
+TOY = '''"""A toy module."""
+LIMIT = 2.0
+
+
+def clip(x, hi):
+    """Docstrings and annotations are never mutated."""
+    return min(x, hi)
+
+
+def below(x: "int", lo):
+    return x < lo and not x == -1  # pragma: no mutate
+'''
+
+TOY_TEST = """from toy import below, clip
+
+
+def test_toy():
+    assert clip(5, 3) == 3 and clip(1, 3) == 1
+    assert below(1, 2) and not below(3, 2)
+"""
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    (tmp_path / "toy.py").write_text(TOY)
+    (tmp_path / "test_toy.py").write_text(TOY_TEST)
+    study = tmp_path / "study"
+    study.mkdir()
+    monkeypatch.setattr(mt, "ROOT", tmp_path)
+    monkeypatch.setattr(mt, "EQUIVALENT", study / "equivalent.toml")
+    monkeypatch.setattr(mt, "RESULTS", study / "results")
+    monkeypatch.setattr(mt, "BACKUPS", study / ".backup")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_collect_makes_each_kind_of_mutant_once(toy):
+    keys = {m.key: m.kind for m in mt.collect(toy / "toy.py")}
+    assert keys == {
+        "<module>: 2.0 -> 4.0 #0": "constant",
+        "clip: min(x, hi) -> max(x, hi) #0": "call",
+        # the line marked "pragma: no mutate" is skipped
+    }
+    src = (toy / "toy.py").read_text().replace("  # pragma: no mutate", "")
+    (toy / "toy.py").write_text(src)
+    kinds = sorted(m.kind for m in mt.collect(toy / "toy.py"))
+    assert kinds == ["boolean", "call", "comparison", "comparison", "comparison", "constant",
+                     "constant", "unary", "unary"]  # fmt: skip
+
+
+RUN_TOY = """LIMIT = 2.0
+
+
+def clip(x, hi):
+    return min(x, hi)
+
+
+def below(x, lo):
+    return x < lo
+
+
+def unused(x):
+    return x + 1
+"""
+
+
+def test_run_reports_killed_survived_and_equivalent_and_restores_the_file(toy):
+    (toy / "toy.py").write_text(RUN_TOY)
+    (mt.EQUIVALENT).write_text(
+        '[[equivalent]]\nmodule = "toy.py"\nkey = "below: x < lo -> x <= lo #0"\n'
+        'reason = "the toy test never probes x == lo"\n'
+    )
+    s = mt.mutate_module("toy.py", {"tests": ["test_toy.py"]}, label="t", timeout=60)
+    out = {m["key"]: m["outcome"] for m in s["mutant_list"]}
+    assert out == {
+        "<module>: 2.0 -> 4.0 #0": "survived",  # LIMIT is never used
+        "clip: min(x, hi) -> max(x, hi) #0": "killed",
+        "below: x < lo -> x <= lo #0": "equivalent",
+        "below: x < lo -> x >= lo #0": "killed",
+        "unused: x + 1 -> x - 1 #0": "no coverage",
+        "unused: 1 -> 2 #0": "no coverage",
+    }
+    assert (s["mutants"], s["killed"], s["survived"], s["equivalent"]) == (6, 2, 3, 1)
+    assert s["score"] == pytest.approx(2 / 5)
+    assert (toy / "toy.py").read_text() == RUN_TOY
+    assert not any(mt.BACKUPS.iterdir())
+    saved = json.loads((mt.RESULTS / "t" / "toy.json").read_text())
+    assert saved["killed"] == 2 and "| toy.py | 6 | 2 | 3 (2 unrun) | 0 | 1 | 40.0% |" in mt.table(
+        [saved]
+    )
+    listed = mt.survivors(saved)
+    assert "`2.0` -> `4.0`" in listed and "`min(x, hi)`" not in listed
+    assert "`x + 1` -> `x - 1` in unused (never executed by the tests)" in listed
+
+
+def test_interrupted_run_restores_and_a_leftover_backup_is_put_back(toy, monkeypatch):
+    src = (toy / "toy.py").read_text()
+    calls = []
+
+    def interrupt(args, timeout, log, target, trace_file=None):
+        calls.append(target.read_text())
+        if trace_file is not None:
+            trace_file.write_text(json.dumps(list(range(1, 20))))
+            return "pass", 0.1
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return "fail", 0.1
+
+    monkeypatch.setattr(mt, "run_pytest", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        mt.mutate_module("toy.py", {"tests": ["test_toy.py"]}, label="t")
+    assert calls[2] != src  # the mutant was in place when the run was interrupted
+    assert (toy / "toy.py").read_text() == src
+    # a hard kill leaves the mutant and the backup: the next start puts the original back
+    mt.BACKUPS.mkdir(exist_ok=True)
+    (mt.BACKUPS / "toy.py").write_text(src)
+    (toy / "toy.py").write_text(src.replace("min(x, hi)", "max(x, hi)"))
+    r = mt._Restorer(toy / "toy.py")
+    assert (toy / "toy.py").read_text() == src and r.original == src.encode()
+    r.close()
+    assert not (mt.BACKUPS / "toy.py").exists()
