@@ -282,3 +282,14 @@ def test_hyperbolic_ball_at_the_origin_and_with_a_tensor_radius():
     e = torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64)
     ends = torch.stack([c[0] - r[0] * e, c[0] + r[0] * e])
     assert torch.allclose(G.dist(p, ends), torch.ones(2, dtype=torch.float64), rtol=1e-12)
+
+
+def test_hyperbolic_ball_batched_equals_pointwise():
+    p = G.expmap0(torch.randn(2, 5, 3, dtype=torch.float64))
+    radius = torch.tensor([[0.3], [1.1]], dtype=torch.float64)
+    c, r = G.hyperbolic_ball_as_euclidean(p, radius)
+    assert c.shape == (2, 5, 3) and r.shape == (2, 5)
+    for b in range(2):
+        for i in range(5):
+            ci, ri = G.hyperbolic_ball_as_euclidean(p[b, i], radius[b, 0])
+            assert torch.allclose(c[b, i], ci, rtol=1e-14) and torch.allclose(r[b, i], ri)

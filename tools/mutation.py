@@ -693,6 +693,35 @@ def survivors(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def report(labels: tuple[str, str] = ("before", "after")) -> str:
+    """Markdown: one row per module and run label found under results/, then the survivors
+    of the last label."""
+    rows = [
+        "| module | run | tests | mutants | killed | survived | timed out | equivalent | score |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    last = []
+    for module in load_config():
+        for label in labels:
+            p = result_path(module, label)
+            if not p.exists():
+                continue
+            s = json.loads(p.read_text())
+            surv = f"{s['survived']}" + (f" ({s['no_coverage']} unrun)" if s["no_coverage"] else "")
+            tests = ", ".join(Path(t).name for t in s["tests"])
+            carried = f" ({s['carried']} carried)" if s.get("carried") else ""
+            rows.append(
+                f"| {module} | {label} | {tests} | {s['mutants']} | {s['killed']}{carried} "
+                f"| {surv} | {s['timed_out']} | {s['equivalent']} | {100 * s['score']:.1f}% |"
+            )
+            if label == labels[-1]:
+                last.append(s)
+    out = ["\n".join(rows)]
+    for s in last:
+        out.append(f"Survivors of {s['module']} ({labels[-1]}):\n\n{survivors(s) or '(none)'}")
+    return "\n\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("modules", nargs="*", help="module paths as in modules.toml")
@@ -707,8 +736,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="LABEL",
         help="take the mutants that run LABEL killed as killed (same module, superset of tests)",
     )
+    ap.add_argument(
+        "--report",
+        action="store_true",
+        help="print the before/after tables of results/, run nothing",
+    )
     a = ap.parse_args(argv)
     cfg = load_config()
+    if a.report:
+        print(report())
+        return 0
     mods = list(cfg) if a.all else a.modules
     if not mods:
         ap.error("name a module or pass --all")
