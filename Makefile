@@ -1,5 +1,5 @@
 # Common commands (see README for the two set-up commands).
-.PHONY: install test fast lint format demo bench
+.PHONY: install test fast lint format demo bench mutation
 
 install:
 	pip install torch==2.13.0 -e '.[test]'
@@ -21,3 +21,6 @@ demo:
 
 bench:
 	python studies/sparse_vs_dense/bench.py
+
+mutation:
+	OMP_NUM_THREADS=1 python tools/mutation.py --all

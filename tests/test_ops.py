@@ -359,7 +359,7 @@ def test_select_top_cap_per_sample_ties_and_eps():
 def test_update_layer_norm_residual_and_the_empty_case():
     dh = 3
     c = _cands([0.9, 0.5, 0.3], [0, 0, 1], [1, 4, 2], dh=dh)
-    c = Candidates(c.batch, c.node, c.htilde, c.alpha, torch.tensor([1, -1, 2]), 2)
+    c = Candidates(c.batch, c.node, c.htilde, c.alpha, torch.tensor([0, -1, 2]), 2)
     prev_h = torch.randn(2, 2, dh, generator=_gen(8), dtype=DT)
     prev = ActiveState(
         ids=torch.zeros(2, 2, dtype=torch.long),
@@ -378,7 +378,7 @@ def test_update_layer_norm_residual_and_the_empty_case():
     def ln(z):
         return (z - z.mean()) / torch.sqrt(z.var(unbiased=False) + 1e-5) * lw + lb
 
-    assert torch.allclose(out.h[0, 0], ln(c.htilde[0] + flat[1]) * 0.8, rtol=1e-10)
+    assert torch.allclose(out.h[0, 0], ln(c.htilde[0] + flat[0]) * 0.8, rtol=1e-10)
     assert torch.allclose(out.h[0, 1], ln(c.htilde[1]) * 0.4, rtol=1e-10)
     assert torch.allclose(out.h[1, 0], ln(c.htilde[2] + flat[2]) * 0.6, rtol=1e-10)
     assert out.h[1, 1].abs().max() == 0 and out.alpha.tolist() == [[0.8, 0.4], [0.6, 0.0]]
