@@ -179,3 +179,62 @@ def test_mask_to_ids_narrow_wide_and_empty():
     assert ids.shape == (2, 1) and not valid.any()
     ids, valid = mask_to_ids(mask, width=0)  # at least one slot
     assert ids.shape == (3, 1) and valid[:, 0].tolist() == [True, True, False]
+
+
+def _outlier_rows(n_zeros: int, value: float) -> list[float]:
+    """n_zeros zeros and one outlier: its z-score is sqrt(n_zeros) * sign(value)."""
+    return [0.0] * n_zeros + [value]
+
+
+@pytest.mark.parametrize("stat", ["rows", "mask"])
+def test_statistical_quantile_clamps_at_1e6_and_one_minus_1e6(stat):
+    """k = 0 or k >= n puts Phi^-1 at its clamp, |z| = Phi^-1(1 - 1e-6) = 4.753. Outliers at
+    z = +-sqrt(22) = 4.690 and +-sqrt(23) = 4.796 fall on either side of it (and of the
+    4.611 a clamp at 2e-6 would give)."""
+    rows_up = [_outlier_rows(22, 1.0), _outlier_rows(23, 1.0)]
+    rows_down = [_outlier_rows(22, -1.0), _outlier_rows(23, -1.0)]
+
+    def run(rows, k):
+        if stat == "rows":
+            scores = torch.tensor([v for r in rows for v in r])
+            ids = torch.repeat_interleave(torch.arange(2), torch.tensor([len(r) for r in rows]))
+            m = statistical_rows(scores, ids, 2, k)
+            return [int(m[ids == i].sum()) for i in range(2)]
+        x = torch.full((2, 24), 5.0)
+        valid = torch.zeros(2, 24, dtype=torch.bool)
+        for i, r in enumerate(rows):
+            x[i, : len(r)] = torch.tensor(r)
+            valid[i, : len(r)] = True
+        return statistical_mask(x, k, valid).sum(1).tolist()
+
+    assert run(rows_up, 0) == [0, 1]  # theta = mean + 4.753 std: only the 4.796 outlier
+    assert run(rows_down, 30) == [23, 23]  # theta = mean - 4.753 std: both outliers kept
+    assert run(rows_down, 23) == [23, 23]  # k = n of the first row: q = 0, clamped
+
+
+@pytest.mark.parametrize("stat", ["rows", "mask"])
+def test_statistical_single_entry_rows_keep_a_negative_value(stat):
+    """A row of one entry: mean = x, var = 0, q = 1 - k clamped: theta = x, kept (x >= x)."""
+    if stat == "rows":
+        scores = torch.tensor([-3.0, 2.0, 4.0, -1.0])
+        m = statistical_rows(scores, torch.tensor([0, 1, 1, 2]), 3, 1)
+        assert m.tolist() == [True, False, True, True]
+    else:
+        x = torch.tensor([[-3.0, 7.0, 7.0], [-1.0, 2.0, -9.0]])
+        valid = torch.tensor([[1, 0, 0], [1, 0, 0]], dtype=torch.bool)
+        assert statistical_mask(x, 1, valid).tolist() == [
+            [True, False, False],
+            [True] + [False] * 2,
+        ]
+
+
+def test_statistical_mask_variance_ignores_invalid_entries():
+    # row 1: valid 0, 1, 2, 2.3 (mean 1.325, std 0.904), k = 1: z = Phi^-1(0.75) = 0.674,
+    # theta = 1.935: keeps 2 and 2.3; the two invalid entries counted as 1 each in the
+    # variance would give theta = 2.099 and drop the 2
+    x = torch.tensor([[0.0, 0.0, 0.0, 4.0, 9.0, 9.0], [0.0, 1.0, 2.0, 2.3, 2.6, 2.6]])
+    valid = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    got = statistical_mask(x, 1, valid)
+    assert got[0].tolist() == [False, False, False, True, False, False]
+    assert got[1].tolist() == [False, False, True, True, False, False]
+    assert _theta(x[1, :4].tolist(), 1) == pytest.approx(1.9346, abs=1e-4)
