@@ -175,6 +175,8 @@ def test_diattenuation_and_polarizance_vectors_of_an_asymmetric_matrix():
     assert M.diattenuation(m) == pytest.approx(math.sqrt(0.14), rel=1e-15)
     stack = np.stack([m, 3 * M.diattenuator(0.3, 0.9, 0.1)])
     np.testing.assert_allclose(M.diattenuation(stack), [math.sqrt(0.14), 0.8], atol=1e-15)
+    grid = np.stack([stack, stack[::-1], stack])  # (3, 2, 4, 4): the norm is over the last axis
+    np.testing.assert_allclose(M.diattenuation(grid)[1], [0.8, math.sqrt(0.14)], atol=1e-15)
     np.testing.assert_allclose(
         M.polarizance(stack)[1], 0.8 * np.array([math.cos(0.6), math.sin(0.6), 0]), atol=1e-15
     )
@@ -198,6 +200,10 @@ def test_depolarization_index_on_a_stack_and_the_nondepolarizing_test():
     assert M.is_nondepolarizing(M.identity(), atol=0.0)
     assert not M.is_nondepolarizing(M.depolarizer(0.9999), atol=1e-6)
     assert M.is_nondepolarizing(M.depolarizer(0.9999), atol=1e-3)
+    # the default tolerance is 1e-9; an index above 1 (not physical) is not "non-depolarising"
+    assert M.is_nondepolarizing(M.depolarizer(1 - 0.5e-9))
+    assert not M.is_nondepolarizing(M.depolarizer(1 - 1.5e-9))
+    assert not M.is_nondepolarizing(np.diag([1.0, 2.0, 0.0, 0.0]))
 
 
 # ------------------------------------------------------------------------------ Stokes
