@@ -1,6 +1,7 @@
-"""Mueller and Stokes functions in closed form at their boundaries: identity and attenuators,
-depolariser limits (a = +-1, t = 0), diattenuators with q = r and r = 0, one bad entry in a
-batch, stacks of matrices, degenerate Stokes vectors (S0 = 0, unpolarised, fully polarised)."""
+"""Mueller, Stokes and Lorentz functions in closed form at their boundaries: identity and
+attenuators, depolariser limits (a = +-1, t = 0), diattenuators with q = r and r = 0, one bad
+entry in a batch, stacks of matrices, degenerate Stokes vectors (S0 = 0, unpolarised, fully
+polarised), boosts and rotations about each axis, D = 0 and D = 1."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import math
 import numpy as np
 import pytest
 
+from rsgn.optics import lorentz as L
 from rsgn.optics import mueller as M
 from rsgn.optics import stokes as S
 
@@ -279,3 +281,110 @@ def test_polarization_direction_and_physical_check():
     assert S.is_physical_stokes(s).tolist() == [True, True, False, False, True, True]
     assert S.is_physical_stokes(s, atol=1e-11).tolist() == [True] * 6
     assert S.is_physical_stokes(s, atol=0.0).tolist() == [True, False, False, False, False, True]
+
+
+# ------------------------------------------------------------------------------ Lorentz
+def test_minkowski_metric_and_inner_product():
+    assert not L.MINKOWSKI.flags.writeable
+    g = L.minkowski_metric()
+    np.testing.assert_array_equal(g, np.diag([1.0, -1.0, -1.0, -1.0]))
+    g[0, 0] = 5.0  # a fresh copy
+    assert L.MINKOWSKI[0, 0] == 1.0
+    a = np.array([[2.0, 1.0, 1.0, 1.0], [3.0, 0.0, 4.0, 0.0]])
+    b = np.array([3.0, 1.0, 0.0, 2.0])
+    np.testing.assert_array_equal(L.minkowski_inner(a, b), [6.0 - 3.0, 9.0])
+
+
+def test_rotation_closed_form_about_each_axis_batched():
+    phi = 0.4
+    c, s = math.cos(phi), math.sin(phi)
+    rz = L.rotation3([0.0, 0.0, 2.0], phi)
+    np.testing.assert_allclose(rz, [[c, -s, 0], [s, c, 0], [0, 0, 1]], atol=1e-15)
+    rx = L.rotation3([[1.0, 0.0, 0.0]], [phi, -phi])  # broadcast to (2, 3, 3)
+    assert rx.shape == (2, 3, 3)
+    np.testing.assert_allclose(rx[1], [[1, 0, 0], [0, c, s], [0, -s, c]], atol=1e-15)
+    r4 = L.rotation([0.0, 1.0, 0.0], np.array([[phi], [0.0]]))
+    assert r4.shape == (2, 1, 4, 4)
+    want = np.eye(4)
+    want[1:, 1:] = [[c, 0, s], [0, 1, 0], [-s, 0, c]]
+    np.testing.assert_allclose(r4[0, 0], want, atol=1e-15)
+    np.testing.assert_allclose(r4[1, 0], np.eye(4), atol=0)
+
+
+def test_boost_closed_form_and_rapidity_addition():
+    eta = 0.7
+    ch, sh = math.cosh(eta), math.sinh(eta)
+    bx = L.boost([2.0, 0.0, 0.0], eta)
+    np.testing.assert_allclose(
+        bx, [[ch, sh, 0, 0], [sh, ch, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]], atol=1e-15
+    )
+    by = L.boost([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], np.array([eta, -eta]))
+    assert by.shape == (2, 4, 4)
+    np.testing.assert_allclose(by[0, 0, :3], [ch, 0, sh], atol=1e-15)
+    np.testing.assert_allclose(np.diag(by[1]), [ch, 1, 1, ch], atol=1e-15)
+    np.testing.assert_allclose(by[1, 3, 0], -sh, atol=1e-15)
+    u = [1.0, 2.0, 2.0]
+    np.testing.assert_allclose(L.boost(u, 0.3) @ L.boost(u, 0.5), L.boost(u, 0.8), atol=1e-14)
+
+
+def test_gain_defect_and_scaled_lorentz_test():
+    assert L.mueller_gain(M.attenuator(0.3)) == pytest.approx(0.3, rel=1e-14)
+    np.testing.assert_allclose(
+        L.mueller_gain(np.stack([M.diattenuator(0.2, 0.9, 0.4), M.retarder(0.1, 0.3)])),
+        [0.6, 1.0],
+        rtol=1e-14,
+    )
+    assert L.lorentz_defect(M.retarder(0.3, 1.1)) < 1e-15
+    # depolariser a = 0.5: M^T G M = diag(1, -1/4, -1/4, -1/4), g^2 = sqrt(1/8)
+    g2 = math.sqrt(0.125)
+    assert L.lorentz_defect(M.depolarizer(0.5)) == pytest.approx((1 - g2) / g2, rel=1e-13)
+    assert L.lorentz_defect(M.polarizer(0.2)) == np.inf
+    flags = L.is_scaled_lorentz(
+        np.stack([M.retarder(0.3, 1.1), M.depolarizer(0.5), -np.eye(4), 2 * L.boost([1, 0, 0], 1)])
+    )
+    assert flags.tolist() == [True, False, False, True]
+    # inclusive tolerance, default 1e-9
+    near = L.boost([1.0, 0.0, 0.0], 0.5)
+    near[1, 1] += 4e-10
+    assert L.is_scaled_lorentz(near) and not L.is_scaled_lorentz(near, atol=1e-10)
+    assert L.is_scaled_lorentz(np.eye(4), atol=0.0)
+
+
+def test_rapidity_and_diattenuation_conversions_at_their_ends():
+    np.testing.assert_allclose(
+        L.rapidity_from_diattenuation([0.0, 0.5, 1.0]), [0.0, math.atanh(0.5), np.inf]
+    )
+    for bad in ([0.5, -1e-12], [1.0 + 1e-12, 0.2]):
+        with pytest.raises(ValueError, match=r"diattenuation must lie in \[0, 1\]"):
+            L.rapidity_from_diattenuation(bad)
+    assert L.diattenuation_from_rapidity(math.atanh(0.25)) == pytest.approx(0.25, rel=1e-15)
+    np.testing.assert_allclose(
+        L.diattenuation_from_transmittances([0.9, 0.5], [0.1, 0.5]), [0.8, 0.0], atol=1e-15
+    )
+    np.testing.assert_allclose(
+        L.rapidity_from_transmittances([0.9, 0.5], [0.1, 0.0]), [0.5 * math.log(9), np.inf]
+    )
+    eta = np.array([0.0, 0.5])
+    q, r = L.transmittances_from_rapidity(eta, 0.8)
+    np.testing.assert_allclose(q, [0.8, 0.8], atol=0)
+    np.testing.assert_allclose(r, [0.8, 0.8 * math.exp(-1.0)], rtol=1e-15)
+    src = np.array([0.9, 0.7])
+    q, r = L.transmittances_from_rapidity(0.0, src)
+    q[0] = 0.0  # a copy, not the caller's array
+    assert src[0] == 0.9
+
+
+def test_boost_and_rotation_parameters_recover_their_inputs():
+    u = np.array([2.0, -1.0, 2.0]) / 3.0
+    g, axis, eta = L.boost_parameters(np.stack([0.6 * L.boost(u, 0.9), 2.0 * np.eye(4)]))
+    np.testing.assert_allclose(g, [0.6, 2.0], rtol=1e-13)
+    np.testing.assert_allclose(eta, [0.9, 0.0], atol=1e-13)
+    np.testing.assert_allclose(axis, [u, [1.0, 0.0, 0.0]], atol=1e-13)
+    for phi in (0.3, 1.2, 2.5, 3.0):
+        a, p = L.rotation_parameters(L.rotation(u, phi))
+        assert p == pytest.approx(phi, abs=1e-12)
+        np.testing.assert_allclose(a, u, atol=1e-9)
+    a, p = L.rotation_parameters(np.stack([np.eye(4), L.rotation([0, 0, 1.0], np.pi)]))
+    np.testing.assert_allclose(p, [0.0, np.pi], atol=1e-12)
+    np.testing.assert_allclose(a[0], [1.0, 0.0, 0.0], atol=0)
+    np.testing.assert_allclose(np.abs(a[1]), [0.0, 0.0, 1.0], atol=1e-12)
