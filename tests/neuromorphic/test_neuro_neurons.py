@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from rsgn import neuromorphic as nm
-from rsgn.neuromorphic.neurons import DECAY_BITS
 
 
 def _ctx(step: int = 0, group: int = 0, fixed: bool = False, seed: int = 1) -> nm.StepContext:
@@ -66,7 +65,7 @@ def test_lif_float_closed_form_and_threshold_equality_fires():
 
 
 def test_lif_fixed_closed_form_with_12_bit_decays():
-    assert DECAY_BITS == 12
+    """du_fx = round(du 4096): 0.25 -> 1024, 0.0625 -> 256 (DECAY_BITS = 12)."""
     lif = nm.LIF(du=0.25, dv=0.0625, v_th=100, bias=3)
     assert (lif.du_fx, lif.dv_fx) == (1024, 256)
     st = lif.init_state(2, fixed=True)
