@@ -229,6 +229,7 @@ def test_stokes_from_angles_closed_form_and_broadcast():
     b = S.stokes_from_angles(np.zeros((3, 1)), np.zeros(2), s0=[1.0, 4.0])
     assert b.shape == (3, 2, 4)
     np.testing.assert_allclose(b[2, 1], [4, 4, 0, 0], atol=0)
+    np.testing.assert_array_equal(S.stokes_from_angles(0.0, 0.0), [1.0, 1.0, 0.0, 0.0])
     psi, chi = S.stokes_to_angles([2.0, 0.0, -1.0, 1.0])
     assert psi == pytest.approx(-np.pi / 4) and chi == pytest.approx(np.pi / 8)
     psi, chi = S.stokes_to_angles(np.array([[1.0, -1.0, 0.0, 0.0], [1.0, 0.0, 0.0, -1.0]]))
@@ -243,6 +244,7 @@ def test_stokes_from_direction_normalises_and_broadcasts():
     assert b.shape == (2, 2, 4)
     np.testing.assert_allclose(b[1, 0], [3, 0, 0, 3], atol=0)
     np.testing.assert_allclose(b[0, 1], [1, 0, -1, 0], atol=0)
+    np.testing.assert_array_equal(S.stokes_from_direction([0.0, 0.0, 5.0]), [1.0, 0, 0, 1.0])
     with pytest.raises(ValueError, match="non-zero"):
         S.stokes_from_direction([0.0, 0.0, 0.0])
 
@@ -261,13 +263,14 @@ def test_linear_circular_and_unpolarised_light():
 def test_degree_of_polarization_and_lorentz_norm_edge_cases():
     s = np.array(
         [[2.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [-1.0, 0.5, 0.0, 0.0],
-         [5.0, 0.0, 3.0, 4.0], [1.0, 1.0 + 1e-12, 0.0, 0.0], [2.0, 1.0, 1.0, 1.0]]
+         [5.0, 0.0, 3.0, 4.0], [1.0, 1.0 + 1e-12, 0.0, 0.0], [2.0, 1.0, 1.0, 1.0],
+         [0.5, 0.0, 0.3, 0.4]]
     )  # fmt: skip
     p = S.degree_of_polarization(s)
     assert np.isfinite(p).all()
-    np.testing.assert_allclose(p, [0.5, 0.0, 0.0, 0.0, 1.0, 1.0 + 1e-12, math.sqrt(3) / 2])
+    np.testing.assert_allclose(p, [0.5, 0.0, 0.0, 0.0, 1.0, 1.0 + 1e-12, math.sqrt(3) / 2, 1.0])
     n = S.lorentz_norm(s)
-    np.testing.assert_allclose(n, [math.sqrt(3), 0, 0, math.sqrt(0.75), 0, 0, 1], atol=1e-12)
+    np.testing.assert_allclose(n, [math.sqrt(3), 0, 0, math.sqrt(0.75), 0, 0, 1, 0], atol=1e-12)
     assert S.lorentz_norm([5.0, 3.0, 0.0, 0.0]) == 4.0
 
 
