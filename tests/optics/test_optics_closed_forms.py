@@ -279,11 +279,12 @@ def test_polarization_direction_and_physical_check():
     np.testing.assert_allclose(d, [[0.0, 0.6, 0.8], [0.0, 0.0, 0.0]], atol=1e-15)
     s = np.array(
         [[1.0, 1.0, 0.0, 0.0], [-1e-12, 0.0, 0.0, 0.0], [-3e-12, 0.0, 0.0, 0.0],
-         [1.0, 0.6, 0.8 + 2e-12, 0.0], [1.0, 0.0, 0.0, 1.0 + 0.5e-12], [0.0, 0.0, 0.0, 0.0]]
+         [1.0, 0.6, 0.8 + 2e-12, 0.0], [1.0, 0.0, 0.0, 1.0 + 0.5e-12], [0.0, 0.0, 0.0, 0.0],
+         [-1.5e-12, 0.0, 0.0, 0.0]]
     )  # fmt: skip
-    assert S.is_physical_stokes(s).tolist() == [True, True, False, False, True, True]
-    assert S.is_physical_stokes(s, atol=1e-11).tolist() == [True] * 6
-    assert S.is_physical_stokes(s, atol=0.0).tolist() == [True, False, False, False, False, True]
+    assert S.is_physical_stokes(s).tolist() == [True, True, False, False, True, True, False]
+    assert S.is_physical_stokes(s, atol=1e-11).tolist() == [True] * 7
+    assert S.is_physical_stokes(s, atol=0.0).tolist() == [True] + [False] * 4 + [True, False]
 
 
 # ------------------------------------------------------------------------------ Lorentz
