@@ -4,13 +4,18 @@
     python tools/mutation.py --all                       # every module of modules.toml
     python tools/mutation.py rsgn/geometry.py --list     # the mutants, without running them
     python tools/mutation.py rsgn/geometry.py --survivors  # rerun only last run's survivors
+    python tools/mutation.py rsgn/geometry.py --since before  # take run "before"'s kills as
+                                                          # killed, run the rest
+    python tools/mutation.py --report                    # before/after tables of results/
 
 Why in place, not mutmut / cosmic-ray: ``rsgn.backends``, ``rsgn.optics`` and
 ``rsgn.neuromorphic`` are installed through setuptools ``package-dir`` from the top-level
 folders ``backends/``, ``optics/``, ``neuromorphic/``. mutmut 3 writes mutants into a copied
 tree (``mutants/``) and puts that on ``sys.path``; the editable install's finder still maps
-``rsgn.optics`` to ``optics/`` of the checkout, so the tests import the unmutated file and every
-mutant "survives" unseen. Writing the mutant over the real file is what the import system sees.
+``rsgn.optics`` to ``optics/`` of the checkout, so the tests import the unmutated file (mutmut
+3.8.1 on ``optics/stokes.py``: "could not find any test case for any mutant", all 316 "not
+checked"; ``studies/test_strength/mutmut_check.md``). A mutant written over the real file is
+what the import system sees.
 
 What is mutated (``ast``, one change per mutant, the rest of the file byte-identical):
 
