@@ -68,14 +68,7 @@ def test_collect_makes_each_kind_of_mutant_once(toy):
                      "constant", "unary", "unary"]  # fmt: skip
 
 
-RUN_TOY = """LIMIT = 2.0
-
-
-def clip(x, hi):
-    return min(x, hi)
-
-
-def below(x, lo):
+RUN_TOY = """def below(x, lo):
     return x < lo
 
 
@@ -84,33 +77,72 @@ def unused(x):
 """
 
 
-def test_run_reports_killed_survived_and_equivalent_and_restores_the_file(toy):
+def test_real_run_kills_and_keeps_mutants_and_restores_the_file(toy):
+    """Forked pytest runs for real: `<` -> `>=` fails the toy test, `<` -> `<=` passes it (the
+    test never probes x == lo), and unused() is never executed (no run needed)."""
     (toy / "toy.py").write_text(RUN_TOY)
-    (mt.EQUIVALENT).write_text(
-        '[[equivalent]]\nmodule = "toy.py"\nkey = "below: x < lo -> x <= lo #0"\n'
-        'reason = "the toy test never probes x == lo"\n'
+    (toy / "test_toy.py").write_text(
+        "from toy import below\n\n\ndef test_toy():\n    assert below(1, 2) and not below(3, 2)\n"
     )
     s = mt.mutate_module("toy.py", {"tests": ["test_toy.py"]}, label="t", timeout=60)
     out = {m["key"]: m["outcome"] for m in s["mutant_list"]}
     assert out == {
-        "<module>: 2.0 -> 4.0 #0": "survived",  # LIMIT is never used
-        "clip: min(x, hi) -> max(x, hi) #0": "killed",
-        "below: x < lo -> x <= lo #0": "equivalent",
+        "below: x < lo -> x <= lo #0": "survived",
         "below: x < lo -> x >= lo #0": "killed",
         "unused: x + 1 -> x - 1 #0": "no coverage",
         "unused: 1 -> 2 #0": "no coverage",
     }
-    assert (s["mutants"], s["killed"], s["survived"], s["equivalent"]) == (6, 2, 3, 1)
-    assert s["score"] == pytest.approx(2 / 5)
+    assert (s["mutants"], s["killed"], s["survived"], s["no_coverage"]) == (4, 1, 3, 2)
     assert (toy / "toy.py").read_text() == RUN_TOY
     assert not any(mt.BACKUPS.iterdir())
     saved = json.loads((mt.RESULTS / "t" / "toy.json").read_text())
-    assert saved["killed"] == 2 and "| toy.py | 6 | 2 | 3 (2 unrun) | 0 | 1 | 40.0% |" in mt.table(
-        [saved]
-    )
+    assert "| toy.py | 4 | 1 | 3 (2 unrun) | 0 | 0 | 25.0% |" in mt.table([saved])
     listed = mt.survivors(saved)
-    assert "`2.0` -> `4.0`" in listed and "`min(x, hi)`" not in listed
+    assert "`x < lo` -> `x <= lo` in below" in listed and "`x >= lo`" not in listed
     assert "`x + 1` -> `x - 1` in unused (never executed by the tests)" in listed
+
+
+def test_equivalence_marks_timeouts_and_carried_kills(toy, monkeypatch):
+    """Outcomes from a stand-in for the forked run: a marked survivor counts as equivalent, a
+    marked mutant that is killed is flagged, a timeout counts as detected, and --since
+    carries an earlier run's kills without running them."""
+    (toy / "toy.py").write_text(RUN_TOY)
+    mt.EQUIVALENT.write_text(
+        '[[equivalent]]\nmodule = "toy.py"\nkey = "below: x < lo -> x <= lo #0"\n'
+        'reason = "never probed at x == lo"\n'
+        '[[equivalent]]\nmodule = "toy.py"\nkey = "below: x < lo -> x >= lo #0"\nreason = "wrong"\n'
+        '[[equivalent]]\nmodule = "toy.py"\nkey = "gone: 1 -> 2 #0"\nreason = "stale"\n'
+    )
+    ran = []
+
+    def fake(args, timeout, log, target, trace_file=None):
+        src = target.read_text()
+        if trace_file is not None:
+            trace_file.write_text("[1, 2, 5, 6]")
+            return "pass", 0.1
+        ran.append(src)
+        if "x <= lo" in src:
+            return "pass", 0.1
+        return ("timeout" if "x - 1" in src else "fail"), 0.1
+
+    monkeypatch.setattr(mt, "run_pytest", fake)
+    cfg = {"tests": ["test_toy.py"]}
+    s = mt.mutate_module("toy.py", cfg, label="before", timeout=5)
+    out = {m["key"]: (m["outcome"], m["reason"]) for m in s["mutant_list"]}
+    assert out["below: x < lo -> x <= lo #0"] == ("equivalent", "never probed at x == lo")
+    assert out["below: x < lo -> x >= lo #0"][0] == "killed"
+    assert out["below: x < lo -> x >= lo #0"][1].startswith("marked equivalent")
+    assert out["unused: x + 1 -> x - 1 #0"][0] == "timed out"
+    assert (s["killed"], s["timed_out"], s["equivalent"]) == (2, 1, 1)
+    assert s["score"] == 1.0 and s["stale_equivalent_marks"] == ["gone: 1 -> 2 #0"]
+    assert "stale mark" in mt.survivors(s) and "remove the mark" in mt.survivors(s)
+    ran.clear()
+    again = mt.mutate_module("toy.py", cfg, label="after", timeout=5, since="before")
+    assert len(ran) == 1 and "x <= lo" in ran[0]  # only the mutant not killed before runs
+    assert again["carried"] == 3 and again["carried_from"] == "before"
+    (toy / "toy.py").write_text(RUN_TOY + "\n")
+    with pytest.raises(SystemExit, match="changed since run 'before'"):
+        mt.mutate_module("toy.py", cfg, label="after", since="before")
 
 
 def test_interrupted_run_restores_and_a_leftover_backup_is_put_back(toy, monkeypatch):

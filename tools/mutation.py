@@ -194,6 +194,7 @@ class Mutant:
     outcome: str = ""
     seconds: float = 0.0
     reason: str = ""
+    carried: bool = False  # outcome taken from an earlier run (--since), not run again
 
 
 # --------------------------------------------------------------------------- mutant generation
@@ -580,7 +581,9 @@ def mutate_module(
     carried = carried_over(module, cfg, since) if since else {}
     tests = [str(ROOT / t) for t in cfg["tests"]]
     extra = list(cfg.get("pytest_args", []))
-    args = [*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
+    # hypothesis' pytest plugin imports all of hypothesis at session end (seconds, with
+    # assertion rewriting and no bytecode cache); rsgn's tests do not use it
+    args = [*tests, "-x", "-q", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *extra]
     mutants = collect(path)
     equivalent = load_equivalent().get(module, {})
     log = Path(os.environ.get("TMPDIR", "/tmp")) / f"rsgn-mutation-{os.getpid()}.log"
@@ -607,7 +610,7 @@ def mutate_module(
         for i, m in enumerate(todo):
             lo, hi = m.stmt_lines
             if m.key in carried:
-                m.outcome, m.reason = carried[m.key], f"carried from run {since!r}"
+                m.outcome, m.carried = carried[m.key], True
             elif not any(ln in covered for ln in range(lo, hi + 1)):
                 m.outcome = "no coverage"
             else:
@@ -633,7 +636,7 @@ def mutate_module(
     summary = summarise(module, done, base_s, time.time() - started, cfg["tests"], stale)
     summary["label"] = label
     summary["carried_from"] = since
-    summary["carried"] = sum(1 for m in done if m.reason.startswith("carried"))
+    summary["carried"] = sum(1 for m in done if m.carried)
     summary["test_sha256"] = {t: sha(ROOT / t) for t in cfg["tests"]}
     if only is None:
         out = result_path(module, label)
