@@ -37,7 +37,9 @@ def _table(**energies: tuple[float, str]) -> EnergyTable:
     [("fJ", 1e-15), ("pJ", 1e-12), ("nJ", 1e-9), ("uJ", 1e-6), ("mJ", 1e-3), ("J", 1.0)],
 )
 def test_constant_joules_in_every_unit(unit, factor):
-    assert Constant(2.5, unit, "s", "derived").joules() == pytest.approx(2.5 * factor, rel=1e-15)
+    assert Constant(2.5, unit, "s", "derived").joules() == pytest.approx(
+        2.5 * factor, rel=1e-15, abs=0
+    )
 
 
 def test_constant_rejects_a_non_energy_unit_and_is_immutable():
@@ -72,7 +74,7 @@ def test_load_energy_table_reads_values_units_meta_and_accepts_zero(monkeypatch,
     assert t.name == "t" and t.meta == {"name": "t"}
     assert t.events["a"] == Constant(0.0, "pJ", "[Horowitz2014]: test", "derived", "test")
     assert isinstance(t.events["a"].value, float)
-    assert t.events["b"].joules() == pytest.approx(3.5e-9)
+    assert t.events["b"].joules() == pytest.approx(3.5e-9, rel=1e-15, abs=0)
     with pytest.raises(RsgnError, match=r"unknown preset 'other' for this backend \(known: t\)"):
         cost.load_energy_table("other")
 
@@ -90,7 +92,7 @@ def test_the_electronic_table_has_the_events_the_model_charges():
         "mac_fp32", "add_fp32", "transcendental_fp32", "int_op_32b", "sram_word_32b",
         "dram_word_32b",
     }  # fmt: skip
-    assert t.events["mac_fp32"].joules() == pytest.approx(4.6e-12)
+    assert t.events["mac_fp32"].joules() == pytest.approx(4.6e-12, rel=1e-15, abs=0)
 
 
 def test_ledger_counts_by_op_totals_energy_and_report():
@@ -108,10 +110,10 @@ def test_ledger_counts_by_op_totals_energy_and_report():
     }
     assert led.totals() == {"mac": 5.5, "add": 7.0, "dram": 4.0}
     by_op = led.energy_by_op()
-    assert by_op == pytest.approx({"other": 6e-12, "x": 4e-12, "y": 1e-12 + 4e-9}, rel=1e-12)
+    assert by_op == pytest.approx({"other": 6e-12, "x": 4e-12, "y": 1e-12 + 4e-9}, rel=1e-12, abs=0)
     by_ev = led.energy_by_event()
-    assert by_ev == pytest.approx({"mac": 11e-12, "add": 0.0, "dram": 4e-9}, rel=1e-12)
-    assert led.energy_j() == pytest.approx(11e-12 + 4e-9, rel=1e-12)
+    assert by_ev == pytest.approx({"mac": 11e-12, "add": 0.0, "dram": 4e-9}, rel=1e-12, abs=0)
+    assert led.energy_j() == pytest.approx(11e-12 + 4e-9, rel=1e-12, abs=0)
     d = led.to_dict()
     assert set(d) == {
         "counts_by_op", "counts", "energy_table", "energy_j", "energy_j_by_op",
