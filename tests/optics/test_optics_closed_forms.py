@@ -275,8 +275,13 @@ def test_degree_of_polarization_and_lorentz_norm_edge_cases():
 
 
 def test_polarization_direction_and_physical_check():
-    d = S.polarization_direction(np.array([[2.0, 0.0, 3.0, 4.0], [1.0, 0.0, 0.0, 0.0]]))
-    np.testing.assert_allclose(d, [[0.0, 0.6, 0.8], [0.0, 0.0, 0.0]], atol=1e-15)
+    st = np.array([[2.0, 0.0, 3.0, 4.0], [1.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.3, 0.4]])
+    d = S.polarization_direction(st)
+    np.testing.assert_allclose(d, [[0.0, 0.6, 0.8], [0.0, 0.0, 0.0], [0.0, 0.6, 0.8]], atol=1e-15)
+    d3 = S.polarization_direction(np.stack([st, st[::-1]]))  # (2, 3, 3): norm over the last axis
+    np.testing.assert_allclose(d3[1, 2], [0.0, 0.6, 0.8], atol=1e-15)
+    ok3 = S.is_physical_stokes(np.stack([st, 2 * st, np.array([[1.0, 0.0, 0.0, 1.5]] * 3)]))
+    assert ok3.tolist() == [[False, True, True], [False, True, True], [False] * 3]
     s = np.array(
         [[1.0, 1.0, 0.0, 0.0], [-1e-12, 0.0, 0.0, 0.0], [-3e-12, 0.0, 0.0, 0.0],
          [1.0, 0.6, 0.8 + 2e-12, 0.0], [1.0, 0.0, 0.0, 1.0 + 0.5e-12], [0.0, 0.0, 0.0, 0.0],
