@@ -282,6 +282,7 @@ def test_polarization_direction_and_physical_check():
     np.testing.assert_allclose(d3[1, 2], [0.0, 0.6, 0.8], atol=1e-15)
     ok3 = S.is_physical_stokes(np.stack([st, 2 * st, np.array([[1.0, 0.0, 0.0, 1.5]] * 3)]))
     assert ok3.tolist() == [[False, True, True], [False, True, True], [False] * 3]
+    assert S.is_physical_stokes([1.0, -0.6, 0.0, -0.8])  # negative components are fine
     s = np.array(
         [[1.0, 1.0, 0.0, 0.0], [-1e-12, 0.0, 0.0, 0.0], [-3e-12, 0.0, 0.0, 0.0],
          [1.0, 0.6, 0.8 + 2e-12, 0.0], [1.0, 0.0, 0.0, 1.0 + 0.5e-12], [0.0, 0.0, 0.0, 0.0],
