@@ -5,6 +5,7 @@ chunked ignition, even and odd encoder widths."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -145,11 +146,13 @@ def _sparks(b: int = 2, t: int = 3, d: int = 2, seed: int = 3):
     return G.expmap0_with_conformal(torch.randn(b, t, d, generator=_gen(seed), dtype=DT) * 0.7)
 
 
-@pytest.mark.parametrize("chunk_elems", [1 << 24, 6, 1])
-def test_nearest_spark_is_the_min_over_tokens_in_any_chunking(monkeypatch, chunk_elems):
+@pytest.mark.parametrize(
+    "chunk_elems,bt", [(1 << 24, (2, 3)), (6, (2, 3)), (1, (2, 3)), (7, (3, 2))]
+)
+def test_nearest_spark_is_the_min_over_tokens_in_any_chunking(monkeypatch, chunk_elems, bt):
     monkeypatch.setattr(ops, "_IGNITE_CHUNK_ELEMS", chunk_elems)
     gr, _ = _graph()
-    s, sa = _sparks()
+    s, sa = _sparks(*bt)
     dmin, tok = ops.nearest_spark(s, sa, gr.x, gr.a)
     delta = G.delta_from_parts(s.unsqueeze(2), gr.x, sa.unsqueeze(2), gr.a)  # [B, T, N]
     want, wtok = delta.min(1)
@@ -315,16 +318,19 @@ def _cands(alpha, batch, node, n_batch=2, dh=3):
 
 
 def test_inhibit_is_alpha_over_one_plus_beta_mean_of_candidate_neighbours():
-    gr, _ = _graph(radius=1.5)
-    alpha = [0.9, 0.5, 0.3, 0.8, 0.6]
-    c = _cands(alpha, [0, 0, 0, 1, 1], [0, 2, 4, 0, 3])
+    gr, _ = _graph(radius=3.0)
+    alpha = [0.9, 0.5, 0.3, 0.8, 0.6, 0.4]
+    c = _cands(alpha, [0, 0, 0, 1, 1, 1], [1, 4, 5, 2, 3, 6])
+    # R(5) = {5, 6, 4} (6 is no candidate of sample 0), R(2) = {4} (no candidate of sample 1)
+    assert gr.inh_idx[5][gr.inh_valid[5]].tolist() == [5, 6, 4]
+    assert gr.inh_idx[2][gr.inh_valid[2]].tolist() == [4]
     got = ops.inhibit(c, gr, strength=0.6)
-    for r in range(5):
+    for r in range(6):
         b, i = int(c.batch[r]), int(c.node[r])
         nb = [int(j) for j, ok in zip(gr.inh_idx[i], gr.inh_valid[i], strict=True) if ok]
         vals = []
         for j in nb:
-            rows = [q for q in range(5) if int(c.batch[q]) == b and int(c.node[q]) == j]
+            rows = [q for q in range(6) if int(c.batch[q]) == b and int(c.node[q]) == j]
             vals.append(alpha[rows[0]] if rows else 0.0)
         mean = sum(vals) / len(vals) if vals else 0.0
         assert got[r].item() == pytest.approx(alpha[r] / (1 + 0.6 * mean), rel=1e-13)
@@ -354,6 +360,10 @@ def test_select_top_cap_per_sample_ties_and_eps():
     )
     assert ids.shape[1] == int(valid.sum(1).max()) >= 1
     assert set(ids[0][valid[0]].tolist()) <= {1, 2, 4, 5}
+    ids, row, valid = ops.select(
+        torch.tensor(batch), torch.tensor(node), score, 2, 7, cap=2, eps=5.0, method="stat"
+    )
+    assert ids.shape == (2, 1) and not valid.any() and row.tolist() == [[-1], [-1]]
 
 
 def test_update_layer_norm_residual_and_the_empty_case():
@@ -390,6 +400,14 @@ def test_update_layer_norm_residual_and_the_empty_case():
     z = ops.update(empty, torch.zeros(0, dtype=DT), prev, ids, row, valid & False, lw, lb)
     assert z.h.shape == (2, 2, dh) and z.h.abs().max() == 0 and z.alpha.abs().max() == 0
     assert z.alpha.shape == (2, 2)
+    # d = 1 and LayerNorm weights that sum to 0: still an all-silent state, and a gradient path
+    e1 = Candidates(empty.batch, empty.node, torch.zeros(0, 1, dtype=DT), empty.alpha,
+                    empty.prev_row, 2)  # fmt: skip
+    lw1 = torch.tensor([0.0], dtype=DT, requires_grad=True)
+    z1 = ops.update(e1, empty.alpha, prev, ids, row, valid & False, lw1, lb[:1])
+    assert z1.h.shape == (2, 2, 1) and z1.alpha.abs().max() == 0
+    z1.alpha.sum().backward()
+    assert lw1.grad.tolist() == [0.0]
 
 
 def test_step_is_propagate_inhibit_select_update():
@@ -465,6 +483,8 @@ def test_make_table_routes_each_replacement():
     fused = ops.make_table(fused_step=tag("fused", ops.step))
     assert fused.step.__name__ == "wrapped"
     assert ops.TABLE.readout is ops.readout and ops.TABLE.token_distances is ops.token_distances
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ops.TABLE.readout = ops.node_readout  # the shared reference table cannot be changed
 
 
 # ------------------------------------------------------------------------------ sparse blocks
