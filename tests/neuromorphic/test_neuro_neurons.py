@@ -153,3 +153,29 @@ def test_step_context_rng_is_seeded_by_seed_step_and_group():
     c = nm.StepContext(1, 0, True, 5, context={"k": 1})
     assert c.context == {"k": 1} and c.fixed and c.seed == 5
     assert nm.StepContext(1, 0, False, 5).context is None
+
+
+def test_default_parameters():
+    """ReLU() is max(x, 0) with no shift; LIF() has no decay, threshold 1 and no bias: an input
+    of 0.25 then silence integrates u = 0.25 into v = 0.25, 0.5, 0.75, 1.0 and fires at step 4."""
+    relu = nm.ReLU()
+    assert relu.update_float({}, None, np.array([-1.0, 0.5]), _ctx()).tolist() == [0.0, 0.5]
+    assert relu.update_fixed({}, None, np.array([-2, 5]), _ctx(fixed=True)).tolist() == [0, 5]
+    # the fixed floor is 0, not the threshold, also without a shift
+    r = nm.ReLU(threshold=2, gain=3)
+    assert r.update_fixed({}, None, np.array([1, 2, 4]), _ctx(fixed=True)).tolist() == [0, 0, 6]
+    lif = nm.LIF()
+    st = lif.init_state(1, fixed=False)
+    spikes, vs = [], []
+    for x in (0.25, 0.0, 0.0, 0.0):
+        spikes.append(lif.update_float(st, np.array([0]), np.array([x]), _ctx())[0])
+        vs.append(st["v"][0])
+    assert spikes == [0.0, 0.0, 0.0, 1.0] and vs == [0.25, 0.5, 0.75, 0.0]
+    assert st["u"][0] == 0.25
+    assert nm.LIF(du=2 / 3).du_fx == 2731  # 2730.67 rounds up
+
+    class Plain(nm.NeuronModel):
+        def update_float(self, state, idx, x, ctx):
+            return x
+
+    assert Plain().graded and Plain().name == "neuron"
