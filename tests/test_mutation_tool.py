@@ -171,3 +171,16 @@ def test_interrupted_run_restores_and_a_leftover_backup_is_put_back(toy, monkeyp
     assert (toy / "toy.py").read_text() == src and r.original == src.encode()
     r.close()
     assert not (mt.BACKUPS / "toy.py").exists()
+
+
+def test_report_applies_todays_equivalence_marks_to_older_runs():
+    old = mt.summarise("toy.py", [], 0.0, 0.0, ["test_toy.py"], [])
+    old["mutant_list"] = [
+        {"key": "f: a -> b #0", "outcome": "survived", "reason": ""},
+        {"key": "f: c -> d #0", "outcome": "killed", "reason": ""},
+        {"key": "f: e -> f #0", "outcome": "no coverage", "reason": ""},
+    ]
+    r = mt.remark(old, {"f: a -> b #0": "why"})
+    assert (r["killed"], r["survived"], r["no_coverage"], r["equivalent"]) == (1, 1, 1, 1)
+    assert r["score"] == 0.5 and r["mutant_list"][0]["reason"] == "why"
+    assert old["mutant_list"][0]["outcome"] == "survived"  # the saved run is not changed

@@ -701,20 +701,37 @@ def survivors(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def remark(s: dict, equivalent: dict[str, str]) -> dict:
+    """A saved run with today's equivalence marks applied (a run made before a mark was
+    written counts that survivor as equivalent too), counts and score recomputed."""
+    ms = [dict(m) for m in s["mutant_list"]]
+    for m in ms:
+        if m["outcome"] in ("survived", "no coverage") and m["key"] in equivalent:
+            m["outcome"], m["reason"] = "equivalent", equivalent[m["key"]]
+    c = Counter(m["outcome"] for m in ms)
+    non_eq = len(ms) - c["equivalent"]
+    out = dict(s, mutant_list=ms, killed=c["killed"], timed_out=c["timed out"])
+    out.update(survived=c["survived"] + c["no coverage"], no_coverage=c["no coverage"])
+    out.update(equivalent=c["equivalent"])
+    out["score"] = (c["killed"] + c["timed out"]) / non_eq if non_eq else 1.0
+    return out
+
+
 def report(labels: tuple[str, str] = ("before", "after")) -> str:
-    """Markdown: one row per module and run label found under results/, then the survivors
-    of the last label."""
+    """Markdown: one row per module and run label found under results/ (with today's
+    equivalence marks applied to every run), then the survivors of the last label."""
     rows = [
         "| module | run | tests | mutants | killed | survived | timed out | equivalent | score |",
         "|---|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     last = []
+    marks = load_equivalent()
     for module in load_config():
         for label in labels:
             p = result_path(module, label)
             if not p.exists():
                 continue
-            s = json.loads(p.read_text())
+            s = remark(json.loads(p.read_text()), marks.get(module, {}))
             surv = f"{s['survived']}" + (f" ({s['no_coverage']} unrun)" if s["no_coverage"] else "")
             tests = ", ".join(Path(t).name for t in s["tests"])
             carried = f" ({s['carried']} carried)" if s.get("carried") else ""
