@@ -173,7 +173,7 @@ def test_interrupted_run_restores_and_a_leftover_backup_is_put_back(toy, monkeyp
     assert not (mt.BACKUPS / "toy.py").exists()
 
 
-def test_report_applies_todays_equivalence_marks_to_older_runs():
+def test_report_applies_todays_equivalence_marks_to_older_runs(toy):
     old = mt.summarise("toy.py", [], 0.0, 0.0, ["test_toy.py"], [])
     old["mutant_list"] = [
         {"key": "f: a -> b #0", "outcome": "survived", "reason": ""},
