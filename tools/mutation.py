@@ -743,7 +743,10 @@ def report(labels: tuple[str, str] = ("before", "after")) -> str:
                 last.append(s)
     out = ["\n".join(rows)]
     for s in last:
-        out.append(f"Survivors of {s['module']} ({labels[-1]}):\n\n{survivors(s) or '(none)'}")
+        if survivors(s):
+            out.append(f"Survivors of {s['module']} ({labels[-1]}):\n\n{survivors(s)}")
+    if len(out) == 1:
+        out.append(f"No mutant survives the {labels[-1]!r} runs (the equivalent ones aside).")
     return "\n\n".join(out)
 
 
