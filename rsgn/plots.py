@@ -69,7 +69,7 @@ def energy_plot(rows: list[dict[str, Any]], path: Path) -> None:
         ax.text(0.5, 0.5, "no target reported energy", ha="center", transform=ax.transAxes)
     ax.set_xlabel("modelled energy per inference (J, log scale)")
     ax.set_title("Energy per inference: total (bar) and by op (markers)")
-    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.grid(axis="x", which="major", alpha=0.4)
     _save(fig, path)
 
 
@@ -102,13 +102,13 @@ def latency_plot(rows: list[dict[str, Any]], dists: dict[str, list[float]], path
         ax.text(0.5, 0.5, "no target reported latency", ha="center", transform=ax.transAxes)
     ax.set_xlabel("latency per inference (s, log scale)")
     ax.set_title("Latency per inference")
-    ax.grid(axis="x", which="both", alpha=0.3)
+    ax.grid(axis="x", which="major", alpha=0.4)
     _save(fig, path)
 
 
 def pareto_plot(rows: list[dict[str, Any]], path: Path) -> None:
     """Accuracy vs modelled energy per inference with the Pareto front."""
-    from rsgn.compare import pareto_front
+    from rsgn.comparison import pareto_front
 
     plt = _plt()
     pts = [
@@ -143,7 +143,7 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("modelled energy per inference (J, log scale)")
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy vs energy (filled: on the Pareto front, grey line)")
-    ax.grid(which="both", alpha=0.3)
+    ax.grid(which="major", alpha=0.4)
     _save(fig, path)
 
 
