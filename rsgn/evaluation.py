@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from rsgn.backends import get_backend
-from rsgn.backends.base import Backend, Measured, Report, merge_reports
+from rsgn.backends.base import Backend, Measured, NotAvailable, Report, merge_reports
 from rsgn.errors import RsgnError
 from rsgn.progress import progress
 from rsgn.spec import ModelSpec
@@ -123,6 +124,16 @@ BASELINE_ENERGY_MODEL = (
 )
 
 
+def _sum_measured(parts: list, reason: str) -> Measured | NotAvailable:
+    """The batches' measured energies summed, or the first reason one is missing."""
+    if not parts:
+        return NotAvailable(reason)
+    for p in parts:
+        if isinstance(p, NotAvailable):
+            return p
+    return Measured(math.fsum(p.value for p in parts), "J", parts[0].how)
+
+
 def check_baseline_backend(backend: Backend | str | None, preset: str | None = None) -> None:
     """Baselines run on plain torch: refuse any other target, or a hardware preset."""
     name = backend if (backend is None or isinstance(backend, str)) else backend.name
@@ -150,7 +161,10 @@ def evaluate_baseline(
     operators counted in a second, counted forward pass)."""
     from rsgn.backends.cost import CostLedger
     from rsgn.backends.torch import cost as electronic
+    from rsgn.backends.torch import nvml
     from rsgn.backends.torch.baseline_cost import charge_module, count_module
+    from rsgn.backends.torch.nvml import EnergyMeter
+    from rsgn.backends.torch.target import measured_energy_reason
 
     check_baseline_backend(backend, preset)
     device = next(model.parameters()).device
@@ -160,16 +174,21 @@ def evaluate_baseline(
     loads: list[list[float]] = []
     kept: list[torch.Tensor] = []
     ledger = CostLedger(electronic.electronic_table())
+    meter_on = device.type == "cuda" and nvml.available()
+    measured: list[Measured | NotAvailable] = []
     starts = range(0, len(y), batch_size)
     bar = progress(starts, total=len(starts), desc=f"eval {model.model_name}", show=show_progress)
     with torch.inference_mode():
         for s in bar:
             xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size]
-            t0 = time.perf_counter()
-            logits = model(xb)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            wall += time.perf_counter() - t0
+            with EnergyMeter(device.index or 0) if meter_on else nullcontext() as meter:
+                t0 = time.perf_counter()
+                logits = model(xb)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                wall += time.perf_counter() - t0
+            if meter_on:
+                measured.append(meter.result())
             _, counts = count_module(model, xb)  # the same forward again, counted
             charge_module(ledger, counts)
             c, ls = _score(logits, yb)
@@ -191,6 +210,7 @@ def evaluate_baseline(
         latency=Measured(wall / total, "s", how),
         ledger=ledger,
         energy_model=BASELINE_ENERGY_MODEL,
+        energy_measured=_sum_measured(measured, measured_energy_reason(device)),
     )
     extra: dict[str, Any] = {
         "model": model.model_name,
