@@ -83,16 +83,8 @@ def evaluate(
     if len(y) == 0:
         raise RsgnError("no samples to evaluate")
     if getattr(model, "model_name", None):
-        return evaluate_baseline(
-            model,
-            x,
-            y,
-            backend,
-            batch_size=batch_size,
-            preset=preset,
-            keep_logits=keep_logits,
-            show_progress=show_progress,
-        )
+        check_baseline_backend(backend, preset)
+        return _evaluate_baseline(model, x, y, batch_size, keep_logits, show_progress)
     be = backend if isinstance(backend, Backend) else get_backend(backend, preset=preset)
     spec = model if isinstance(model, ModelSpec) else model.export()
     be.check(spec)
@@ -143,16 +135,13 @@ def check_baseline_backend(backend: Backend | str | None, preset: str | None = N
         raise RsgnError(f"baselines run on torch only: --preset {preset!r} does not apply")
 
 
-def evaluate_baseline(
+def _evaluate_baseline(
     model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    backend: Backend | str | None = None,
-    *,
-    batch_size: int = 256,
-    preset: str | None = None,
-    keep_logits: bool = False,
-    show_progress: bool = False,
+    batch_size: int,
+    keep_logits: bool,
+    show_progress: bool,
 ) -> Evaluation:
     """Evaluate a baseline with plain torch (inference mode) in batches: accuracy, loss, the
     measured active fraction (1.0 for dense models; for the MoE the fraction of expert
@@ -166,7 +155,6 @@ def evaluate_baseline(
     from rsgn.backends.torch.nvml import EnergyMeter
     from rsgn.backends.torch.target import measured_energy_reason
 
-    check_baseline_backend(backend, preset)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -148,17 +148,7 @@ def train(
         run_lock(out),
         _deterministic(cfg.train.deterministic and resolve_device(cfg.train.device).type == "cpu"),
     ):
-        return _train(
-            cfg,
-            ds,
-            out,
-            backend=backend,
-            preset=preset,
-            resume=resume,
-            log=log,
-            model=model,
-            model_kwargs=model_kwargs,
-        )
+        return _train(cfg, ds, out, backend, preset, resume, log, model, model_kwargs)
 
 
 def data_fingerprint(ds: Dataset) -> str:
@@ -229,18 +219,8 @@ def _build(name: str, ds: Dataset, cfg: RunConfig, model_kwargs: dict[str, Any] 
     return build_baseline(name, ds.d_in, ds.n_classes, ds.seq_len, **(model_kwargs or {}))
 
 
-def _train(
-    cfg: RunConfig,
-    ds: Dataset,
-    out_dir: str | Path,
-    *,
-    backend: str | None = None,
-    preset: str | None = None,
-    resume: bool = False,
-    log: TextIO | None = sys.stderr,
-    model: str | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) -> dict[str, Any]:
+    """:func:`train`'s body, inside the run lock and the deterministic-algorithms context."""
     from rsgn.baselines import BASELINES
 
     out = Path(out_dir)
