@@ -77,16 +77,25 @@ def evaluate(
     batch_size: int = 256,
     preset: str | None = None,
     keep_logits: bool = False,
+    lengths: torch.Tensor | None = None,
 ) -> Evaluation:
     """Run ``x`` through the target in batches of ``batch_size``; accuracy, mean loss and the
-    merged report. ``model`` is an RSGN (exported here), its ModelSpec, or a baseline."""
+    merged report. ``model`` is an RSGN (exported here), its ModelSpec, or a baseline;
+    ``lengths`` [n] marks padded steps (None: none)."""
     if batch_size <= 0:
         raise RsgnError(f"batch size must be positive, got {batch_size}")
     if len(y) == 0:
         raise RsgnError("no samples to evaluate")
     if getattr(model, "model_name", None):
         return evaluate_baseline(
-            model, x, y, backend, batch_size=batch_size, preset=preset, keep_logits=keep_logits
+            model,
+            x,
+            y,
+            backend,
+            batch_size=batch_size,
+            preset=preset,
+            keep_logits=keep_logits,
+            lengths=lengths,
         )
     be = backend if isinstance(backend, Backend) else get_backend(backend, preset=preset)
     spec = model if isinstance(model, ModelSpec) else model.export()
@@ -96,7 +105,10 @@ def evaluate(
     reports: list[Report] = []
     kept: list[torch.Tensor] = []
     for s in range(0, len(y), batch_size):
-        logits, rep = program(x[s : s + batch_size])
+        if lengths is None:
+            logits, rep = program(x[s : s + batch_size])
+        else:
+            logits, rep = program(x[s : s + batch_size], lengths=lengths[s : s + batch_size])
         c, ls = _score(logits, y[s : s + batch_size])
         correct, loss = correct + c, loss + ls
         reports.append(rep)
@@ -133,6 +145,7 @@ def evaluate_baseline(
     batch_size: int = 256,
     preset: str | None = None,
     keep_logits: bool = False,
+    lengths: torch.Tensor | None = None,
 ) -> Evaluation:
     """Evaluate a baseline with plain torch (inference mode) in batches: accuracy, loss, the
     measured active fraction (1.0 for dense models; for the MoE the fraction of expert
@@ -147,8 +160,9 @@ def evaluate_baseline(
     with torch.inference_mode():
         for s in range(0, len(y), batch_size):
             xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size]
+            lb = None if lengths is None else lengths[s : s + batch_size].to(device)
             t0 = time.perf_counter()
-            logits = model(xb)
+            logits = model(xb, lb)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             wall += time.perf_counter() - t0

@@ -59,14 +59,15 @@ class TorchOptions(TargetOptions):
 
 
 def run_traced(
-    spec: ModelSpec, graph, x: torch.Tensor, table: OpTable
+    spec: ModelSpec, graph, x: torch.Tensor, table: OpTable, lengths: torch.Tensor | None = None
 ) -> tuple[torch.Tensor, list[float], Trace, float]:
-    """Forward pass with a trace, timed (CUDA-synchronised): (logits, fractions, trace, s)."""
+    """Forward pass with a trace, timed (CUDA-synchronised): (logits, fractions, trace, s);
+    ``lengths`` [B] marks padded steps (None: none)."""
     trace = Trace()
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     t0 = time.perf_counter()
-    out = forward(spec.weights, spec.hyper, x, table, graph=graph, trace=trace)
+    out = forward(spec.weights, spec.hyper, x, table, graph=graph, trace=trace, lengths=lengths)
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     return out.logits, out.active_fraction_per_step, trace, time.perf_counter() - t0
@@ -86,9 +87,12 @@ class TorchProgram(Program):
             self.graph = build_graph(self.spec.weights, self.spec.hyper, ops.TABLE)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         x = x.to(self.device)
-        logits, fractions, trace, dt = run_traced(self.spec, self.graph, x, ops.TABLE)
+        lengths = None if lengths is None else lengths.to(self.device)
+        logits, fractions, trace, dt = run_traced(self.spec, self.graph, x, ops.TABLE, lengths)
         ledger = CostLedger(self.table)
         cost.charge_run(ledger, self.spec, self.graph, trace)
         how = wall_clock_how(self.device)
