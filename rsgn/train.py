@@ -278,34 +278,34 @@ def _train(
         history.append(rec)
         if log:
             _log_epoch(log, rec, plan.epochs, annealed)
-        save_checkpoint(
-            ckpt_path,
-            net,
-            cfg,
-            {
-                "epoch": epoch,
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "history": history,
-                "train_seconds": train_seconds,
-                "train_steps": n_steps_done,
-                "complete": epoch == plan.epochs or stopped,
-                "selection": selector.state(),
-                "last_eval_step": last_eval_step,
-                "stopped_early": stopped,
-                # the global generator (dropout masks, Hebbian sprouting): a resumed run
-                # draws what the uninterrupted one would have drawn
-                "rng_state": torch.get_rng_state(),
-                **(
-                    {"cuda_rng_state": torch.cuda.get_rng_state(device)}
-                    if device.type == "cuda"
-                    else {}
-                ),
-            },
-        )
+        state = {
+            "epoch": epoch,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "history": history,
+            "train_seconds": train_seconds,
+            "train_steps": n_steps_done,
+            "complete": epoch == plan.epochs or stopped,
+            "selection": selector.state(),
+            "last_eval_step": last_eval_step,
+            "stopped_early": stopped,
+            # the global generator (dropout masks, Hebbian sprouting): a resumed run
+            # draws what the uninterrupted one would have drawn
+            "rng_state": torch.get_rng_state(),
+            **(
+                {"cuda_rng_state": torch.cuda.get_rng_state(device)}
+                if device.type == "cuda"
+                else {}
+            ),
+        }
+        save_checkpoint(ckpt_path, net, cfg, state)
 
-    if ds.y_select is not None:
+    if ds.y_select is not None and selector.best_weights is not None:
+        # the reported model is the selected one: the checkpoint holds its weights
         selector.restore(net)
+        saved = read_checkpoint(ckpt_path)
+        keep = {k: v for k, v in saved.items() if k not in _CHECKPOINT_OWN}
+        save_checkpoint(ckpt_path, net, cfg, {**keep, "restored_best": True})
     final = evaluate(
         net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size, lengths=ds.len_val
     )
@@ -446,6 +446,11 @@ def _log_epoch(log: TextIO, rec: dict[str, Any], epochs: int, annealed: dict) ->
         file=log,
         flush=True,
     )
+
+
+_CHECKPOINT_OWN = ("format", "format_version", "model", "model_args", "config", "versions",
+                   "state_dict")  # fmt: skip
+"""Keys :func:`rsgn.checkpoint.save_checkpoint` writes itself."""
 
 
 def _saved_model_name(ckpt_path: Path) -> str:

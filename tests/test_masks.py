@@ -75,8 +75,16 @@ def test_rsgn_padded_sparks_never_ignite() -> None:
             ref = ops.ignite(
                 *s1, g, sigma=hp.sigma_ign, eps=hp.eps_active, cap=hp.cap, method=hp.selection
             )
-            got = dict(zip(st.ids[i][st.valid[i]].tolist(), st.alpha[i][st.valid[i]].tolist()))
-            want = dict(zip(ref.ids[0][ref.valid[0]].tolist(), ref.alpha[0][ref.valid[0]].tolist()))
+            got = dict(
+                zip(st.ids[i][st.valid[i]].tolist(), st.alpha[i][st.valid[i]].tolist(), strict=True)
+            )
+            want = dict(
+                zip(
+                    ref.ids[0][ref.valid[0]].tolist(),
+                    ref.alpha[0][ref.valid[0]].tolist(),
+                    strict=True,
+                )
+            )
             assert got.keys() == want.keys()
             assert all(abs(got[k] - want[k]) < 1e-5 for k in got)  # fmt: skip
 
