@@ -17,8 +17,14 @@ from rsgn.errors import RsgnError
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--task", help="built-in task: hierarchical | long-range")
-    g.add_argument("--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val)")
+    g.add_argument(
+        "--task",
+        help="built-in task: hierarchical | long-range, or aeon:NAME (a set bundled with the "
+        "aeon package, official train/test split; pip install 'rsgn[data]')",
+    )
+    g.add_argument(
+        "--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val, lengths, lengths_val)"
+    )
 
 
 def _add_target_args(p: argparse.ArgumentParser, metavar: str, example: str) -> None:
@@ -133,7 +139,8 @@ def _load_data(args, seed: int, cfg=None, n_classes: int | None = None):
     if args.task:
         return make_task(args.task, cfg.data if cfg else None, seed=seed)
     vf = cfg.data.val_fraction if cfg else 0.2
-    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes)
+    znorm = cfg.data.znorm if cfg else False
+    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes, znorm=znorm)
 
 
 def _model_kwargs(args) -> dict | None:
@@ -208,7 +215,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elif args.backend_args:
         raise RsgnError("--backend-arg applies to the RSGN; baselines run on plain torch")
     res = evaluate(
-        model, ds.x_val, ds.y_val, backend, batch_size=args.batch_size, preset=args.preset
+        model,
+        ds.x_val,
+        ds.y_val,
+        backend,
+        batch_size=args.batch_size,
+        preset=args.preset,
+        lengths=ds.len_val,
     ).to_dict()
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:

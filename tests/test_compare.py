@@ -41,6 +41,12 @@ TINY = [
     "model.n_steps=2",
     "model.target_active=0.25",
     "train.epochs=1",
+    "train.min_steps=0",
+    # the training these checks were written against (epochs only, no selection split): the
+    # 32-sample model trained with a selection split has a near-tied winner on one sample, where
+    # triton's and torch's logits differ by 0.0099 (predictions identical; measured)
+    "train.patience=0",
+    "data.select_fraction=0",
     "train.batch_size=16",
     "data.n_samples=40",
     "data.seq_len=8",
