@@ -134,7 +134,7 @@ _LEGACY_SECTION_KEYS = {
         "patience": 0,
         "augment_jitter": 0.0,
         "augment_scale": 0.0,
-        "augment_shift": 0,
+        "augment_shift": 0.0,
     },
     "data": {"select_fraction": 0.0, "znorm": False},
 }

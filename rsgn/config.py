@@ -193,16 +193,17 @@ class TrainConfig:
     selection split's score (accuracy, ties broken by the lower loss) and at least min_steps
     steps are done; the best evaluation's weights are restored either way. 0: no early stop
     (the run still ends on the best checkpoint when data.select_fraction > 0)."""
-    augment_jitter: float = 0.0
+    augment_jitter: float = 0.2
     """Time-series augmentation, training batches only: x_bt += sigma eps_bt, eps ~ N(0, 1)
-    on real steps (sigma in the data's units; 0: off)."""
-    augment_scale: float = 0.0
+    on real steps (sigma in the data's units; 0: off; paper: 0)."""
+    augment_scale: float = 0.1
     """Augmentation: x_btc *= 1 + s eps_bc, one factor per sample and channel, eps ~ N(0, 1)
-    (0: off)."""
-    augment_shift: int = 0
-    """Augmentation: shift each training sequence by k ~ U{-S..S} steps: k > 0 prepends k zero
-    steps (what passes the end is dropped), k < 0 drops the first |k| steps (at least one real
-    step stays); the lengths follow (0: off)."""
+    (0: off; paper: 0)."""
+    augment_shift: float = 0.0625
+    """Augmentation: shift each training sequence of L real steps by k ~ U{-K..K} steps,
+    K = floor(shift L) (a fraction of its length; 1/16: +-4 steps at L = 64): k > 0 prepends k
+    zero steps (what passes the end is dropped), k < 0 drops the first |k| steps (at least one
+    real step stays); the lengths follow (0: off; paper: 0)."""
 
     _choices = {"schedule": ("cosine", "constant")}
 
@@ -211,7 +212,9 @@ class TrainConfig:
         if self.lr is not None:
             _positive_float(self, "lr")
         _nonneg_float(self, "weight_decay", "grad_clip", "augment_jitter", "augment_scale")
-        _nonneg_int(self, "seed", "min_steps", "eval_interval", "patience", "augment_shift")
+        _nonneg_int(self, "seed", "min_steps", "eval_interval", "patience")
+        if not 0.0 <= self.augment_shift < 1.0:
+            raise RsgnError(f"train.augment_shift must be in [0, 1), got {self.augment_shift}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise RsgnError(f"train.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
         _check_choices(self, "train")

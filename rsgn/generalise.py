@@ -7,7 +7,8 @@ ceil(n_train / batch) steps; the cosine schedule spans E S steps.
 Augmentation (:func:`augment`, training batches only, each term off at 0):
     jitter   x_bt <- x_bt + sigma eps_bt                    (real steps only)
     scale    x_btc <- x_btc (1 + s eps_bc)                   (one factor per sample, channel)
-    shift    x'_t = x_{t-k} (0 outside [0, L)), L' = clamp(L + k, 1, T), k ~ U{-K..K}
+    shift    x'_t = x_{t-k} (0 outside [0, L)), L' = clamp(L + k, 1, T), k ~ U{-K..K},
+             K = floor(shift L)
 
 Selection (:class:`Selector`): after each evaluation the selection split's score (accuracy,
 ties broken by the lower loss) is compared with the best so far; the best weights are kept
@@ -73,13 +74,15 @@ def augment(
 
 
 def _shift(
-    x: torch.Tensor, lengths: torch.Tensor | None, k_max: int, gen: torch.Generator
+    x: torch.Tensor, lengths: torch.Tensor | None, frac: float, gen: torch.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """x'_t = x_{t-k} on 0 <= t-k < L (else 0), L' = clamp(L + k, 1, T), k ~ U{-K..K} with
-    k >= 1 - L (one real step stays)."""
+    """x'_t = x_{t-k} on 0 <= t-k < L (else 0), L' = clamp(L + k, 1, T), k ~ U{-K..K},
+    K = floor(frac L), with k >= 1 - L (one real step stays)."""
     bsz, t, _ = x.shape
     lens = torch.full((bsz,), t, dtype=torch.int64) if lengths is None else lengths.cpu()
-    k = torch.randint(-k_max, k_max + 1, (bsz,), generator=gen)
+    k_max = torch.floor(frac * lens.double()).to(torch.int64)
+    u = torch.rand(bsz, generator=gen, dtype=torch.float64)
+    k = torch.floor(u * (2 * k_max + 1)).to(torch.int64) - k_max
     k = torch.maximum(k, 1 - lens)
     src = torch.arange(t)[None, :] - k[:, None]  # [B, T]
     ok = (src >= 0) & (src < lens[:, None])

@@ -107,14 +107,22 @@ def test_augment_jitter_scale_shift() -> None:
     x = torch.ones(4, 10, 3)
     lengths = torch.tensor([10, 6, 2, 1])
     g = torch.Generator().manual_seed(0)
-    cfg = TrainConfig(augment_jitter=0.5)
+    off = {"augment_jitter": 0.0, "augment_scale": 0.0, "augment_shift": 0.0}
+    cfg = TrainConfig(**{**off, "augment_jitter": 0.5})
     xj, lj = augment(x, lengths, cfg, g)
     assert lj is lengths and torch.equal(xj[1, 6:], x[1, 6:])  # padding untouched
     assert not torch.equal(xj[0], x[0])
-    xs, _ = augment(x, None, TrainConfig(augment_scale=0.3), torch.Generator().manual_seed(0))
+    xs, _ = augment(
+        x, None, TrainConfig(**{**off, "augment_scale": 0.3}), torch.Generator().manual_seed(0)
+    )
     assert torch.allclose(xs.std(1), torch.zeros(4, 3))  # one factor per sample and channel
     ramp = torch.arange(10.0).reshape(1, 10, 1).repeat(4, 1, 1)
-    xh, lh = augment(ramp, lengths, TrainConfig(augment_shift=3), torch.Generator().manual_seed(1))
+    xh, lh = augment(
+        ramp,
+        lengths,
+        TrainConfig(**{**off, "augment_shift": 0.3}),
+        torch.Generator().manual_seed(1),
+    )
     for i in range(4):
         real = xh[i, : lh[i], 0]
         assert 1 <= lh[i] <= 10
@@ -134,7 +142,7 @@ def test_training_with_augmentation_and_lengths(tmp_path) -> None:
     cfg = apply_overrides(
         RunConfig(),
         ["train.epochs=2", "train.min_steps=0", "train.augment_jitter=0.1",
-         "train.augment_scale=0.1", "train.augment_shift=2", "model.n_nodes=32", "model.k_in=4"],
+         "train.augment_scale=0.1", "train.augment_shift=0.2", "model.n_nodes=32", "model.k_in=4"],
     )  # fmt: skip
     m = train(cfg, ds, tmp_path / "r", log=None)
     sp = m["splits"]
