@@ -331,15 +331,20 @@ def run_study(
     threads: int | None = 1,
     command: str = "",
     echo=print,
+    report_only: bool = False,
 ) -> dict[str, Any]:
-    """Train the missing runs, compute the classical rows, write ``tables.md`` and
-    ``results.json`` into ``out``."""
+    """Train the missing runs (none with ``report_only``), compute the classical rows, write
+    ``tables.md`` and ``results.json`` into ``out``; tables show the finished runs."""
     from rsgn.checkpoint import atomic_write_bytes, atomic_write_json
 
     t0 = time.perf_counter()
     specs = run_specs(st, seeds)
     pending = [s for s in specs if not (s.folder(runs_dir, st.mode) / "metrics.json").exists()]
     echo(f"{st.mode}: {len(specs)} trainings, {len(specs) - len(pending)} already done")
+    if report_only:
+        echo("--report: training nothing")
+        specs = [s for s in specs if s not in pending]
+        pending = []
     failed: list[dict[str, str]] = []
 
     def done(i: int, spec: RunSpec, res: dict | None, err: BaseException | None) -> None:
@@ -381,7 +386,7 @@ def run_study(
         "ran": len(pending) - len(failed),
         "reused": len(specs) - len(pending),
         "failed": len(failed),
-        "missing": sorted({s.id for s in specs} - {r["id"] for r in rows}),
+        "missing": sorted({s.id for s in run_specs(st, seeds)} - {r["id"] for r in rows}),
     }
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "tables.md", render(st, agg, meta).encode())
@@ -413,6 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default=None, help="comma-separated subset of the models")
     ap.add_argument("--sets", default=None, help="comma-separated subset of the sets")
     ap.add_argument("--no-minirocket", action="store_true", help="skip MiniRocket")
+    ap.add_argument(
+        "--report", action="store_true", help="train nothing: tables of the finished runs"
+    )
     ap.add_argument("--out", type=Path, default=None, help="results folder (default ./MODE/)")
     ap.add_argument("--runs", type=Path, default=DEFAULT_RUNS, help="run folders (gitignored)")
     args = ap.parse_args(argv)
@@ -440,6 +448,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         threads=args.threads,
         command=command,
+        report_only=args.report,
     )
     return 1 if res["failed"] else 0
 
