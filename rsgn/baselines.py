@@ -86,7 +86,7 @@ class Baseline(nn.Module):
         """Fraction of the model's capacity used by the last forward (1.0 when dense)."""
         return 1.0
 
-    # the training protocol (see rsgn.train): a baseline has no slow rules or annealing
+    # the training protocol (see rsgn.training): a baseline has no slow rules or annealing
     def train_step(
         self, x: torch.Tensor, ops_table: Any = None, lengths: torch.Tensor | None = None
     ) -> TrainStep:

@@ -171,7 +171,7 @@ class TrainConfig:
     device: str = "cpu"
     eval_batch_size: int = 256
     deterministic: bool = True
-    """Bit-reproducible CPU training for a given seed: while :func:`rsgn.train.train` runs,
+    """Bit-reproducible CPU training for a given seed: while :func:`rsgn.training.train` runs,
     ``torch.use_deterministic_algorithms(True)`` (with more than one CPU thread the
     accumulating index backward otherwise sums in thread order, so two runs of one seed
     differed in the last bits and, after a few epochs, in accuracy). Time per step of the

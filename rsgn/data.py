@@ -341,3 +341,29 @@ def check_features(ds: Dataset, d_in: int) -> None:
     """Refuse data whose feature width differs from the model's."""
     if ds.d_in != d_in:
         raise RsgnError(f"data has {ds.d_in} features per step but the model expects {d_in}")
+
+
+MIN_VALIDATION = 10
+"""Fewest validation samples a training accepts: below it, its accuracy says nothing."""
+
+
+def check_trainable(ds: Dataset) -> list[str]:
+    """Refuse data too small to validate on (fewer than :data:`MIN_VALIDATION` validation
+    samples: an RsgnError); return warnings for what is legal but likely a mistake (class ids
+    that never occur: labels {0, 1, 2, 7} make an 8-class model)."""
+    n_val = len(ds.y_val)
+    if n_val < MIN_VALIDATION:
+        raise RsgnError(
+            f"{ds.name}: {n_val} validation sample(s) is too few to validate on (need at least "
+            f"{MIN_VALIDATION}): give more data, a larger data.val_fraction, or X_val / y_val"
+        )
+    seen = set(torch.cat([ds.y_train, ds.y_val]).unique().tolist())
+    missing = [c for c in range(ds.n_classes) if c not in seen]
+    if not missing:
+        return []
+    shown = ", ".join(map(str, missing[:8])) + (" ..." if len(missing) > 8 else "")
+    return [
+        f"{ds.name}: class ids {shown} never occur in the labels, yet the model gets "
+        f"{ds.n_classes} outputs (labels are used as class ids 0 .. max label); relabel to "
+        "0 .. k-1 if that is not intended"
+    ]

@@ -2,7 +2,7 @@
 
 The trainable :class:`rsgn.model.RSGN` runs it on its live parameters; the torch and Triton
 programs run it on a frozen :class:`rsgn.spec.ModelSpec` with their op tables; the optical
-program with an op table whose distances are measured through the optics.
+program with an op table whose distances are measured through the optics::
 
     m    = length_mask(lengths)                        real steps (padding)    [B, T]
     e_t  = encode(x, m)                                token features          [B, T, F]

@@ -17,7 +17,7 @@ if not torch.cuda.is_available():  # before triton is imported anywhere in this 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from rsgn.cli import main  # noqa: E402
-from rsgn.compare import (  # noqa: E402
+from rsgn.comparison import (  # noqa: E402
     COLUMNS,
     NUMERIC,
     RowSpec,
@@ -30,7 +30,7 @@ from rsgn.compare import (  # noqa: E402
 from rsgn.config import apply_overrides, load_config  # noqa: E402
 from rsgn.data import make_task  # noqa: E402
 from rsgn.errors import RsgnError  # noqa: E402
-from rsgn.train import train  # noqa: E402
+from rsgn.training import train  # noqa: E402
 
 TINY = [
     "model.n_nodes=32",
@@ -260,6 +260,29 @@ def test_target_args_reach_the_target_and_bad_ones_are_one_line_errors(ckpt, tmp
         err = capsys.readouterr().err.strip()
         assert rc == 2 and err.startswith("rsgn: error: ") and needle in err, (args, err)
         assert len(err.splitlines()) == 1
+
+
+def test_a_baseline_sits_beside_the_rsgn_on_the_same_cost_model(ckpt, tmp_path, capsys):
+    cfg = apply_overrides(load_config(None), TINY)
+    ds = make_task("hierarchical", cfg.data, seed=cfg.train.seed)
+    base = tmp_path / "tr"
+    kw = {"d": 16, "n_heads": 2, "n_layers": 1, "d_ff": 16}
+    train(cfg, ds, base, log=None, model="transformer", model_kwargs=kw)
+    out = tmp_path / "c"
+    argv = ["compare", "--ckpt", str(ckpt), "--task", "hierarchical", "--backends", "torch"]
+    assert main([*argv, "--baseline", str(base), "--limit", "6", "--out", str(out)]) == 0
+    capsys.readouterr()
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert [r["row"] for r in rows] == ["torch:electronic_45nm", "transformer (baseline)"]
+    rsgn_row, tr_row = rows
+    assert tr_row["status"] == "ok" and tr_row["n_samples"] == 6
+    assert tr_row["agreement"].startswith("n/a: a baseline")
+    for r in rows:
+        assert r["energy_j_per_inference"] > 0 and r["energy_kind"].startswith("modelled")
+    # the same per-event constants: the Transformer's events are MACs of its layers
+    assert tr_row["events_per_inference"] > 0
+    bad = main([*argv, "--baseline", str(ckpt), "--out", str(tmp_path / "e")])
+    assert bad == 2 and "is an RSGN run" in capsys.readouterr().err
 
 
 def test_rows_parse_target_preset_pairs():

@@ -11,9 +11,9 @@ from rsgn.checkpoint import load_model, read_checkpoint
 from rsgn.config import RunConfig, TrainConfig, apply_overrides, load_config
 from rsgn.data import Dataset, make_task, stratified_split, with_selection
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.generalise import augment, plan_schedule
-from rsgn.train import train
+from rsgn.training import train
 
 
 def _tiny(n: int = 120, t: int = 10, f: int = 4, c: int = 3, seed: int = 0) -> Dataset:

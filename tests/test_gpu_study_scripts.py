@@ -92,7 +92,7 @@ def test_checkpoint_out_degrees_per_step(hits_module, tmp_path):
     untrained one of the same config."""
     from rsgn.config import apply_overrides, load_config
     from rsgn.data import make_task
-    from rsgn.train import train
+    from rsgn.training import train
 
     sets = ["data.n_samples=40", "train.epochs=1", "train.min_steps=0", "model.n_nodes=48",
             "model.n_steps=3"]  # fmt: skip

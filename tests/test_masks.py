@@ -9,7 +9,7 @@ import torch
 from rsgn import ops
 from rsgn.baselines import BASELINES, build_baseline
 from rsgn.config import ModelConfig, load_config
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.model import RSGN
 
 D_IN, C, T = 6, 3, 12

@@ -39,7 +39,7 @@ def main() -> None:
     from rsgn.backends import get_backend
     from rsgn.checkpoint import load_model
     from rsgn.data import make_task
-    from rsgn.evaluate import evaluate
+    from rsgn.evaluation import evaluate
 
     out: dict = {"device": torch.cuda.get_device_name(), "epochs": args.epochs, "tasks": {}}
     for task in args.tasks:

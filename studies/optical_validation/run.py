@@ -46,9 +46,9 @@ from rsgn.checkpoint import load_model, read_checkpoint
 from rsgn.config import ModelConfig, load_config
 from rsgn.config import apply_overrides as config_overrides
 from rsgn.data import make_task
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.model import RSGN
-from rsgn.train import train
+from rsgn.training import train
 
 HERE = Path(__file__).resolve().parent
 

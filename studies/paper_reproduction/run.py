@@ -7,7 +7,7 @@ RSGN on the hierarchical task, and writes ``results.json``, ``tables.md`` and PN
     python studies/paper_reproduction/run.py --quick         # smoke test -> quick/
     python studies/paper_reproduction/run.py --workers 2 --threads 1 --only hierarchical
 
-Each run is one training (``rsgn.train.train``) in its own folder under ``--runs``
+Each run is one training (``rsgn.training.train``) in its own folder under ``--runs``
 (default ``studies/paper_reproduction/ckpt_runs/``, gitignored). A run whose ``metrics.json``
 exists is reused, an interrupted one resumes from its checkpoint, so the study resumes where it
 stopped. Seed ``s`` seeds both the task data and the initialisation (as ``rsgn train --seed``).
@@ -349,7 +349,7 @@ def run_config(spec: RunSpec):
 def _exit_with_parent(parent: int, period: float = 5.0) -> None:
     """Pool-worker initializer: a daemon thread ends this worker (exit status 3) once the
     study process that started it is gone, so killing the study does not leave orphaned
-    workers training on (the run-folder lock of ``rsgn.train`` is then stale and is taken
+    workers training on (the run-folder lock of ``rsgn.training`` is then stale and is taken
     over by the next invocation)."""
     import threading
 
@@ -368,7 +368,7 @@ def execute(spec: RunSpec, run_dir: str, threads: int | None) -> dict[str, Any]:
     from rsgn.checkpoint import atomic_write_json
     from rsgn.data import make_task
     from rsgn.malloc_tuning import tune_malloc
-    from rsgn.train import train
+    from rsgn.training import train
 
     tune_malloc()  # as the rsgn command line does (speed only; see rsgn/malloc_tuning.py)
     if threads:

@@ -7,7 +7,7 @@ aeon's MiniRocket computed here on the same splits.
 Data: the aeon-bundled sets (``rsgn.aeon_data``, nothing downloaded), official train/test split,
 each channel z-normalised with the training split's statistics, unequal-length series
 zero-padded with ``lengths`` (padded steps are inert in every model). Every neural model
-trains with ``rsgn.train.train`` (its selection split is carved from the training split; the
+trains with ``rsgn.training.train`` (its selection split is carved from the training split; the
 test split is only measured); 1-NN Euclidean (aeon ``KNeighborsTimeSeriesClassifier``) and
 MiniRocket (aeon ``MiniRocketClassifier``) see the same arrays (padded, z-normalised).
 
@@ -143,7 +143,7 @@ def execute(spec: RunSpec, run_dir: str, threads: int | None) -> dict[str, Any]:
     from rsgn.checkpoint import atomic_write_json
     from rsgn.data import make_task
     from rsgn.malloc_tuning import tune_malloc
-    from rsgn.train import train
+    from rsgn.training import train
 
     tune_malloc()
     if threads:

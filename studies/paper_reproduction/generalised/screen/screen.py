@@ -14,7 +14,7 @@ import torch
 
 from rsgn.config import apply_overrides, load_config
 from rsgn.data import make_task
-from rsgn.train import train
+from rsgn.training import train
 
 torch.set_num_threads(1)
 out, task, model, seed = sys.argv[1:5]

@@ -14,6 +14,9 @@ Hebbian rules or temperature; the MoE's load-balancing loss is added to the cros
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import math
 import os
 import sys
 import time
@@ -36,9 +39,10 @@ from rsgn.checkpoint import (
 from rsgn.config import RunConfig, default_lr
 from rsgn.data import Dataset, check_features, with_selection
 from rsgn.errors import RsgnError
-from rsgn.evaluate import check_baseline_backend, evaluate
+from rsgn.evaluation import check_baseline_backend, evaluate
 from rsgn.generalise import Selector, augment, augments, plan_schedule
 from rsgn.model import RSGN
+from rsgn.progress import progress
 
 
 def resolve_device(name: str) -> torch.device:
@@ -140,25 +144,62 @@ def train(
     ``model`` is ``rsgn`` (default) or a name in :data:`rsgn.baselines.BASELINES`, built with
     ``model_kwargs``. Refuses to overwrite an existing run unless ``resume`` is set; with
     ``resume`` it continues from the last completed epoch (same data order, optimiser and
-    schedule) of the checkpoint's own model and config. Holds :func:`run_lock` on ``out_dir``
-    throughout.
+    schedule) of the checkpoint's own model and config: ``cfg`` must equal the saved config
+    except for a longer ``train.epochs``, which extends the run (:func:`resume_config`), and
+    ``ds`` must be the data the run was trained on; a complete run returns its metrics
+    untouched. Holds :func:`run_lock` on ``out_dir`` throughout.
     """
     out = Path(out_dir)
     with (
         run_lock(out),
         _deterministic(cfg.train.deterministic and resolve_device(cfg.train.device).type == "cpu"),
     ):
-        return _train(
-            cfg,
-            ds,
-            out,
-            backend=backend,
-            preset=preset,
-            resume=resume,
-            log=log,
-            model=model,
-            model_kwargs=model_kwargs,
+        return _train(cfg, ds, out, backend, preset, resume, log, model, model_kwargs)
+
+
+def data_fingerprint(ds: Dataset) -> str:
+    """SHA-256 (16 hex digits) of the data set's tensors: what a run was trained on."""
+    h = hashlib.sha256()
+    for t in (ds.x_train, ds.y_train, ds.x_val, ds.y_val):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def resume_config(saved: RunConfig, requested: RunConfig, where: str) -> RunConfig:
+    """The config a resumed run continues with: the saved run's own, unchanged, except a
+    longer ``train.epochs`` (the run is extended). Any other difference is an RsgnError that
+    names every changed key: ``--resume`` continues the same run, it does not start another."""
+    old, new = saved.to_dict(), requested.to_dict()
+    changed = [
+        f"{sec}.{key} ({old[sec][key]!r} -> {new[sec][key]!r})"
+        for sec in old
+        for key in old[sec]
+        if old[sec][key] != new[sec][key]
+        and not ((sec, key) == ("train", "epochs") and new[sec][key] > old[sec][key])
+    ]
+    if changed:
+        raise RsgnError(
+            f"{where} is a run with other settings: {', '.join(changed)}; --resume continues "
+            "the same run (only a longer --epochs may extend it): start another run with a "
+            "new --out"
         )
+    out = RunConfig.from_dict(old, where=where)
+    out.train.epochs = requested.train.epochs
+    return out
+
+
+def _extend_schedule(sched: Any, total_steps: int, done: int) -> None:
+    """Stretch a resumed cosine schedule to ``total_steps``: the learning rate continues from
+    the cosine of the new length at step ``done`` (it rises back from the end of the shorter
+    schedule)."""
+    if not isinstance(sched, torch.optim.lr_scheduler.CosineAnnealingLR):
+        return
+    sched.T_max = max(1, total_steps)
+    for g, base in zip(sched.optimizer.param_groups, sched.base_lrs, strict=True):
+        g["lr"] = sched.eta_min + (base - sched.eta_min) * 0.5 * (
+            1 + math.cos(math.pi * done / sched.T_max)
+        )
+    sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
 
 
 def _resolve_ops(name: str, backend: str | None, preset: str | None) -> tuple[Any, Any]:
@@ -184,18 +225,8 @@ def _build(name: str, ds: Dataset, cfg: RunConfig, model_kwargs: dict[str, Any] 
     return build_baseline(name, ds.d_in, ds.n_classes, ds.seq_len, **(model_kwargs or {}))
 
 
-def _train(
-    cfg: RunConfig,
-    ds: Dataset,
-    out_dir: str | Path,
-    *,
-    backend: str | None = None,
-    preset: str | None = None,
-    resume: bool = False,
-    log: TextIO | None = sys.stderr,
-    model: str | None = None,
-    model_kwargs: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) -> dict[str, Any]:
+    """:func:`train`'s body, inside the run lock and the deterministic-algorithms context."""
     from rsgn.baselines import BASELINES
 
     out = Path(out_dir)
@@ -219,22 +250,38 @@ def _train(
         raise RsgnError(
             f"{out} already holds a run: pass --resume to continue it or choose another --out"
         )
+    fingerprint = data_fingerprint(ds)  # the data as given, before the selection split
     if resuming:
-        # the run's own config wins: flags cannot change a run midway
-        net, cfg, payload = load_model(ckpt_path)
+        # the same run: other settings are refused, a longer --epochs extends it
+        net, saved_cfg, payload = load_model(ckpt_path)
+        cfg = resume_config(saved_cfg, cfg, str(out))
+        saved_data = payload.get("data", {}).get("fingerprint")
+        if saved_data is not None and saved_data != data_fingerprint(ds):
+            raise RsgnError(
+                f"{out} was trained on other data than {ds.name!r}: --resume continues the same "
+                "run on the same data (evaluate on other data with rsgn eval)"
+            )
         check_features(ds, net.d_in)
         net.to(device)
         ds = with_selection(ds, cfg.data.select_fraction, cfg.train.seed)
         plan = plan_schedule(len(ds.y_train), cfg.train)
         lr = cfg.train.lr if cfg.train.lr is not None else default_lr(name)
         opt, sched = _make_optim(net, cfg, plan.total_steps, lr)
-        if "optimizer" in payload:
-            opt.load_state_dict(payload["optimizer"])
-            sched.load_state_dict(payload["scheduler"])
         start_epoch = int(payload.get("epoch", 0))
         history = list(payload.get("history", []))
         train_seconds = float(payload.get("train_seconds", 0.0))
         n_steps_done = int(payload.get("train_steps", 0))
+        if "optimizer" in payload:
+            opt.load_state_dict(payload["optimizer"])
+            sched.load_state_dict(payload["scheduler"])
+            saved_plan = plan_schedule(len(ds.y_train), saved_cfg.train)
+            if plan.total_steps > saved_plan.total_steps:
+                _extend_schedule(sched, plan.total_steps, n_steps_done)
+        done = start_epoch >= plan.epochs or bool(payload.get("stopped_early", False))
+        if done and (out / "metrics.json").is_file():
+            if log:
+                print(f"{out} is complete ({start_epoch} epochs): nothing to do", file=log)
+            return json.loads((out / "metrics.json").read_text())
         if isinstance(payload.get("rng_state"), torch.Tensor):  # absent in older checkpoints
             torch.set_rng_state(payload["rng_state"])
         if device.type == "cuda" and isinstance(payload.get("cuda_rng_state"), torch.Tensor):
@@ -259,7 +306,9 @@ def _train(
         net.train()
         annealed = net.begin_epoch(epoch, plan.epochs)
         t_epoch = time.perf_counter()
-        rec, n_steps_done = _run_epoch(net, opt, sched, ds, cfg, epoch, ops_table, n_steps_done)
+        rec, n_steps_done = _run_epoch(
+            net, opt, sched, ds, cfg, epoch, ops_table, n_steps_done, plan.epochs, log is not None
+        )
         slow = net.epoch_end(ops_table)
         epoch_time = time.perf_counter() - t_epoch
         train_seconds += epoch_time
@@ -289,6 +338,7 @@ def _train(
             "selection": selector.state(),
             "last_eval_step": last_eval_step,
             "stopped_early": stopped,
+            "data": {"name": ds.name, "fingerprint": fingerprint},
             # the global generator (dropout masks, Hebbian sprouting): a resumed run
             # draws what the uninterrupted one would have drawn
             "rng_state": torch.get_rng_state(),
@@ -351,6 +401,8 @@ def _run_epoch(
     epoch: int,
     ops_table: Any,
     n_steps: int,
+    epochs: int,
+    show_progress: bool,
 ) -> tuple[dict[str, float], int]:
     """One pass over the training split in a seeded order (augmented when asked): the
     epoch's training figures and the updated step count."""
@@ -366,7 +418,9 @@ def _run_epoch(
         else None
     )
     loss_sum, correct, seen, frac_sum, aux_sum, n_aux = 0.0, 0, 0, 0.0, 0.0, 0
-    for s in range(0, len(yt), tc.batch_size):
+    starts = range(0, len(yt), tc.batch_size)
+    desc = f"epoch {epoch + 1}/{epochs}"
+    for s in progress(starts, total=len(starts), desc=desc, show=show_progress):
         idx = perm[s : s + tc.batch_size]
         xb, yb = xt[idx], yt[idx]
         lb = None if lt is None else lt[idx]
