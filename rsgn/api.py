@@ -1,7 +1,8 @@
 """The Python API: train, load, evaluate and compare in a few lines, with typed results.
 
 >>> import rsgn, torch
->>> cfg = rsgn.run_config(**{"model.n_nodes": 32, "model.d_hidden": 8, "model.k_in": 4,
+>>> cfg = rsgn.run_config("paper-training",   # one epoch, no step floor or selection split
+...                      **{"model.n_nodes": 32, "model.d_hidden": 8, "model.k_in": 4,
 ...                      "train.epochs": 1, "data.n_samples": 60, "data.seq_len": 8})
 >>> data = rsgn.task("hierarchical", cfg)
 >>> run = rsgn.train(cfg, data, out=tmp / "run", log=None)   # doctest: +ELLIPSIS
@@ -69,7 +70,8 @@ class Comparison:
 
 
 def run_config(path: str | Path | None = None, **overrides: Any) -> RunConfig:
-    """A validated run config: the defaults (or a TOML file, or the name ``"paper"``) with
+    """A validated run config: the defaults (or a TOML file, or a shipped config: ``"paper"``,
+    ``"paper-training"``, the default model trained for the given epochs only) with
     ``overrides`` given as ``{"section.key": value}`` keywords (``**{"model.n_nodes": 64}``)."""
     from rsgn.config import apply_overrides, load_config
 

@@ -24,6 +24,7 @@ def test_the_api_docstring_examples_run(tmp_path):
 
 def test_api_entry_points_return_typed_results(tmp_path):
     cfg = rsgn.run_config(
+        "paper-training",  # the epochs asked for (the default training has a 500-step floor)
         **{"model.n_nodes": 32, "model.d_hidden": 8, "model.k_in": 4, "train.epochs": 1},
         **{"data.n_samples": 60, "data.seq_len": 8},
     )

@@ -3,12 +3,16 @@
     OMP_NUM_THREADS=1 python studies/backend_comparison/run.py            # train + compare
     OMP_NUM_THREADS=1 python studies/backend_comparison/run.py --skip-train
 
-Uses only the ``rsgn train`` and ``rsgn compare`` commands. Per task it runs three compares:
+Uses only the ``rsgn train`` and ``rsgn compare`` commands. Per task it trains the RSGN and a
+Transformer baseline, then runs three compares:
 
-- ``default``: torch, optical (preset ``ideal``), neuromorphic (preset ``loihi2_est``);
-- ``realistic``: torch, optical (preset ``bench``), neuromorphic (preset ``loihi``);
+- ``all``: torch, optical ``ideal`` and ``bench``, neuromorphic ``loihi2_est`` and
+  ``spinnaker2`` (one row per target:preset), and the Transformer (``--baseline``) costed on
+  the same electronic model;
 - ``triton``: torch and Triton under ``TRITON_INTERPRET=1`` on a small ``--limit`` (the
-  interpreter runs every kernel in numpy, so it is slow).
+  interpreter runs every kernel in numpy, so it is slow);
+- ``loihi``: torch and neuromorphic ``loihi`` (binary spikes only): refused before any work,
+  the compare exits 1 and its report names the reason (recorded, not an error of the study).
 
 Checkpoints go to ``runs/`` (git-ignored); each compare's report (JSON/CSV/MD + PNGs) goes to
 ``<task>/<setting>/`` and a merged table of every backend x preset to ``summary.{json,csv,md}``.
@@ -45,20 +49,26 @@ TRAIN = {
     ],
 }  # fmt: skip
 
+BASELINE = "transformer"  # trained with the RSGN's training settings, its default size
+
 SETTINGS = {
-    "default": (["torch", "optical", "neuromorphic"], ["optical=ideal", "neuromorphic=loihi2_est"]),
-    "realistic": (["torch", "optical", "neuromorphic"], ["optical=bench", "neuromorphic=loihi"]),
-    "triton": (["torch", "triton"], []),
-    # loihi sends binary spikes only, which RSGN's graded payloads cannot use (the compare
-    # reports it as failed with that reason); spinnaker2 is the other graded-spike chip preset
-    "spinnaker2": (["torch", "neuromorphic"], ["neuromorphic=spinnaker2"]),
+    "all": [
+        "torch",
+        "optical:ideal",
+        "optical:bench",
+        "neuromorphic:loihi2_est",
+        "neuromorphic:spinnaker2",
+    ],
+    "triton": ["torch", "triton"],
+    # loihi sends binary spikes only, which RSGN's graded payloads cannot use: refused
+    "loihi": ["torch", "neuromorphic:loihi"],
 }
+EXPECTED_FAIL = {"loihi"}
 
 SUMMARY_COLS = [
     "task",
     "setting",
-    "backend",
-    "preset",
+    "row",
     "status",
     "n_samples",
     "accuracy",
@@ -75,10 +85,13 @@ SUMMARY_COLS = [
 ]
 
 
-def sh(cmd: list[str], env: dict | None = None) -> float:
+def sh(cmd: list[str], env: dict | None = None, check: bool = True) -> float:
     print("$", " ".join(cmd), flush=True)
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, env={**os.environ, "OMP_NUM_THREADS": "1", **(env or {})})
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
+    p = subprocess.run(cmd, env=env)
+    if check and p.returncode != 0:
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}")
     return time.perf_counter() - t
 
 
@@ -110,23 +123,27 @@ def main() -> None:
     log: dict = {"commands": [], "wall_s": {}}
     rows: list[dict] = []
     for task in args.tasks.split(","):
-        run = RUNS / task
+        run, base = RUNS / task, RUNS / f"{task}-{BASELINE}"
         if not args.skip_train:
-            shutil.rmtree(run, ignore_errors=True)  # a fresh run each time (runs/ is git-ignored)
-            cmd = [*rsgn, "train", "--task", task, *TRAIN[task], "--seed", "0", "--out", str(run)]
-            cmd += ["--quiet"]
-            log["wall_s"][f"train {task}"] = sh(cmd)
-            log["commands"].append(cmd)
+            for model, folder in (("rsgn", run), (BASELINE, base)):
+                shutil.rmtree(folder, ignore_errors=True)  # fresh runs (runs/ is git-ignored)
+                cmd = [*rsgn, "train", "--task", task, "--model", model, *TRAIN[task]]
+                cmd += ["--seed", "0", "--out", str(folder), "--quiet"]
+                log["wall_s"][f"train {task} {model}"] = sh(cmd)
+                log["commands"].append(cmd)
         for setting in [s for s in args.settings.split(",") if s]:
-            backends, presets = SETTINGS[setting]
             out = HERE / task / setting
+            shutil.rmtree(out, ignore_errors=True)  # this study's own report (compare never
+            # overwrites one: it would write a numbered sibling)
             limit = args.triton_limit if setting == "triton" else args.limit
             cmd = [*rsgn, "compare", "--ckpt", str(run), "--task", task]
-            cmd += ["--backends", ",".join(backends), "--limit", str(limit), "--out", str(out)]
-            for p in presets:
-                cmd += ["--preset", p]
+            cmd += ["--backends", ",".join(SETTINGS[setting]), "--limit", str(limit)]
+            cmd += ["--out", str(out)]
+            if setting == "all":
+                cmd += ["--baseline", str(base)]
             env = {"TRITON_INTERPRET": "1"} if setting == "triton" else {}
-            log["wall_s"][f"compare {task} {setting}"] = sh(cmd, env)
+            check = setting not in EXPECTED_FAIL
+            log["wall_s"][f"compare {task} {setting}"] = sh(cmd, env, check)
             log["commands"].append((["TRITON_INTERPRET=1"] if env else []) + cmd)
     log["wall_s"]["total (this invocation)"] = time.perf_counter() - t_all
     for task in TRAIN:
@@ -135,7 +152,7 @@ def main() -> None:
             if not f.exists():
                 continue
             for r in json.loads(f.read_text())["rows"]:
-                if setting != "default" and r["backend"] == "torch":
+                if setting != "all" and r["row"] == "torch":
                     continue  # the torch reference row is the same in every setting
                 rows.append({"task": task, "setting": setting, **r})
     root = str(HERE.parents[1]) + "/"
@@ -154,7 +171,7 @@ def main() -> None:
         "invocations": [],
     }
     old = HERE / "summary.json"
-    if old.exists():
+    if old.exists() and args.skip_train:  # a fresh training starts the record over
         prev = json.loads(old.read_text())
         meta["invocations"] = prev.get("invocations") or [
             {"command": "OMP_NUM_THREADS=1 python studies/backend_comparison/run.py", **{
@@ -173,13 +190,13 @@ def main() -> None:
         w.writerow({k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in r.items()})
     atomic_write_bytes(HERE / "summary.csv", buf.getvalue().encode())
     cols = [
-        "task", "setting", "backend", "preset", "status", "n_samples", "accuracy", "agreement",
+        "task", "setting", "row", "status", "n_samples", "accuracy", "agreement",
         "latency_s_per_inference", "latency_kind", "energy_j_per_inference",
     ]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         ok = r.get("status") == "ok"
-        cells = [fmt(r.get(c)) if ok or c in cols[:5] else "" for c in cols]
+        cells = [fmt(r.get(c)) if ok or c in cols[:4] else "" for c in cols]
         lines.append("| " + " | ".join(cells) + " |")
     atomic_write_bytes(HERE / "summary.md", ("\n".join(lines) + "\n").encode())
     print("\n".join(lines))
