@@ -266,7 +266,8 @@ def render(st: Settings, agg: dict[str, dict[str, Any]], meta: dict[str, Any]) -
         "- Accuracy on the official test split, mean ± std over seeds (ddof 0); 1-NN is "
         "deterministic (one row). Active fraction: RSGN nodes active per step (dense baselines "
         "1.0; MoE: expert capacity used). Energy: the torch target's modelled energy per "
-        "inference (electronic_45nm preset); the baselines have no cost model.",
+        "inference (electronic_45nm preset; baselines: the same model over their counted MACs "
+        "and memory words).",
         "- Issue column: the issue's table (one run on main when it was filed).",
     ]
     if st.mode != "full":
