@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None, pin_cpu: bool = False) -> float:
         t0 = time.perf_counter()
         rep = sim.run(ext)
         dt = time.perf_counter() - t0
-        synops = rep.counts.synops
+        synops = rep.counts.synops + rep.counts.graded_synops
         best = max(best, synops / dt)
     print(
         f"neurons={a.neurons} fanout={a.fanout} active={a.active} steps={a.steps} "
