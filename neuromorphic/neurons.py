@@ -215,12 +215,15 @@ class NeuronModel(ABC):
     """True for a programmable neuron that declares its instructions (:meth:`StepContext.phase`
     compute): its updates are charged as compartment accesses plus those instructions."""
 
-    def needs_update(self, state: dict[str, np.ndarray], n: int) -> np.ndarray | None:
-        """Mask (n,) of neurons that must update this step even without input (None: none).
+    def needs_update(
+        self, state: dict[str, np.ndarray], n: int, step: int = 0
+    ) -> np.ndarray | None:
+        """Mask (n,) of neurons that must update in ``step`` even without input (None: none).
 
-        The default is None: a neuron without input is idle.
+        The default is None: a neuron without input is idle. The mask is not widened to whole
+        update units (``Network.units``): a model names exactly the compartments it needs.
         """
-        del state, n
+        del state, n, step
         return None
 
     def init_state(self, n: int, fixed: bool) -> dict[str, np.ndarray]:
@@ -344,7 +347,9 @@ class LIF(NeuronModel):
         self.graded = False
         self.state_init = {"u": 0.0, "v": 0.0}
 
-    def needs_update(self, state: dict[str, np.ndarray], n: int) -> np.ndarray | None:
+    def needs_update(
+        self, state: dict[str, np.ndarray], n: int, step: int = 0
+    ) -> np.ndarray | None:
         """A LIF neuron with a non-zero current or potential, or a bias, evolves without
         input (leak, bias): it must update (SANA-FE's rule for its Loihi LIF, [Boyle2025])."""
         if self.bias != 0:

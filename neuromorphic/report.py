@@ -230,6 +230,8 @@ class EnergyBreakdown:
     terms: dict[str, float]
     total_pj: float
     by_class: dict[str, float] = field(default_factory=dict)
+    by_class_terms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Class -> term -> pJ (the finest split; sums to the total)."""
 
     @property
     def dynamic_pj(self) -> float:
@@ -242,6 +244,7 @@ class EnergyBreakdown:
             "dynamic_pj": self.dynamic_pj,
             **self.terms,
             "by_class": dict(self.by_class),
+            "by_class_terms": {k: dict(v) for k, v in self.by_class_terms.items()},
         }
 
 
@@ -269,11 +272,13 @@ def compute_energy(
     e = profile.energy
     terms = dict.fromkeys(ENERGY_TERMS, 0.0)
     by_class: dict[str, float] = {}
+    fine: dict[str, dict[str, float]] = {}
 
     def add(cls: str, part: dict[str, float]) -> None:
         for k, v in part.items():
             terms[k] += v
         by_class[cls] = by_class.get(cls, 0.0) + math.fsum(part.values())
+        fine[cls] = part
 
     add(
         "updates",
@@ -294,7 +299,7 @@ def compute_energy(
     add("barrier", bar)
     add("static", {"static": e.static_power_mw * n_chips * latency_ps * 1e-3})
     total = math.fsum(terms[k] for k in ENERGY_TERMS)
-    return EnergyBreakdown(terms, total, by_class)
+    return EnergyBreakdown(terms, total, by_class, fine)
 
 
 @dataclass(frozen=True)

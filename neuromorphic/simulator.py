@@ -654,17 +654,17 @@ class _Run:
         active_core = np.bincount(net.placement[touched], minlength=sim.topology.n_cores) > 0
         return np.nonzero(active_core[net.placement])[0]
 
-    def _touched(self, ext: np.ndarray | None) -> np.ndarray:
+    def _touched(self, ext: np.ndarray | None, t: int) -> np.ndarray:
         net = self.sim.network
         touched = self.touched.copy()
         if ext is not None:
             touched |= (ext != self.prev_ext) if self.acc is not None else (ext != 0)
+        if net.units > 1:  # touching one compartment of a unit touches the unit
+            touched = np.repeat(touched.reshape(-1, net.units).any(1), net.units)
         for g, grp in enumerate(net.groups):
-            m = grp.model.needs_update(self.states[g], grp.n)
+            m = grp.model.needs_update(self.states[g], grp.n, t)
             if m is not None:
                 touched[net.offsets[g] : net.offsets[g + 1]] |= np.asarray(m, dtype=bool)
-        if net.units > 1:
-            touched = np.repeat(touched.reshape(-1, net.units).any(1), net.units)
         return touched
 
     def step(self, t: int) -> None:
@@ -684,7 +684,7 @@ class _Run:
             x = self.xs
         if ext is not None:
             x = x + ext
-        touched = self._touched(ext)
+        touched = self._touched(ext, t)
         if ext is not None:
             self.prev_ext = ext
         if sim.fixed:
