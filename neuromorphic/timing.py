@@ -105,7 +105,9 @@ class TimingResult:
 
 
 class _Countdown:
-    """An event that fires once ``n`` completions have been reported (at once if n = 0)."""
+    """An event that fires once ``n`` completions have been reported (at once if n = 0);
+    ``time`` is the latest reported completion time (which may lie ahead of the moment the
+    event fires: waiters continue from ``time``)."""
 
     __slots__ = ("event", "left", "time")
 
@@ -257,12 +259,14 @@ class _Run:
         previous step's end (async)."""
         env = self.env
         for t, plan in enumerate(self.plans):
+            start = env.now
             if t > 0:
                 if self.mode == "sync":
                     yield self.release[t - 1]
+                    start = self.release_time[t - 1]
                 else:
                     yield self.step_flows[t - 1].event
-            start = env.now
+                    start = max(env.now, self.step_flows[t - 1].time)
             fss = [p.flows for p in plan.phases] + [plan.emission]
             for k, fs in enumerate(fss):
                 rows = np.nonzero(fs.src < 0)[0]

@@ -148,7 +148,7 @@ def test_override_and_user_profile_file(tmp_path: Path):
 def test_package_imports_nothing_of_rsgn_or_torch():
     # the one exception is rsgn.provenance, the preset schema, which depends on nothing of rsgn
     pkg = Path(nm.__file__).parent
-    allowed = {"numpy", "simpy", "scipy", "numba", "tomli"} | set(sys.stdlib_module_names)
+    allowed = {"numpy", "simpy", "scipy", "tomli"} | set(sys.stdlib_module_names)
     for f in sorted(pkg.glob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Import):
