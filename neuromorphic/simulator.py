@@ -287,6 +287,9 @@ class Simulator:
         # a train is a burst: at most the buffer depth, within the time the output port needs
         # to send that many packets back to back
         self.train_window = 1 << 62
+        # a train holds at most the buffer depth (longer trains block more than the
+        # per-packet reference on small buffers: measured, noc_validation.py)
+        self.train_packets = self.buffer_packets
         # per-route receive time: message_in + synapses reached x (graded) synop time
         t_syn = np.where(self._src_graded[network.route_src], tm.graded_synop_ps, tm.synop_ps)
         self._route_rx = tm.message_in_ps + network.route_nsyn * t_syn
@@ -581,7 +584,7 @@ class _Run:
             rx,
             n_cores,
             sim.config.noc == "packet",
-            sim.buffer_packets,
+            sim.train_packets,
             sim.train_window,
         )
 
@@ -638,7 +641,7 @@ class _Run:
             rxp,
             n_cores,
             sim.config.noc == "packet",
-            sim.buffer_packets,
+            sim.train_packets,
             sim.train_window,
         )
         return PhasePlan(ph.name, compute, flows)

@@ -162,7 +162,11 @@ def test_a_call_runs_without_the_reference_ops(monkeypatch):
     assert _agreement(logits, ref)["agreement"] == 1.0
     by_op = rep.ledger.counts
     assert all(ev.startswith("nm_") for evs in by_op.values() for ev in evs)
-    assert set(by_op["input"]) >= {"nm_host_io"} and by_op["input"]["nm_host_io"] == 4 * 6 * 8
+    # the tokens (6 x 8 values per sample) go to the cores that own them, with the
+    # convolution's halo (4 tokens) for each block of tokens
+    cores = np.unique(prog.layout.gate_cores).size
+    blocks = min(cores, 6)
+    assert 4 * 6 * 8 <= by_op["input"]["nm_host_io"] <= 4 * 8 * (6 + 4 * blocks)
     n_classes = 3
     assert rep.details["event_counts"]["phases"]["io_out"]["host_out"] == 4 * n_classes
     assert rep.details["energy_breakdown_j"]["host_io"] > 0

@@ -77,7 +77,9 @@ class InferenceLog:
     """[T, F_in] the input tokens (they reach the chip through the io_in phase)."""
     n_steps: int
     e: np.ndarray | None = None
-    """[T, F] token features, kept by the root core for the readout's skip path."""
+    """[T, F] token features (each token's on the core that owns it)."""
+    token_cores: np.ndarray | None = None
+    """[T] the core that owns each token (front end, skip path)."""
     active: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     alpha: np.ndarray = field(default_factory=lambda: np.zeros(0))
     h: np.ndarray | None = None
@@ -125,8 +127,10 @@ class RsgnChip(nm.NeuronModel):
         self.config = config
         n = params.n_nodes
         counts = np.bincount(layout.gate_cores, minlength=layout.topology.n_cores)
-        # local k-WTA: each core keeps its share of the cap, ceil(cap x its nodes / N)
-        self.quota = -(-params.cap * counts // max(1, n))
+        # local k-WTA: the cap split over the cores by their share of the nodes (cumulative
+        # rounding: the quotas sum to the cap exactly)
+        cum = np.floor(params.cap * np.cumsum(counts) / max(1, n) + 1e-9).astype(np.int64)
+        self.quota = np.diff(np.concatenate([[0], cum]))
 
     # ------------------------------------------------------------------ simulator interface
     def init_state(self, n: int, fixed: bool) -> dict[str, np.ndarray]:
@@ -208,43 +212,33 @@ class RsgnChip(nm.NeuronModel):
         x = log.x
         t, f_in = x.shape
         d_space = f.pos.shape[1]
-        # io_in; the front end spread over the cores: each computes a share of the feature
-        # channels (convolution, GELU, its part of the spark MLP's first layer) and sends
-        # them to the root, which finishes the sparks and broadcasts them
-        ctx.phase("io_in", src=np.array([traffic.HOST]), dst=np.array([root]), packets=t * f_in)
+        # io_in: the host sends each token (and the convolution's halo) to the core that
+        # owns it: the tokens in contiguous blocks over the cores holding nodes. Each core
+        # computes its tokens' features and sparks and broadcasts the sparks.
         used = np.unique(gate)
-        n_feat = f.n_features
-        fe_cores = used[: max(1, min(used.size, n_feat))]
-        share = np.bincount(np.arange(n_feat) % fe_cores.size, minlength=fe_cores.size)
-        traffic.broadcast(ctx, "front_end", root, fe_cores, t * f_in)
-        ch = fe.channel_ops(t, f)
-        hidden = f.spark_w1.shape[0]
-        traffic.gather(
-            ctx,
-            "front_end",
-            fe_cores,
-            share * t + t * hidden,  # its channels of e, its partials of the first layer
-            root,
-            compute={
-                "graded_synop": traffic.per_core(n_cores, fe_cores, share * ch.macs),
-                "neuron_op": traffic.per_core(n_cores, fe_cores, share * ch.ops),
-            },
+        owner = used[(np.arange(t) * used.size) // t]  # token -> core
+        blocks, per_core_tokens = np.unique(owner, return_counts=True)
+        halo = min(fe.conv_halo(f), t - 1) if t > 1 else 0
+        ctx.phase(
+            "io_in",
+            src=np.full(blocks.size, traffic.HOST),
+            dst=blocks,
+            packets=(np.minimum(per_core_tokens + halo, t)) * f_in,
         )
         e = fe.encode(x, f)
         s, a_s = fe.sparks(e, f)
-        rt = fe.spark_root_ops(t, f)
-        at_root = np.arange(n_cores) == root
-        traffic.broadcast(
-            ctx,
-            "front_end",
-            root,
-            gate,
-            t * (d_space + 1),
-            compute={
-                "graded_synop": np.where(at_root, rt.macs, 0),
-                "neuron_op": np.where(at_root, rt.ops, 0),
-            },
-        )
+        tok = fe.token_ops(f)
+        fe_work = {
+            "graded_synop": traffic.per_core(n_cores, blocks, per_core_tokens * tok.macs),
+            "neuron_op": traffic.per_core(n_cores, blocks, per_core_tokens * tok.ops),
+        }
+        # every token core sends its sparks (D + 1 values each) to every core holding a node
+        src = np.repeat(blocks, used.size)
+        dst = np.tile(used, blocks.size)
+        pk = np.repeat(per_core_tokens * (d_space + 1), used.size)
+        keep = src != dst
+        ctx.phase("front_end", compute=fe_work, src=src[keep], dst=dst[keep], packets=pk[keep])
+        log.token_cores = owner
         # distances, then the ignition selection over all nodes
         delta = fe.spark_deltas(s, a_s, f.pos, f.conf)  # [T, N]
         tok = delta.argmin(0)
@@ -269,8 +263,18 @@ class RsgnChip(nm.NeuronModel):
         h0, node_oc, root_oc = fe.initial_state(e, d_tok, alpha, f)
         alpha_ops = traffic.per_core(n_cores, gate[win], fe.ALPHA0_OPS)
         if f.init_state == "attend":
-            traffic.broadcast(
-                ctx, "init", root, gate[win], e.size, compute={"neuron_op": alpha_ops}
+            # every token core sends its tokens' features to each ignited node's gate core
+            tgt = np.unique(gate[win])
+            src = np.repeat(blocks, tgt.size)
+            dst = np.tile(tgt, blocks.size)
+            pk = np.repeat(per_core_tokens * e.shape[1], tgt.size)
+            keep = src != dst
+            ctx.phase(
+                "init",
+                compute={"neuron_op": alpha_ops},
+                src=src[keep],
+                dst=dst[keep],
+                packets=pk[keep],
             )
             per = max(1, win.size)
             init_work = {
@@ -426,6 +430,11 @@ class RsgnChip(nm.NeuronModel):
             node_sum = (alpha[:, None] * f.node_out[win]).sum(0)
             macs = macs + traffic.per_core(n_cores, lay.gate_cores[win], n_classes)
             np.add.at(sizes, np.unique(lay.gate_cores[win]), n_classes)
+        ops = np.zeros(n_cores, dtype=np.int64)
+        if f.skip_w is not None:  # the token cores' max over their tokens (F values each)
+            tc, cnt = np.unique(log.token_cores, return_counts=True)
+            np.add.at(sizes, tc, log.e.shape[1])
+            ops += traffic.per_core(n_cores, tc, cnt * log.e.shape[1])
         senders = np.nonzero(sizes)[0]
         traffic.gather(
             ctx, "readout", senders, sizes[senders], root, compute={"graded_synop": macs}

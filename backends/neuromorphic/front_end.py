@@ -104,23 +104,24 @@ def encode(x: np.ndarray, p: FrontParams) -> np.ndarray:
     return gelu(y)
 
 
-def channel_ops(t: int, p: FrontParams) -> OpCount:
-    """The work of one feature channel on a front-end core: its convolution and GELU (with
-    the encoder), and its share of the spark MLP's first layer (4D MACs per token)."""
-    h = p.spark_w1.shape[0]
-    if p.enc_w is None:
-        return OpCount(macs=t * h)
-    _, f_in, w = p.enc_w.shape
-    return OpCount(macs=t * (f_in * w + h), ops=t * (1 + OP_GELU))
+def token_ops(p: FrontParams) -> OpCount:
+    """The front end's work for one token on the core that owns it: the encoder (every
+    channel's convolution and GELU), the spark MLP (F -> 4D -> D with GELU and tanh) and
+    expmap0."""
+    h, f = p.spark_w1.shape
+    d_sp = p.spark_w2.shape[0]
+    macs = h * f + d_sp * h
+    ops = h * (1 + OP_GELU) + d_sp * (2 + OP_TANH) + OP_SQRT + OP_TANH + OP_DIV + 8
+    if p.enc_w is not None:
+        f_out, f_in, w = p.enc_w.shape
+        macs += f_out * f_in * w
+        ops += f_out * (1 + OP_GELU)
+    return OpCount(macs=macs, ops=ops)
 
 
-def spark_root_ops(t: int, p: FrontParams) -> OpCount:
-    """The root's part of the spark MLP: bias, GELU, the second layer, tanh, expmap0."""
-    h, d_sp = p.spark_w1.shape[0], p.spark_w2.shape[0]
-    return OpCount(
-        macs=t * (d_sp * h + d_sp),
-        ops=t * (h * (1 + OP_GELU) + d_sp * (1 + OP_TANH + 1) + OP_SQRT + OP_TANH + OP_DIV + 8),
-    )
+def conv_halo(p: FrontParams) -> int:
+    """Tokens beyond its own block a core needs for the encoder's 'same' convolution."""
+    return 0 if p.enc_w is None else int(p.enc_w.shape[2]) - 1
 
 
 def sparks(e: np.ndarray, p: FrontParams) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +207,8 @@ def readout(
     if node_sum is not None:
         logits = logits + node_sum
         ops.ops += c
-    if p.skip_w is not None:
+    if p.skip_w is not None:  # the max over tokens: on the token cores (chip_program)
         logits = logits + p.skip_w @ e.max(0) + p.skip_b
-        t, f = e.shape
-        ops += OpCount(macs=c * f, ops=t * f + 2 * c)
+        f = e.shape[1]
+        ops += OpCount(macs=c * f, ops=2 * c)
     return logits, ops
