@@ -14,12 +14,15 @@ reaches link ``l`` at time ``a`` with its tail ``sp`` behind::
 
     q        = max(a, burst[l])                          the head waits for the queue ahead
     s_next   = max(q + L_l, burst[next])                 the head's start on the next link
+    nat      = max(max(a, free[l]) + k t_l, a + sp + t_l) the tail's departure, unblocked
     held     = s_next + (k - B) t_next - (L_l - t_l)     back-pressure: the last packet enters
                                                          the next link's B-packet input buffer
                                                          when the (k - B)-th has left it
-    burst[l] = max(q + max(t_l, k t_l - sp), held)       the backlog this flow adds
-    free[l]  = max(max(a, free[l]) + k t_l, held)        the link's work, this flow's included
-    sp <- max(free[l], a + sp + t_l) - t_l - q ;  a <- q + L_l
+    x        = max(0, held - nat)                        what back-pressure adds: the link
+                                                         is blocked that long
+    free[l]  = max(a, free[l]) + k t_l + x               the link's work, this flow's included
+    burst[l] = q + max(t_l, k t_l - sp) + x              the backlog this flow adds
+    sp <- nat + x - t_l - q ;  a <- q + L_l
 
 so contention delays a flow's tail by all the work reserved ahead of it, and its head only by
 the queue; a flow whose packets arrive spread out interleaves with the others. For a single
@@ -82,7 +85,11 @@ class Mesh:
     """
 
     def __init__(
-        self, env: simpy.Environment, topology: Topology, buffer_packets: int | None = None
+        self,
+        env: simpy.Environment,
+        topology: Topology,
+        buffer_packets: int | None = None,
+        quantum_ps: int = 0,
     ) -> None:
         self.env = env
         self.topology = topology
@@ -93,6 +100,7 @@ class Mesh:
         self.burst = [0] * topology.n_links
         self.buffer = int(buffer_packets or topology.profile.noc.buffer_packets)
         self.tile_ps = topology.profile.timing.tile_spike_ps
+        self.quantum = int(quantum_ps)
         self._routes: dict[tuple[int, int], tuple[int, ...]] = {}
 
     def route(self, src: int, dst: int) -> tuple[int, ...]:
@@ -137,7 +145,8 @@ class Mesh:
         env = self.env
         free, burst, lat, ser, b = self.free, self.burst, self.lat, self.ser, self.buffer
         a = start if host else start + self.tile_ps
-        if a > env.now:
+        quantum = self.quantum
+        if a > env.now + quantum:
             yield env.timeout(a - env.now)
         sp = spread
         last = len(path) - 1
@@ -151,13 +160,18 @@ class Mesh:
             a_next = q + lat[link]
             s_next = max(a_next, burst[nxt])
             t_next = rx_ser if i + 1 == last else ser[nxt]
-            held = s_next + (k - b) * t_next - (lat[link] - sl)  # back-pressure
-            burst[link] = max(q + max(sl, work - sp), held)
-            busy = max(max(a, free[link]) + work, held)  # the link's work, this flow's included
-            free[link] = busy
-            sp = max(busy, a + sp + sl) - sl - q  # the tail leaves no earlier than it arrives
+            # back-pressure: the tail enters the next link's B-packet buffer only when the
+            # (k - B)-th packet has left it; what that adds to the tail's own departure blocks
+            # the link
+            held = s_next + (k - b) * t_next - (lat[link] - sl)
+            natural = max(max(a, free[link]) + work, a + sp + sl)
+            extra = max(0, held - natural)
+            free[link] = max(a, free[link]) + work + extra
+            burst[link] = q + max(sl, work - sp) + extra
+            sp = natural + extra - sl - q
             a = a_next
-            yield env.timeout(a - env.now)
+            if a > env.now + quantum:
+                yield env.timeout(a - env.now)
         port = path[last]
         w = max(a, free[port]) + rx_total
         free[port] = w

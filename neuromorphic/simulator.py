@@ -93,6 +93,11 @@ class SimConfig:
         Keep the ``(steps, N)`` outputs in the report, or only the final output.
     buffer_packets : int or None
         Overrides the profile's ``noc.buffer_packets`` (link and receive-port buffer depth).
+    noc_quantum_ns : float
+        A flow crosses links without a SimPy event of its own while its head is less than this
+        far ahead of the clock (0: one event per hop, exact arrival order at every link; more:
+        links reserved up to that much early, fewer events; its effect is measured in
+        ``studies/neuromorphic/noc_validation.py``).
     """
 
     precision: str = "float"
@@ -103,6 +108,7 @@ class SimConfig:
     seed: int = 0
     record: str = "outputs"
     buffer_packets: int | None = None
+    noc_quantum_ns: float = 0.0
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` naming the first invalid option."""
@@ -118,6 +124,8 @@ class SimConfig:
                     f"SimConfig.{name} must be one of {', '.join(allowed)}, "
                     f"got {getattr(self, name)!r}"
                 )
+        if not self.noc_quantum_ns >= 0:
+            raise ConfigError(f"SimConfig.noc_quantum_ns must be >= 0, got {self.noc_quantum_ns}")
         if self.buffer_packets is not None and int(self.buffer_packets) < 1:
             raise ConfigError(f"SimConfig.buffer_packets must be >= 1, got {self.buffer_packets}")
 
@@ -808,7 +816,14 @@ class _Run:
     def timed_report(self) -> RunReport:
         sim = self.sim
         cfg = sim.config
-        res = simulate(sim.topology, self.plans, sim._cores, cfg.mode, sim.buffer_packets)
+        res = simulate(
+            sim.topology,
+            self.plans,
+            sim._cores,
+            cfg.mode,
+            sim.buffer_packets,
+            int(round(cfg.noc_quantum_ns * 1000)),
+        )
         c = self.counts
         c.sim_events = res.sim_events
         c.flows = res.flows

@@ -133,12 +133,13 @@ class _Run:
         cores: np.ndarray,
         mode: str,
         buffer_packets: int | None,
+        quantum_ps: int = 0,
     ) -> None:
         self.env = CountingEnvironment()
         self.topo = topology
         self.plans = plans
         self.mode = mode
-        self.mesh = Mesh(self.env, topology, buffer_packets)
+        self.mesh = Mesh(self.env, topology, buffer_packets, quantum_ps)
         self.cores = [int(c) for c in cores]
         self.n_cores = topology.n_cores
         self.barrier_ps = topology.barrier_ps(cores)
@@ -305,9 +306,13 @@ def simulate(
     cores: np.ndarray,
     mode: str = "sync",
     buffer_packets: int | None = None,
+    quantum_ps: int = 0,
 ) -> TimingResult:
     """Replay ``plans`` on ``topology`` (module docstring); ``cores`` take part in every step
-    (and span the barrier)."""
+    (and span the barrier). ``quantum_ps``: a flow moves on to its next link without a SimPy
+    event while its head is less than that far ahead of the simulation clock (0: an event per
+    hop; see :class:`~rsgn.neuromorphic.noc.Mesh`)."""
     if not plans:
         return TimingResult([], 0, 0, 0)
-    return _Run(topology, plans, np.asarray(cores, dtype=np.int64), mode, buffer_packets).run()
+    cores = np.asarray(cores, dtype=np.int64)
+    return _Run(topology, plans, cores, mode, buffer_packets, quantum_ps).run()

@@ -116,6 +116,7 @@ def simulator(
         seed=options.seed,
         record="none",
         buffer_packets=options.buffer_packets,
+        noc_quantum_ns=options.noc_quantum_ns,
     )
     try:
         return nm.Simulator(net, profile, layout.topology, cfg)

@@ -1,7 +1,8 @@
 """Validation of the network shortcut under load: the step latency with a step's packets
 grouped into flows per (source core, destination core) ('train', the default) against every
 packet simulated as its own flow ('packet', the reference), on networks from light to heavy
-load, hot spots, narrow links and small buffers (``loihi`` and ``loihi2_est`` presets).
+load, hot spots, narrow links and small buffers (``loihi`` and ``loihi2_est`` presets); and the
+event quantum (``noc_quantum_ns`` 25 against 0, trains).
 
     OMP_NUM_THREADS=1 python studies/neuromorphic/noc_validation.py
 
@@ -68,13 +69,18 @@ def main() -> None:
         net, topo = random_net(prof, n, fan, per, spread, hot)
         ext = (np.random.default_rng(1).random((4, n)) < p) * 1.0
         res = {}
-        for mode in ("train", "packet"):
-            cfg = nm.SimConfig(idle_policy="touched_only", noc=mode, buffer_packets=buf)
+        for mode, q in (("train", 0.0), ("packet", 0.0), ("quantum", 25.0)):
+            cfg = nm.SimConfig(
+                idle_policy="touched_only",
+                noc="packet" if mode == "packet" else "train",
+                buffer_packets=buf,
+                noc_quantum_ns=q,
+            )
             sim = nm.Simulator(net, prof, topo, cfg)
             t0 = time.perf_counter()
             rep = sim.run(ext)
             res[mode] = (rep, time.perf_counter() - t0)
-        tr, pk = res["train"][0], res["packet"][0]
+        tr, pk, qu = res["train"][0], res["packet"][0], res["quantum"][0]
         err = (tr.step_latency_ps - pk.step_latency_ps) / pk.step_latency_ps
         row = {
             "case": name,
@@ -87,13 +93,18 @@ def main() -> None:
             "latency_packet_ns": (pk.step_latency_ps / 1e3).tolist(),
             "max_abs_step_error": float(np.abs(err).max()),
             "total_error": float(tr.latency_ps / pk.latency_ps - 1),
+            "quantum_25ns_vs_train_error": float(qu.latency_ps / tr.latency_ps - 1),
+            "events_train": tr.counts.sim_events,
+            "events_packet": pk.counts.sim_events,
+            "events_quantum_25ns": qu.counts.sim_events,
             "wall_s_train": res["train"][1],
             "wall_s_packet": res["packet"][1],
         }
         rows.append(row)
         print(
             f"{name:18s} packets/step {row['packets_per_step']:8.0f} step error max "
-            f"{row['max_abs_step_error']:.2%} total {row['total_error']:+.2%}  wall train "
+            f"{row['max_abs_step_error']:.2%} total {row['total_error']:+.2%} quantum "
+            f"{row['quantum_25ns_vs_train_error']:+.3%}  wall train "
             f"{row['wall_s_train']:.2f} s packet {row['wall_s_packet']:.2f} s",
             flush=True,
         )
