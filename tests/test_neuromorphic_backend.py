@@ -19,7 +19,7 @@ from rsgn.backends.base import Measured, Modelled, NotAvailable
 from rsgn.backends.neuromorphic import NeuromorphicBackend, NeuromorphicOptions, cost, mapping
 from rsgn.backends.neuromorphic.node_program import select as chip_select
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.forward import Trace, forward
 from rsgn.model import RSGN
 from rsgn.plots import OP_ORDER
@@ -252,6 +252,49 @@ def test_float_mode_agrees_with_the_torch_target(config, seed):
     assert a["max_rel"] <= REL_TOL and a["agreement"] == 1.0
     assert 0 < rep.active_fraction <= 0.1 + 1e-9
     assert rep.details["event_counts"]["graded_synops"] > 0
+
+
+@pytest.mark.parametrize("config", ["default", "paper"])
+def test_padded_steps_are_inert_on_the_chip_and_cost_nothing(config):
+    """``program(x, lengths)``: the host streams only the L_b real tokens, so the chip's
+    logits match the definition with the mask (``rsgn.forward(..., lengths=...)``: the
+    encoder, ignition, initial state and skip path all run on the chip's front end), padding
+    (here large values) changes nothing, and a padded sample costs what its unpadded run does."""
+    kw = {} if config == "default" else PAPER
+    spec = _trained_like(3, **kw)
+    g = torch.Generator().manual_seed(5)
+    lengths = torch.tensor([6, 3, 1, 5])
+    x = torch.randn(4, 6, 8, generator=g)
+    pad = torch.arange(6)[None, :] >= lengths[:, None]
+    xp = torch.where(pad.unsqueeze(-1), 50.0 * torch.randn(4, 6, 8, generator=g), x)
+    prog = _be().prepare(spec)
+    logits, rep = prog(xp, lengths=lengths)
+    ref = forward(spec.weights, spec.hyper, xp, ops.TABLE, lengths=lengths).logits
+    a = _agreement(logits, ref)
+    print(f"{config} padded vs forward(lengths): {a}")
+    assert a["max_rel"] <= REL_TOL and a["agreement"] == 1.0
+    # unmasked, the large padding matters (samples whose sparks ignite nothing: the chip reads
+    # out the empty set at once, as the definition's logits b_o + skip)
+    unmasked, _ = prog(xp)
+    assert not torch.allclose(unmasked, logits)
+    a = _agreement(unmasked, forward(spec.weights, spec.hyper, xp, ops.TABLE).logits)
+    assert a["max_rel"] <= REL_TOL and a["agreement"] == 1.0
+    for i, n in enumerate(lengths.tolist()):
+        alone, _ = prog(x[i : i + 1, :n])
+        assert torch.equal(logits[i : i + 1], alone)
+        one, _ = prog(xp[i : i + 1], lengths=lengths[i : i + 1])
+        assert one.shape == alone.shape
+    totals = [prog(x[i : i + 1, :n])[1].ledger.energy_j() for i, n in enumerate(lengths.tolist())]
+    assert rep.ledger.energy_j() == pytest.approx(sum(totals), rel=1e-9)
+    if config == "default":  # here nothing ignites: the empty set is read out at once
+        far, frep = prog(50.0 * x)
+        assert frep.active_fraction == 0.0
+        a = _agreement(far, forward(spec.weights, spec.hyper, 50.0 * x, ops.TABLE).logits)
+        assert a["max_rel"] <= REL_TOL and a["agreement"] == 1.0
+    with pytest.raises(RsgnError, match="lengths must lie in"):
+        prog(xp, lengths=torch.tensor([6, 0, 1, 5]))
+    with pytest.raises(RsgnError, match="entries for a batch of 4"):
+        prog(xp, lengths=torch.tensor([6, 3]))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -310,7 +310,18 @@ class RsgnChip(nm.NeuronModel):
         log.peak = np.zeros(d)
         log.ignition_rounds = len(sel.rounds)
         log.active_counts.append(int(win.size))
+        if not win.size:
+            self._read_out_empty(ctx, log)
         return state["y"]
+
+    def _read_out_empty(self, ctx: nm.StepContext, log: InferenceLog) -> None:
+        """The active set is empty (nothing ignited above eps, or no winner in a step): no node
+        updates or sends again, so the definition's final state is empty; the root, which
+        ran the selection, reads out now (logits = b_o [+ the skip path]) and the remaining
+        steps are idle."""
+        empty = np.zeros(0, dtype=np.int64)
+        self.readout(ctx, log, empty, np.zeros(0), np.zeros((0, self.params.d)))
+        log.active_counts += [0] * (log.n_steps + 1 - len(log.active_counts))
 
     # ------------------------------------------------------------------ step 1
     def emit_initial(
@@ -395,6 +406,9 @@ class RsgnChip(nm.NeuronModel):
         log.active, log.alpha, log.h = win, aw, h
         log.active_counts.append(int(win.size))
         log.steps[s_idx] = StepLog(cand, win, len(sel.rounds))
+        if not last and not win.size:
+            self._read_out_empty(ctx, log)
+            return state["y"]
         if not last:
             g = project(h, aw, p.w_h)
             self._emission(ctx, log, win)

@@ -50,6 +50,20 @@ from rsgn.state import Graph
 WALL_HOW = "wall clock of the simulation on this CPU (numpy functional pass + SimPy timing pass)"
 
 
+def check_lengths(lengths: torch.Tensor | None, bsz: int, t: int) -> list[int]:
+    """The real steps L_b of each of ``bsz`` samples of ``t`` steps (1 <= L_b <= t); every
+    step is real when ``lengths`` is None."""
+    if lengths is None:
+        return [t] * bsz
+    lens = [int(v) for v in lengths.detach().cpu().reshape(-1).tolist()]
+    if len(lens) != bsz:
+        raise RsgnError(f"lengths has {len(lens)} entries for a batch of {bsz}")
+    bad = [v for v in lens if not 1 <= v <= t]
+    if bad:
+        raise RsgnError(f"lengths must lie in [1, {t}] (the padded length), got {bad[0]}")
+    return lens
+
+
 @dataclass(frozen=True)
 class Inference:
     """One sample on the chip: the simulator's report and the chip program's log."""
@@ -166,20 +180,31 @@ class NeuromorphicProgram(Program):
         """Simulator steps of one inference: ignition, the first emission, n_steps steps."""
         return self.spec.hyper.n_steps + 2
 
-    def run_chip(self, x: torch.Tensor) -> list[Inference]:
-        """Every sample of ``x`` [B, T, F_in] as one inference on the chip."""
+    def run_chip(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> list[Inference]:
+        """Every sample of ``x`` [B, T, F_in] as one inference on the chip.
+
+        ``lengths`` [B] (None: every step is real): the host streams only the L_b real tokens
+        x_{t < L_b} of sample b; padded steps never reach the chip. This is the definition's
+        masking (:func:`rsgn.ops.length_mask`): with padded inputs zeroed before the 'same'
+        convolution, padded sparks replaced by s_0 (no ignition) and padded steps left out of
+        'attend', 'mean' and the skip path's max, the forward pass equals the one on the
+        unpadded sequence, which is what the chip runs."""
         xs = x.detach().cpu().double().numpy()
+        bsz, t = xs.shape[0], xs.shape[1]
+        lens = check_lengths(lengths, bsz, t)
         out = []
-        for b in range(xs.shape[0]):
-            log = InferenceLog(x=xs[b], n_steps=self.spec.hyper.n_steps)
+        for b in range(bsz):
+            log = InferenceLog(x=xs[b, : lens[b]], n_steps=self.spec.hyper.n_steps)
             run = self.sim.run(n_steps=self.n_sim_steps, context=log)
             out.append(Inference(run, log))
         return out
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         t0 = time.perf_counter()
-        infs = self.run_chip(x)
+        infs = self.run_chip(x, lengths)
         logits = torch.from_numpy(np.stack([inf.log.logits for inf in infs])).to(
             device=x.device, dtype=torch.float32
         )

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rsgn.backends.base import OPS
 from rsgn.backends.cost import CostLedger, EnergyTable, load_energy_table
 from rsgn.forward import Trace
 from rsgn.sparse import gather_out_edges
@@ -45,17 +46,8 @@ from rsgn.state import Graph
 
 TABLE_NAME = "electronic_45nm"
 MODEL = "counted events x electronic_45nm per-event energies (Horowitz 2014, 45 nm)"
-ELECTRONIC_OPS = (
-    "encode",
-    "ignite",
-    "attend",
-    "propagate",
-    "inhibit",
-    "select",
-    "update",
-    "readout",
-    "input",
-)
+ELECTRONIC_OPS = tuple(op for op in OPS if op not in ("graph", "sync", "static"))
+"""The ops :func:`charge_run` charges per call (the graph is charged once, by the program)."""
 
 
 def electronic_table() -> EnergyTable:
