@@ -1,4 +1,5 @@
-"""rsgn.neuromorphic: an event-driven neuromorphic chip simulator (SimPy clock, numpy events).
+"""rsgn.neuromorphic: an event-driven neuromorphic chip simulator (numpy functional pass, SimPy
+timing pass with per-core processes and an event-driven mesh).
 
 This package knows nothing of RSGN. It runs any sparse graph network of neuron groups placed
 on the cores of a Loihi/TrueNorth/SpiNNaker-like chip and reports event counts, energy with a
@@ -17,6 +18,7 @@ Typical use::
                        idle_policy="touched_only")
     rep = nm.Simulator(net, prof, topo, cfg).run(n_steps=4, initial_output=y0)
     rep.final_output, rep.energy.total_pj, rep.latency_ns, rep.neurobench, rep.trace_hash
+    rep.counts.sim_events, rep.counts.noc_messages, rep.energy.by_class
 
 Mapping a sparse graph network (what a backend must know)
 ---------------------------------------------------------
@@ -39,8 +41,12 @@ Mapping a sparse graph network (what a backend must know)
   vectorised ``f(state, idx, x, ctx) -> y``; randomness only from ``ctx.rng``.
 - Fixed point: ``SimConfig(precision="fixed")`` needs integer weights within
   ``core.weight_bits`` (``quantize_weights``) and integer inputs.
-- Energy and latency constants carry provenance (``profile.provenance()``); TrueNorth's is
-  all-in (no extra terms). Reports serialise with ``to_dict()``.
+- Within a step a model may declare communication rounds (``ctx.phase(name, compute=...,
+  src=..., dst=..., packets=...)``): reductions, exchanges, host I/O (core -1). They are timed
+  on the same event-driven network and charged per class.
+- Energy and latency constants carry provenance (``profile.provenance()``); TrueNorth's
+  synaptic energy is all-in dynamic (no extra dynamic terms). Reports serialise with
+  ``to_dict()``.
 """
 
 from .coding import PayloadCoding, SigmaDeltaState, quantize_payload, quantize_weights, saturate
@@ -53,9 +59,9 @@ from .mapping import (
     place_by_coordinates,
     place_sequential,
 )
-from .network import Network, NeuronGroup, SynapseList
-from .neurons import LIF, Callback, Linear, NeuronModel, ReLU, StepContext
-from .noc import DetailedNoC, analytic_network_time_ps, simulate_packets
+from .network import Layer, Network, NeuronGroup, SynapseList
+from .neurons import LIF, OPS, Callback, Linear, NeuronModel, Phase, ReLU, StepContext
+from .noc import CountingEnvironment, Mesh, simulate_flows
 from .profile import (
     EVIDENCE_CLASSES,
     ChipSpec,
@@ -63,6 +69,7 @@ from .profile import (
     CoreSpec,
     EnergyTable,
     HardwareProfile,
+    NocSpec,
     TimingTable,
     list_presets,
     load_preset,
@@ -77,10 +84,12 @@ from .report import (
     EventCounts,
     NeuroBenchMetrics,
     RunReport,
+    TrafficCounts,
     compute_energy,
 )
-from .simulator import IDLE_POLICIES, SimConfig, Simulator
-from .topology import HopCounts, Topology
+from .simulator import IDLE_POLICIES, NOC_MODES, SimConfig, Simulator, group_flows
+from .timing import FlowSet, PhasePlan, StepPlan, TimingResult, simulate
+from .topology import HopCounts, Routes, Topology
 
 __all__ = [
     "BatchReport",
@@ -91,39 +100,51 @@ __all__ = [
     "Constant",
     "CoreSpec",
     "CoreUsage",
-    "DetailedNoC",
+    "CountingEnvironment",
     "ENERGY_TERMS",
     "EVIDENCE_CLASSES",
     "EnergyBreakdown",
     "EnergyTable",
     "EventCounts",
+    "FlowSet",
     "HardwareProfile",
     "HopCounts",
     "IDLE_POLICIES",
     "LIF",
+    "Layer",
     "Linear",
+    "Mesh",
+    "NOC_MODES",
     "Network",
     "NetworkError",
     "NeuroBenchMetrics",
     "NeuromorphicError",
     "NeuronGroup",
     "NeuronModel",
+    "NocSpec",
+    "OPS",
     "PayloadCoding",
+    "Phase",
+    "PhasePlan",
     "PresetError",
     "ReLU",
+    "Routes",
     "RunReport",
     "SigmaDeltaState",
     "SimConfig",
     "Simulator",
     "StepContext",
+    "StepPlan",
     "SynapseList",
+    "TimingResult",
     "TimingTable",
     "Topology",
-    "analytic_network_time_ps",
+    "TrafficCounts",
     "check_capacity",
     "compute_energy",
     "core_order",
     "core_usage",
+    "group_flows",
     "list_presets",
     "load_preset",
     "load_profile",
@@ -134,5 +155,6 @@ __all__ = [
     "quantize_payload",
     "quantize_weights",
     "saturate",
-    "simulate_packets",
+    "simulate",
+    "simulate_flows",
 ]

@@ -7,7 +7,13 @@ neuron ``i`` fans out to ``dst[indptr[i]:indptr[i+1]]`` in one vectorised gather
 
 Routing follows Loihi's axon model: an event from neuron ``i`` is one packet per distinct
 destination core of its synapses (a fan-out axon); the destination core expands it into its
-synaptic operations. The per-source list of destination cores is precomputed (``route_*``).
+synaptic operations. The per-source list of destination cores and the synapses each packet
+reaches are precomputed (``route_*``).
+
+NeuroBench layers: each synapse belongs to one layer (a projection with ``n_in x n_out`` dense
+weights and a set of source neurons whose outputs are the layer's input vector). By default a
+layer is a pair (source group, destination group); a builder that knows its network's real
+projections declares them (:class:`Layer`, ``Network(..., layers=..., synapse_layer=...)``).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 from .errors import NetworkError
 from .neurons import NeuronModel
 
-__all__ = ["NeuronGroup", "SynapseList", "Network", "sorted_unique"]
+__all__ = ["NeuronGroup", "SynapseList", "Network", "Layer", "sorted_unique"]
 
 
 def sorted_unique(a: np.ndarray) -> np.ndarray:
@@ -141,6 +147,17 @@ class SynapseList:
         return out
 
 
+@dataclass(frozen=True)
+class Layer:
+    """One NeuroBench layer: a projection with ``n_in x n_out`` dense weights whose input vector
+    is the output of the neurons ``sources`` (global indices)."""
+
+    name: str
+    n_in: int
+    n_out: int
+    sources: np.ndarray
+
+
 class Network:
     """Neuron groups plus synapses, with the derived per-synapse and per-route arrays.
 
@@ -150,6 +167,13 @@ class Network:
         Concatenated in order into global neuron indices.
     synapses : SynapseList
         Over the global indices; ``synapses.n_neurons`` must equal the total group size.
+    layers : sequence of Layer, optional
+        NeuroBench layers (module docstring); default: one per connected group pair.
+    synapse_layer : int array (nnz,), optional
+        Layer of each synapse (in ``synapses`` order); required with ``layers``.
+    units : int, optional
+        Compartments per update unit: neurons ``u * units .. (u + 1) * units - 1`` update
+        together (a multi-compartment neuron): if one of them updates, all do (default 1).
 
     Attributes
     ----------
@@ -159,9 +183,19 @@ class Network:
     placement : int64 array (N,)  global core of each neuron
     syn_dst_core : int64 array (nnz,)  core of each synapse's destination neuron
     route_indptr, route_core : CSR of the distinct destination cores of each source neuron
+    route_nsyn : int64 array (routes,)  synapses each route's packet reaches on its core
+    layers : list[Layer] ;  synapse_layer : int64 array (nnz,)
     """
 
-    def __init__(self, groups: Sequence[NeuronGroup], synapses: SynapseList) -> None:
+    def __init__(
+        self,
+        groups: Sequence[NeuronGroup],
+        synapses: SynapseList,
+        *,
+        layers: Sequence[Layer] | None = None,
+        synapse_layer: np.ndarray | None = None,
+        units: int = 1,
+    ) -> None:
         if not groups:
             raise NetworkError("a network needs at least one neuron group")
         names = [g.name for g in groups]
@@ -183,15 +217,32 @@ class Network:
             else np.zeros(0, dtype=np.int64)
         )
         self.syn_dst_core = self.placement[synapses.dst]
-        # Distinct (src, dst core) routes, sorted by src then core.
+        # Distinct (src, dst core) routes, sorted by src then core, and their synapse counts.
         ncore = int(self.placement.max(initial=0)) + 1
-        uniq = sorted_unique(synapses.src * ncore + self.syn_dst_core)
+        key = synapses.src * ncore + self.syn_dst_core
+        uniq, nsyn = np.unique(key, return_counts=True)
         rsrc = uniq // ncore
         self.route_core = uniq % ncore
         self.route_src = rsrc
+        self.route_nsyn = nsyn.astype(np.int64)
         self.route_indptr = np.zeros(self.n_neurons + 1, dtype=np.int64)
         np.cumsum(np.bincount(rsrc, minlength=self.n_neurons), out=self.route_indptr[1:])
         self.graded = np.array([g.model.graded for g in groups], dtype=bool)
+        self.units = int(units)
+        if self.units < 1 or self.n_neurons % self.units:
+            raise NetworkError(f"units must divide the {self.n_neurons} neurons, got {units}")
+        if layers is None:
+            self.layers, self.synapse_layer = self._group_layers()
+        else:
+            sl = np.asarray(synapse_layer, dtype=np.int64)
+            if sl.shape != (synapses.nnz,) or (
+                sl.size and (sl.min() < 0 or sl.max() >= len(layers))
+            ):
+                raise NetworkError(
+                    f"synapse_layer must give a layer in [0, {len(layers)}) for each of the "
+                    f"{synapses.nnz} synapses"
+                )
+            self.layers, self.synapse_layer = list(layers), sl
 
     def group(self, name: str) -> slice:
         """Global index range of the named group."""
@@ -206,6 +257,20 @@ class Network:
     def cores_used(self) -> np.ndarray:
         """Sorted distinct cores holding at least one neuron."""
         return np.unique(self.placement)
+
+    def _group_layers(self) -> tuple[list[Layer], np.ndarray]:
+        """One layer per connected (source group, destination group) pair."""
+        s = self.synapses
+        ng = len(self.groups)
+        pair = self.group_of[s.src] * ng + self.group_of[s.dst]
+        pairs, inv = np.unique(pair, return_inverse=True)
+        layers = []
+        for p in pairs.tolist():
+            a, b = divmod(p, ng)
+            ga, gb = self.groups[a], self.groups[b]
+            src = np.arange(self.offsets[a], self.offsets[a + 1], dtype=np.int64)
+            layers.append(Layer(f"{ga.name}->{gb.name}", ga.n, gb.n, src))
+        return layers, inv.astype(np.int64).reshape(-1)
 
     def projections(self) -> list[tuple[int, int, int, int]]:
         """``(src group, dst group, synapses, non-zero-weight synapses)`` per connected pair.

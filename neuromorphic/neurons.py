@@ -14,20 +14,71 @@ plus the external input; in sigma-delta mode the running reconstruction of that 
 callback mutates ``state[name][idx]`` in place and returns the outputs ``y`` for ``idx``
 (0 means silent). Binary models (``graded = False``) return 0 or 1; graded models return the
 value to transmit (quantised to the payload width by the simulator).
+
+A model may also
+
+- name neurons that must update without input (:meth:`NeuronModel.needs_update`: a leaky
+  neuron with a non-zero state, a bias), which the ``touched_only`` and ``active_cores``
+  policies then update too;
+- run a program that needs other cores' data within a step: it declares each communication
+  round with :meth:`StepContext.phase` (compute on each core, then messages between cores or
+  to and from the host); the timing pass replays the phases in order between the neuron updates
+  and the emission, and the energy model charges them. Such a model sets
+  ``declares_compute = True``: its updated compartments are then charged as accesses
+  (``neuron_update_idle``) and its arithmetic as the declared instructions (``neuron_op``).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
 from .errors import ConfigError
 
-__all__ = ["StepContext", "NeuronModel", "ReLU", "Linear", "LIF", "Callback", "DECAY_BITS"]
+__all__ = [
+    "StepContext",
+    "Phase",
+    "NeuronModel",
+    "ReLU",
+    "Linear",
+    "LIF",
+    "Callback",
+    "DECAY_BITS",
+    "OPS",
+]
 
 DECAY_BITS = 12  # fixed-point decay constants are integers in [0, 2**12]
+OPS = ("neuron_op", "synop", "graded_synop")
+"""Kinds of declared compute, each with its per-op energy and time in the profile."""
+
+
+@dataclass
+class Phase:
+    """One communication round a model declares within a step (see :meth:`StepContext.phase`).
+
+    Attributes
+    ----------
+    name : str
+        Traffic class (e.g. ``"select"``); counts and energies are reported per class.
+    compute : dict[str, numpy.ndarray]
+        Op kind (:data:`OPS`) -> per-core counts (n_cores,) done before the core sends.
+    src, dst : numpy.ndarray
+        Messages: source and destination core (-1: the host interface).
+    packets : numpy.ndarray
+        Packets per message.
+    rx_ops : numpy.ndarray
+        ``neuron_op`` instructions the receiver spends per message (e.g. accumulating it).
+    """
+
+    name: str
+    compute: dict[str, np.ndarray]
+    src: np.ndarray
+    dst: np.ndarray
+    packets: np.ndarray
+    rx_ops: np.ndarray
 
 
 class StepContext:
@@ -49,14 +100,93 @@ class StepContext:
         per-inference scratch a model may read and write (counters, logs of what it did).
         The simulator never reads it, so a model whose only per-run data lives in its state
         arrays and in ``context`` keeps every run independent.
+    n_steps : int
+        Steps of this run (``step == n_steps - 1`` is the last).
+    placement : numpy.ndarray
+        Core of every neuron of the group being updated (group-local index).
+    n_cores : int
+        Cores of the system (length of per-core arrays).
+    phases : list[Phase]
+        The phases declared so far in this step (appended by :meth:`phase`).
     """
 
     def __init__(
-        self, step: int, group: int, fixed: bool, seed: int, context: object = None
+        self,
+        step: int,
+        group: int,
+        fixed: bool,
+        seed: int,
+        context: object = None,
+        *,
+        n_steps: int = 1,
+        placement: np.ndarray | None = None,
+        n_cores: int = 1,
+        phases: list[Phase] | None = None,
     ) -> None:
         self.step, self.group, self.fixed, self.seed = step, group, fixed, seed
         self.context = context
+        self.n_steps = n_steps
+        self.placement = placement if placement is not None else np.zeros(0, dtype=np.int64)
+        self.n_cores = n_cores
+        self.phases = phases if phases is not None else []
         self._rng: np.random.Generator | None = None
+
+    @property
+    def last(self) -> bool:
+        """True in the run's last step."""
+        return self.step == self.n_steps - 1
+
+    def phase(
+        self,
+        name: str,
+        *,
+        compute: Mapping[str, np.ndarray] | None = None,
+        src: np.ndarray | None = None,
+        dst: np.ndarray | None = None,
+        packets: np.ndarray | int = 1,
+        rx_ops: np.ndarray | int = 0,
+    ) -> Phase:
+        """Declare a communication round of this step (module docstring).
+
+        Parameters
+        ----------
+        name : str
+            Traffic class it is reported under.
+        compute : mapping op -> per-core counts, optional
+            Work each core does before sending (ops of :data:`OPS`, arrays of length
+            ``n_cores``).
+        src, dst : int arrays, optional
+            One entry per message: source and destination core (-1: the host).
+        packets : int or int array
+            Packets per message (one value each).
+        rx_ops : int or int array
+            ``neuron_op`` instructions the receiver spends per message.
+        """
+        comp = {}
+        for op, v in (compute or {}).items():
+            if op not in OPS:
+                raise ConfigError(f"phase {name!r}: unknown op kind {op!r} (known: {OPS})")
+            a = np.asarray(v, dtype=np.int64)
+            if a.shape != (self.n_cores,):
+                raise ConfigError(
+                    f"phase {name!r}: compute[{op!r}] must have shape ({self.n_cores},), "
+                    f"got {a.shape}"
+                )
+            comp[op] = a
+        s = np.zeros(0, dtype=np.int64) if src is None else np.asarray(src, dtype=np.int64)
+        d = np.zeros(0, dtype=np.int64) if dst is None else np.asarray(dst, dtype=np.int64)
+        if s.shape != d.shape or s.ndim != 1:
+            raise ConfigError(f"phase {name!r}: src and dst must be 1-D of equal length")
+        if s.size and (s.max() >= self.n_cores or d.max() >= self.n_cores or s.min() < -1
+                       or d.min() < -1):  # fmt: skip
+            raise ConfigError(f"phase {name!r}: core ids must lie in [-1, {self.n_cores})")
+        pk = np.broadcast_to(np.asarray(packets, dtype=np.int64), s.shape).copy()
+        rx = np.broadcast_to(np.asarray(rx_ops, dtype=np.int64), s.shape).copy()
+        if s.size and (pk.min() < 1 or rx.min() < 0):
+            raise ConfigError(f"phase {name!r}: packets must be >= 1 and rx_ops >= 0")
+        ph = Phase(name, comp, s, d, pk, rx)
+        self.phases.append(ph)
+        return ph
 
     @property
     def rng(self) -> np.random.Generator:
@@ -81,6 +211,20 @@ class NeuronModel(ABC):
     name: str = "neuron"
     graded: bool = True
     state_init: Mapping[str, float] = {}
+    declares_compute: bool = False
+    """True for a programmable neuron that declares its instructions (:meth:`StepContext.phase`
+    compute): its updates are charged as compartment accesses plus those instructions."""
+
+    def needs_update(
+        self, state: dict[str, np.ndarray], n: int, step: int = 0
+    ) -> np.ndarray | None:
+        """Mask (n,) of neurons that must update in ``step`` even without input (None: none).
+
+        The default is None: a neuron without input is idle. The mask is not widened to whole
+        update units (``Network.units``): a model names exactly the compartments it needs.
+        """
+        del state, n, step
+        return None
 
     def init_state(self, n: int, fixed: bool) -> dict[str, np.ndarray]:
         """Fresh state arrays (int64 when ``fixed``, else float64) of length ``n``."""
@@ -202,6 +346,15 @@ class LIF(NeuronModel):
         self.du, self.dv, self.v_th, self.bias, self.name = du, dv, v_th, bias, name
         self.graded = False
         self.state_init = {"u": 0.0, "v": 0.0}
+
+    def needs_update(
+        self, state: dict[str, np.ndarray], n: int, step: int = 0
+    ) -> np.ndarray | None:
+        """A LIF neuron with a non-zero current or potential, or a bias, evolves without
+        input (leak, bias): it must update (SANA-FE's rule for its Loihi LIF, [Boyle2025])."""
+        if self.bias != 0:
+            return np.ones(n, dtype=bool)
+        return (state["u"] != 0) | (state["v"] != 0)
 
     @property
     def du_fx(self) -> int:

@@ -12,9 +12,11 @@ Units are fixed per key: energies in pJ, times in ns (converted to integer picos
 simulator's clock unit, so that distinct times never merge), static power in mW per chip,
 memory in bytes, widths in bits, counts in ``count``.
 
-Scope ``all-in`` on ``energy.synop`` (TrueNorth's 26 pJ per synaptic event, which already
-contains leakage and routing) forbids non-zero hop, tile-spike, neuron-update, barrier and
-static terms: adding them would count the same energy twice.
+Scope ``all-in`` on ``energy.synop`` (a measured total over the synaptic event rate, which
+already contains updates, routing and leakage) forbids every other non-zero energy term:
+adding them would count the same energy twice. Scope ``all-in dynamic`` (the measured total
+minus the measured zero-activity power, over the event rate: TrueNorth) allows a non-zero
+static power and nothing else.
 """
 
 from __future__ import annotations
@@ -70,41 +72,65 @@ _SCHEMA: dict[str, dict[str, tuple[str, str]]] = {
         "max_payload_bits": ("bit", "int+"),
         "accumulator_bits": ("bit", "int+"),
     },
+    "noc": {
+        "buffer_packets": ("count", "int+"),
+    },
     "energy": {
         "synop": ("pJ", "float0"),
+        "graded_synop": ("pJ", "float0"),
         "neuron_update_active": ("pJ", "float0"),
         "neuron_update_idle": ("pJ", "float0"),
+        "neuron_op": ("pJ", "float0"),
+        "spike_out": ("pJ", "float0"),
+        "message_out": ("pJ", "float0"),
+        "message_in": ("pJ", "float0"),
         "tile_spike": ("pJ", "float0"),
         "hop_ew": ("pJ", "float0"),
         "hop_ns": ("pJ", "float0"),
         "chip_hop": ("pJ", "float0"),
+        "host_io": ("pJ", "float0"),
         "barrier": ("pJ", "float0"),
         "static_power": ("mW", "float0"),
     },
     "timing": {
         "synop": ("ns", "float0"),
+        "graded_synop": ("ns", "float0"),
         "neuron_update_active": ("ns", "float0"),
         "neuron_update_idle": ("ns", "float0"),
+        "neuron_op": ("ns", "float0"),
+        "spike_out": ("ns", "float0"),
+        "message_out": ("ns", "float0"),
+        "message_in": ("ns", "float0"),
         "tile_spike": ("ns", "float0"),
         "hop_ew": ("ns", "float0"),
         "hop_ns": ("ns", "float0"),
         "chip_hop": ("ns", "float0"),
         "link_packet": ("ns", "float0"),
+        "chip_link_packet": ("ns", "float0"),
+        "host_io": ("ns", "float0"),
         "barrier": ("ns", "float0"),
+        "barrier_hop": ("ns", "float0"),
         "min_step": ("ns", "float0"),
     },
 }
 
 _ALL_IN_ZERO = (
+    "energy.graded_synop",
     "energy.neuron_update_active",
     "energy.neuron_update_idle",
+    "energy.neuron_op",
+    "energy.spike_out",
+    "energy.message_out",
+    "energy.message_in",
     "energy.tile_spike",
     "energy.hop_ew",
     "energy.hop_ns",
     "energy.chip_hop",
     "energy.barrier",
-    "energy.static_power",
 )
+"""Terms that must be 0 when ``energy.synop`` is all-in (scope ``all-in``): the all-in figure
+already contains them. Static power may be non-zero only when the all-in figure is the
+*dynamic* part of a measured total (scope ``all-in dynamic``)."""
 
 
 @dataclass(frozen=True)
@@ -198,21 +224,48 @@ class ChipSpec:
 
 
 @dataclass(frozen=True)
+class NocSpec:
+    """Network-on-chip resources beyond the per-hop constants.
+
+    Attributes
+    ----------
+    buffer_packets : int
+        Depth (packets) of the input buffer in front of every router output link and of every
+        core's receive port; a full buffer stalls the link that feeds it (back-pressure).
+    """
+
+    buffer_packets: int
+
+
+@dataclass(frozen=True)
 class EnergyTable:
     """Per-event energies in pJ and static power in mW per chip.
 
     The run energy is
     ``E = sum_k count_k * e_k + static_power_mw * n_chips * latency_ps * 1e-3`` (pJ),
     since 1 mW x 1 ps = 1e-3 pJ.
+
+    ``synop`` is one synaptic operation with a binary (spike) payload, ``graded_synop`` one
+    with a graded payload (a multiply-accumulate); ``neuron_op`` one microcode instruction of a
+    programmable neuron (a model's declared compute); ``spike_out`` the soma generating one
+    output event; ``message_out`` / ``message_in`` the sending / receiving core's work per
+    packet; ``tile_spike`` a packet's router traversal; ``host_io`` one value crossing the
+    host interface.
     """
 
     synop: float
+    graded_synop: float
     neuron_update_active: float
     neuron_update_idle: float
+    neuron_op: float
+    spike_out: float
+    message_out: float
+    message_in: float
     tile_spike: float
     hop_ew: float
     hop_ns: float
     chip_hop: float
+    host_io: float
     barrier: float
     static_power_mw: float
 
@@ -221,20 +274,33 @@ class EnergyTable:
 class TimingTable:
     """Per-event latencies in integer picoseconds (converted from the preset's ns).
 
-    ``link_packet_ps`` is a link's serialisation time per packet (its occupancy); a hop's
-    uncontended latency ``hop_*_ps`` includes it. ``min_step_ps`` is a floor on the step time
-    (a real-time tick such as TrueNorth's 1 ms).
+    ``link_packet_ps`` is an on-chip link's serialisation time per packet (its occupancy),
+    ``chip_link_packet_ps`` that of a chip-to-chip link; a hop's uncontended latency
+    ``hop_*_ps`` includes it. ``message_out_ps`` is the sending core's time per packet (its
+    output port serialises its packets), ``message_in_ps`` the receiving core's time per packet
+    before its synaptic operations. The barrier takes ``barrier_ps + 2 * (hops *
+    barrier_hop_ps + chip hops * chip_hop_ps)`` from the farthest used tile to the barrier root
+    (:meth:`~rsgn.neuromorphic.topology.Topology.barrier_ps`). ``min_step_ps`` is a floor on
+    the step time (a real-time tick such as TrueNorth's 1 ms).
     """
 
     synop_ps: int
+    graded_synop_ps: int
     neuron_update_active_ps: int
     neuron_update_idle_ps: int
+    neuron_op_ps: int
+    spike_out_ps: int
+    message_out_ps: int
+    message_in_ps: int
     tile_spike_ps: int
     hop_ew_ps: int
     hop_ns_ps: int
     chip_hop_ps: int
     link_packet_ps: int
+    chip_link_packet_ps: int
+    host_io_ps: int
     barrier_ps: int
+    barrier_hop_ps: int
     min_step_ps: int
 
 
@@ -255,14 +321,21 @@ class HardwareProfile:
     name: str
     description: str
     chip: ChipSpec
+    noc: NocSpec
     energy: EnergyTable
     timing: TimingTable
     constants: Mapping[str, Constant] = field(repr=False)
 
     @property
     def all_in(self) -> bool:
-        """True when ``energy.synop`` has scope ``all-in`` (no other dynamic/static terms)."""
+        """True when ``energy.synop`` has scope ``all-in`` (no other dynamic terms)."""
         return self.constants["energy.synop"].scope.strip().lower().startswith("all-in")
+
+    @property
+    def all_in_dynamic(self) -> bool:
+        """True when the all-in ``energy.synop`` is the dynamic part of a measured total
+        (scope ``all-in dynamic``): static power is then a separate, non-zero term."""
+        return self.constants["energy.synop"].scope.strip().lower().startswith("all-in dynamic")
 
     def evidence_summary(self) -> dict[str, int]:
         """Number of constants per evidence class."""
@@ -348,21 +421,28 @@ def _build_profile(pname: str, desc: str, consts: dict[str, Constant]) -> Hardwa
     chip = ChipSpec(
         int(v["chip.tiles_x"]), int(v["chip.tiles_y"]), int(v["chip.cores_per_tile"]), core
     )
+    noc = NocSpec(buffer_packets=int(v["noc.buffer_packets"]))
     e = {k: v[f"energy.{k}"] for k in _SCHEMA["energy"] if k != "static_power"}
     energy = EnergyTable(**e, static_power_mw=v["energy.static_power"])
     timing = TimingTable(**{f"{k}_ps": _ns_to_ps(v[f"timing.{k}"]) for k in _SCHEMA["timing"]})
-    for hop in ("hop_ew_ps", "hop_ns_ps", "chip_hop_ps"):
-        if getattr(timing, hop) < timing.link_packet_ps:
+    for hop, link in (
+        ("hop_ew_ps", "link_packet"),
+        ("hop_ns_ps", "link_packet"),
+        ("chip_hop_ps", "chip_link_packet"),
+    ):
+        if getattr(timing, hop) < getattr(timing, f"{link}_ps"):
             raise PresetError(
-                f"timing.{hop[:-3]}: hop latency must be >= timing.link_packet "
+                f"timing.{hop[:-3]}: hop latency must be >= timing.{link} "
                 "(a hop includes its link serialisation)"
             )
-    prof = HardwareProfile(pname, desc, chip, energy, timing, consts)
+    prof = HardwareProfile(pname, desc, chip, noc, energy, timing, consts)
     if prof.all_in:
-        for key in _ALL_IN_ZERO:
+        zero = _ALL_IN_ZERO + (() if prof.all_in_dynamic else ("energy.static_power",))
+        for key in zero:
             if consts[key].value != 0.0:
                 raise PresetError(
-                    f"{key}: must be 0 when energy.synop has scope 'all-in' (double counting)"
+                    f"{key}: must be 0 when energy.synop has scope "
+                    f"'{consts['energy.synop'].scope.split(';')[0]}' (double counting)"
                 )
     return prof
 

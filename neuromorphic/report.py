@@ -1,16 +1,24 @@
 """Run reports: event counts, energy with its breakdown, latency, NeuroBench metrics.
 
-Energy (pJ) is counted events times per-event energy, plus static power times latency::
+Energy (pJ) is counted events times per-event energy, plus static power times latency. Traffic
+is counted per class: ``spikes`` (the neurons' output events) and each phase name a model
+declares (:meth:`~rsgn.neuromorphic.neurons.StepContext.phase`), plus the barrier's tokens::
 
-    E = synops * e_synop
-      + updates_active * e_update_active + updates_idle * e_update_idle
-      + (intra_tile_spikes + inter_tile_packets) * e_tile_spike
-      + hops_ew * e_hop_ew + hops_ns * e_hop_ns + chip_hops * e_chip_hop
-      + barriers * e_barrier
+    E = synops e_synop + graded_synops e_graded_synop                    (spike delivery)
+      + updates_active e_active + updates_idle e_idle
+      + events e_spike_out
+      + sum over classes [ packets (e_message_out + e_tile_spike + e_message_in)
+                           + hops_ew e_ew + hops_ns e_ns + chip_hops e_chip
+                           + (host_in + host_out) e_host_io
+                           + (neuron_ops + rx_ops) e_neuron_op
+                           + declared synops e_synop + declared graded_synops e_graded_synop ]
+      + barrier tokens: packets e_tile_spike + hops (e_ew, e_ns, e_chip) ; barriers e_barrier
       + P_static[mW] * n_chips * latency[ps] * 1e-3
 
-Each term is one entry of :class:`EnergyBreakdown`; the total is their ``math.fsum``, so the
-breakdown sums to the total exactly.
+A packet from the host pays ``e_host_io`` instead of a core's ``e_message_out``, a packet to
+the host ``e_host_io`` instead of ``e_message_in``. Each term is one
+entry of :class:`EnergyBreakdown` (by kind) and of ``by_class`` (by traffic class); both sum to
+the total exactly (``math.fsum``).
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ from .profile import HardwareProfile
 
 __all__ = [
     "EventCounts",
+    "TrafficCounts",
     "EnergyBreakdown",
     "NeuroBenchMetrics",
     "RunReport",
@@ -36,12 +45,18 @@ __all__ = [
 
 ENERGY_TERMS = (
     "synops",
+    "graded_synops",
     "neuron_update_active",
     "neuron_update_idle",
+    "neuron_ops",
+    "spike_out",
+    "message_out",
+    "message_in",
     "tile_spikes",
     "hops_ew",
     "hops_ns",
     "chip_hops",
+    "host_io",
     "barrier",
     "static",
 )
@@ -65,26 +80,75 @@ def summary_stats(v: np.ndarray, suffix: str = "") -> dict[str, float]:
 
 
 @dataclass
+class TrafficCounts:
+    """Counted traffic and declared compute of one class (integers).
+
+    Attributes
+    ----------
+    packets : packets sent (core to core, host included)
+    intra_tile : packets whose source and destination share a tile (0 hops)
+    hops_ew, hops_ns, chip_hops : link traversals by kind
+    host_in, host_out : packets from / to the host (across the host interface)
+    rx_ops : ``neuron_op`` instructions receivers spent on the packets
+    neuron_ops, synops, graded_synops : compute declared by the class's phases
+    """
+
+    packets: int = 0
+    intra_tile: int = 0
+    hops_ew: int = 0
+    hops_ns: int = 0
+    chip_hops: int = 0
+    host_in: int = 0
+    host_out: int = 0
+    rx_ops: int = 0
+    neuron_ops: int = 0
+    synops: int = 0
+    graded_synops: int = 0
+
+    @property
+    def hops(self) -> int:
+        return self.hops_ew + self.hops_ns + self.chip_hops
+
+    @property
+    def noc_packets(self) -> int:
+        """Packets that crossed at least one link (left their tile, or the host interface)."""
+        return self.packets - self.intra_tile
+
+    def add(self, other: TrafficCounts) -> None:
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+
+    def to_dict(self) -> dict[str, int]:
+        d = dataclasses.asdict(self)
+        d.update(hops=self.hops, noc_packets=self.noc_packets)
+        return d
+
+
+@dataclass
 class EventCounts:
     """Counted events of one run (integers).
 
     Attributes
     ----------
-    synops : synaptic operations (one per synapse reached by an event)
-    neuron_updates_active : updates of neurons that received input (or external input)
-    neuron_updates_idle : updates of neurons that received nothing (policy-dependent)
+    synops : synaptic operations of binary-payload events (one per synapse reached)
+    graded_synops : synaptic operations of graded-payload events (multiply-accumulates)
+    neuron_updates_active : updates of neurons with input (or that had to update)
+    neuron_updates_idle : updates of neurons without input (policy-dependent), and the
+        compartment accesses of models that declare their compute
     events : neuron output events (spikes or graded messages)
-    intra_tile_spikes : packets whose source and destination core share a tile (0 hops)
-    inter_tile_packets : packets that leave their tile
-    hops_ew, hops_ns, chip_hops : link traversals by kind (sum = Manhattan distances)
-    barriers : barrier synchronisations (one per step in sync mode)
+    intra_tile_spikes, inter_tile_packets : spike packets inside / leaving their tile
+    hops_ew, hops_ns, chip_hops : link traversals of spike packets by kind
+    phases : traffic and compute per declared phase class
+    barriers : barrier synchronisations; barrier_traffic : their tokens
     steps : algorithmic time steps
-    sd_events_plain : events a plain graded coder would have sent (sigma-delta runs)
-    sd_events_saved : ``sd_events_plain - events of graded neurons`` (sigma-delta runs)
-    max_link_load : largest per-step packet count on one directed link
+    sd_events_plain, sd_events_saved : sigma-delta coding (events a plain coder would send,
+        and the difference)
+    sim_events : SimPy events the timing pass scheduled
+    flows : flows (trains, or packets in packet mode) the network simulated
     """
 
     synops: int = 0
+    graded_synops: int = 0
     neuron_updates_active: int = 0
     neuron_updates_idle: int = 0
     events: int = 0
@@ -97,30 +161,77 @@ class EventCounts:
     steps: int = 0
     sd_events_plain: int = 0
     sd_events_saved: int = 0
-    max_link_load: int = 0
+    sim_events: int = 0
+    flows: int = 0
+    phases: dict[str, TrafficCounts] = field(default_factory=dict)
+    barrier_traffic: TrafficCounts = field(default_factory=TrafficCounts)
 
     @property
     def packets(self) -> int:
-        """``intra_tile_spikes + inter_tile_packets``."""
+        """Spike packets: ``intra_tile_spikes + inter_tile_packets``."""
         return self.intra_tile_spikes + self.inter_tile_packets
 
     @property
     def hops(self) -> int:
-        """``hops_ew + hops_ns + chip_hops``."""
+        """Spike packets' link traversals ``hops_ew + hops_ns + chip_hops``."""
         return self.hops_ew + self.hops_ns + self.chip_hops
 
-    def to_dict(self) -> dict[str, int]:
-        d = dataclasses.asdict(self)
-        d.update(packets=self.packets, hops=self.hops)
+    @property
+    def spike_traffic(self) -> TrafficCounts:
+        """The spike packets as a :class:`TrafficCounts`."""
+        return TrafficCounts(
+            packets=self.packets,
+            intra_tile=self.intra_tile_spikes,
+            hops_ew=self.hops_ew,
+            hops_ns=self.hops_ns,
+            chip_hops=self.chip_hops,
+        )
+
+    def phase(self, name: str) -> TrafficCounts:
+        """The counts of phase class ``name`` (created empty)."""
+        if name not in self.phases:
+            self.phases[name] = TrafficCounts()
+        return self.phases[name]
+
+    @property
+    def noc_messages(self) -> int:
+        """Packets that crossed the network (left their tile), every class but the barrier."""
+        return self.inter_tile_packets + sum(p.noc_packets for p in self.phases.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("phases", "barrier_traffic")
+        }
+        d.update(packets=self.packets, hops=self.hops, noc_messages=self.noc_messages)
+        d["phases"] = {k: v.to_dict() for k, v in sorted(self.phases.items())}
+        d["barrier_traffic"] = self.barrier_traffic.to_dict()
         return d
+
+    def merge(self, other: EventCounts) -> None:
+        """Add ``other``'s counts into these."""
+        for f in dataclasses.fields(self):
+            if f.name == "phases":
+                for k, v in other.phases.items():
+                    self.phase(k).add(v)
+            elif f.name == "barrier_traffic":
+                self.barrier_traffic.add(other.barrier_traffic)
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
 
 @dataclass(frozen=True)
 class EnergyBreakdown:
-    """Energy terms in pJ (keys :data:`ENERGY_TERMS`) and their exact sum ``total_pj``."""
+    """Energy terms in pJ by kind (keys :data:`ENERGY_TERMS`) and by traffic class
+    (``updates``, ``spikes``, each phase name, ``barrier``, ``static``); both sum to
+    ``total_pj``."""
 
     terms: dict[str, float]
     total_pj: float
+    by_class: dict[str, float] = field(default_factory=dict)
+    by_class_terms: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Class -> term -> pJ (the finest split; sums to the total)."""
 
     @property
     def dynamic_pj(self) -> float:
@@ -128,7 +239,30 @@ class EnergyBreakdown:
         return math.fsum(v for k, v in self.terms.items() if k != "static")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"total_pj": self.total_pj, "dynamic_pj": self.dynamic_pj, **self.terms}
+        return {
+            "total_pj": self.total_pj,
+            "dynamic_pj": self.dynamic_pj,
+            **self.terms,
+            "by_class": dict(self.by_class),
+            "by_class_terms": {k: dict(v) for k, v in self.by_class_terms.items()},
+        }
+
+
+def _traffic_terms(tc: TrafficCounts, e: Any, cores: bool = True) -> dict[str, float]:
+    """Energy terms (pJ) of one class's traffic and declared compute (module docstring).
+    Barrier tokens (``cores=False``) pay only the router and the links."""
+    return {
+        "synops": tc.synops * e.synop,
+        "graded_synops": tc.graded_synops * e.graded_synop,
+        "neuron_ops": (tc.neuron_ops + tc.rx_ops) * e.neuron_op,
+        "message_out": (tc.packets - tc.host_in) * e.message_out if cores else 0.0,
+        "message_in": (tc.packets - tc.host_out) * e.message_in if cores else 0.0,
+        "tile_spikes": tc.packets * e.tile_spike,
+        "hops_ew": tc.hops_ew * e.hop_ew,
+        "hops_ns": tc.hops_ns * e.hop_ns,
+        "chip_hops": tc.chip_hops * e.chip_hop,
+        "host_io": (tc.host_in + tc.host_out) * e.host_io,
+    }
 
 
 def compute_energy(
@@ -136,18 +270,36 @@ def compute_energy(
 ) -> EnergyBreakdown:
     """Energy of a run from its counts (see module docstring for the formula)."""
     e = profile.energy
-    terms = {
-        "synops": counts.synops * e.synop,
-        "neuron_update_active": counts.neuron_updates_active * e.neuron_update_active,
-        "neuron_update_idle": counts.neuron_updates_idle * e.neuron_update_idle,
-        "tile_spikes": counts.packets * e.tile_spike,
-        "hops_ew": counts.hops_ew * e.hop_ew,
-        "hops_ns": counts.hops_ns * e.hop_ns,
-        "chip_hops": counts.chip_hops * e.chip_hop,
-        "barrier": counts.barriers * e.barrier,
-        "static": e.static_power_mw * n_chips * latency_ps * 1e-3,
-    }
-    return EnergyBreakdown(terms, math.fsum(terms[k] for k in ENERGY_TERMS))
+    terms = dict.fromkeys(ENERGY_TERMS, 0.0)
+    by_class: dict[str, float] = {}
+    fine: dict[str, dict[str, float]] = {}
+
+    def add(cls: str, part: dict[str, float]) -> None:
+        for k, v in part.items():
+            terms[k] += v
+        by_class[cls] = by_class.get(cls, 0.0) + math.fsum(part.values())
+        fine[cls] = part
+
+    add(
+        "updates",
+        {
+            "neuron_update_active": counts.neuron_updates_active * e.neuron_update_active,
+            "neuron_update_idle": counts.neuron_updates_idle * e.neuron_update_idle,
+        },
+    )
+    spikes = _traffic_terms(counts.spike_traffic, e)
+    spikes["synops"] = counts.synops * e.synop
+    spikes["graded_synops"] = counts.graded_synops * e.graded_synop
+    spikes["spike_out"] = counts.events * e.spike_out
+    add("spikes", spikes)
+    for name in sorted(counts.phases):
+        add(name, _traffic_terms(counts.phases[name], e))
+    bar = _traffic_terms(counts.barrier_traffic, e, cores=False)
+    bar["barrier"] = counts.barriers * e.barrier
+    add("barrier", bar)
+    add("static", {"static": e.static_power_mw * n_chips * latency_ps * 1e-3})
+    total = math.fsum(terms[k] for k in ENERGY_TERMS)
+    return EnergyBreakdown(terms, total, by_class, fine)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,20 @@ co-located neurons) exchange packets with zero hops.
 Uncontended packet latency (closed form)::
 
     L = t_tile + n_ew * t_hop_ew + n_ns * t_hop_ns + n_chip * t_chip_hop
+
+Links are numbered for the event-driven network model (:mod:`~rsgn.neuromorphic.noc`): the
+directed link leaving tile ``(x, y)`` in direction ``d`` (E, W, N, S = 0..3) is
+``4 * (y * grid_x + x) + d``; the receive port of core ``c`` is ``4 * n_tiles + c``; the host
+interface (attached to global tile (0, 0)) is ``4 * n_tiles + n_cores``.
+
+Barrier synchronisation (a gather wave to a root tile and a release wave back) over the tiles a
+run uses takes::
+
+    T_barrier = t_barrier + 2 * (h_on * t_barrier_hop + h_chip * t_chip_hop)
+
+where ``h_on`` / ``h_chip`` are the on-chip / chip-crossing hops between opposite corners of the
+used tiles' bounding box (the farthest tile from a corner root): it grows with the tiles and the
+chips involved.
 """
 
 from __future__ import annotations
@@ -22,12 +36,27 @@ import numpy as np
 from .errors import ConfigError
 from .profile import HardwareProfile
 
-__all__ = ["Topology", "HopCounts", "Link", "DIRECTIONS"]
+__all__ = ["Topology", "HopCounts", "Link", "DIRECTIONS", "Routes"]
 
 DIRECTIONS = ("E", "W", "N", "S")
 
 # A directed link: (direction, x, y) of its upstream tile.
 Link = tuple[str, int, int]
+
+
+@dataclass(frozen=True)
+class Routes:
+    """XY routes of a set of core pairs as flat link arrays (CSR by pair).
+
+    ``links[ptr[i]:ptr[i + 1]]`` are the link ids of pair ``i`` in path order (the receive port
+    of the destination core last); ``lat`` / ``ser`` are each link's latency and serialisation
+    time per packet in ps.
+    """
+
+    ptr: np.ndarray
+    links: np.ndarray
+    lat: np.ndarray
+    ser: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -199,3 +228,104 @@ class Topology:
         if len(src_core) == 0:
             return 0
         return int(max(int(a.max()) for a in self.link_loads(src_core, dst_core).values()))
+
+    # ------------------------------------------------------------------ link ids
+    @property
+    def n_links(self) -> int:
+        """Mesh links (4 per tile) + one receive port per core + the host interface."""
+        return 4 * self.n_tiles + self.n_cores + 1
+
+    @property
+    def host_link(self) -> int:
+        """Link id of the host interface (attached to global tile (0, 0))."""
+        return 4 * self.n_tiles + self.n_cores
+
+    def link_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per link id: latency (ps), serialisation per packet (ps) and kind (0 east-west,
+        1 north-south, 2 chip crossing, 3 receive port, 4 host interface).
+
+        A mesh link that crosses a chip edge is a chip-to-chip link (``chip_hop`` latency,
+        ``chip_link_packet`` serialisation); receive ports and the host link get their times
+        from the traffic that uses them (0 here).
+        """
+        t = self.profile.timing
+        n = self.n_links
+        lat = np.zeros(n, dtype=np.int64)
+        ser = np.zeros(n, dtype=np.int64)
+        kind = np.full(n, 3, dtype=np.int64)
+        tile = np.arange(self.n_tiles, dtype=np.int64)
+        x, y = tile % self.grid_x, tile // self.grid_x
+        cross = np.stack(
+            [
+                (x + 1) % self.tiles_x == 0,  # E
+                x % self.tiles_x == 0,  # W
+                (y + 1) % self.tiles_y == 0,  # N
+                y % self.tiles_y == 0,  # S
+            ],
+            axis=1,
+        )
+        base = np.array([0, 0, 1, 1], dtype=np.int64)
+        k = np.where(cross, 2, base[None, :]).ravel()
+        kind[: 4 * self.n_tiles] = k
+        lat_by = np.array([t.hop_ew_ps, t.hop_ns_ps, t.chip_hop_ps], dtype=np.int64)
+        ser_by = np.array([t.link_packet_ps, t.link_packet_ps, t.chip_link_packet_ps], np.int64)
+        lat[: 4 * self.n_tiles] = lat_by[k]
+        ser[: 4 * self.n_tiles] = ser_by[k]
+        kind[self.host_link] = 4
+        lat[self.host_link] = t.host_io_ps
+        ser[self.host_link] = t.host_io_ps
+        return lat, ser, kind
+
+    def route_links(self, src_core: np.ndarray, dst_core: np.ndarray) -> Routes:
+        """The XY routes of core pairs as link ids (vectorised): the mesh links X first, then
+        Y, then the destination core's receive port. A source core of -1 is the host: its
+        route starts with the host interface, then runs from tile (0, 0)."""
+        s = np.asarray(src_core, dtype=np.int64)
+        d = np.asarray(dst_core, dtype=np.int64)
+        host = s < 0
+        sc = np.where(host, 0, s)
+        xs = np.where(host, 0, self.core_x[sc])
+        ys = np.where(host, 0, self.core_y[sc])
+        xd, yd = self.core_x[d], self.core_y[d]
+        dx, dy = xd - xs, yd - ys
+        nx, ny = np.abs(dx), np.abs(dy)
+        h = nx + ny
+        n_links = h + 1 + host
+        ptr = np.zeros(s.size + 1, dtype=np.int64)
+        np.cumsum(n_links, out=ptr[1:])
+        total = int(ptr[-1])
+        owner = np.repeat(np.arange(s.size, dtype=np.int64), n_links)
+        pos = np.arange(total, dtype=np.int64) - ptr[owner]
+        hh = host[owner].astype(np.int64)
+        step = pos - hh  # index along the mesh path (-1: the host link)
+        o_nx, o_h = nx[owner], h[owner]
+        in_x = (step >= 0) & (step < o_nx)
+        in_y = (step >= o_nx) & (step < o_h)
+        sx, sy = np.sign(dx)[owner], np.sign(dy)[owner]
+        cx = np.where(in_x, xs[owner] + sx * step, xd[owner])
+        cy = np.where(in_y, ys[owner] + sy * (step - o_nx), ys[owner])
+        dir_x = np.where(sx > 0, 0, 1)
+        dir_y = np.where(sy > 0, 2, 3)
+        mesh = 4 * (cy * self.grid_x + cx) + np.where(in_x, dir_x, dir_y)
+        links = np.where(in_x | in_y, mesh, 4 * self.n_tiles + d[owner])
+        links = np.where(step < 0, self.host_link, links)
+        lat, ser, _ = self.link_tables()
+        return Routes(ptr, links, lat[links], ser[links])
+
+    # ------------------------------------------------------------------ barrier
+    def barrier_span(self, cores: np.ndarray) -> tuple[int, int]:
+        """(on-chip hops, chip-crossing hops) between opposite corners of the bounding box of
+        the tiles holding ``cores``: the path length of the barrier's gather wave."""
+        c = np.asarray(cores, dtype=np.int64)
+        if c.size == 0:
+            return 0, 0
+        x, y = self.core_x[c], self.core_y[c]
+        x0, x1, y0, y1 = int(x.min()), int(x.max()), int(y.min()), int(y.max())
+        chip = (x1 // self.tiles_x - x0 // self.tiles_x) + (y1 // self.tiles_y - y0 // self.tiles_y)
+        return (x1 - x0) + (y1 - y0) - chip, chip
+
+    def barrier_ps(self, cores: np.ndarray) -> int:
+        """Barrier time over the tiles holding ``cores`` (module docstring)."""
+        t = self.profile.timing
+        on, chip = self.barrier_span(cores)
+        return t.barrier_ps + 2 * (on * t.barrier_hop_ps + chip * t.chip_hop_ps)

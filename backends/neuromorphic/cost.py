@@ -1,130 +1,120 @@
-r"""The neuromorphic cost model: a run's counted events -> ledger entries, and its breakdown.
+r"""The neuromorphic cost model: the simulator's counted events -> ledger entries and breakdown.
 
-Energy of a batch (every term a counted event times a per-event constant of the preset, or of
-the host's ``electronic_45nm`` table)::
+Everything runs on the chip; the host only moves the input tokens in and the logits out, over
+the host interface (``nm_host_io`` per 32-bit value). Energy of an inference (every term a count
+of the simulator, :mod:`rsgn.neuromorphic.report`, times a per-event constant of the preset)::
 
-    E = synops e_synop + packets e_tile + hops_ew e_ew + hops_ns e_ns
-      + chip_hops e_chip + projection_macs e_synop                              (op propagate)
-      + upd_active e_active + upd_idle e_idle                                   (op update)
-      + exchange: packets e_tile + hops e_hop + ops e_synop (split nodes only)  (op update)
-      + select: packets e_tile + hops e_hop + ops e_synop                       (op select)
-      + barriers e_barrier                                                      (op sync)
-      + P_static n_chips latency                       (nm_static, per chip-ps) (op static)
-      + host events x electronic_45nm     (ops encode, ignite, attend, readout, input)
+    E = sum over traffic classes of
+          packets (e_message_out + e_tile_spike + e_message_in) + hops x e_hop
+        + host values x e_host_io
+        + synaptic ops x e_synop + graded synaptic ops (MACs) x e_graded_synop
+        + neuron-program instructions x e_neuron_op
+      + compartment updates (e_active, e_idle: the chip program's are accesses, e_idle)
+      + output events x e_spike_out + barriers (tokens' packets and hops)
+      + P_static n_chips latency                                (nm_static, per chip-ps)
 
-The ops are the vocabulary every target's ledger shares (``rsgn.plots.OP_ORDER``): messages and
-the W_h projection are ``propagate``, the node program (soft threshold, inhibition, LayerNorm,
-and the exchange a split node needs for it) is ``update``, the barrier ``sync``.
-
-Where each part runs: the chip runs the whole propagation (messages, node program, payload
-projection, the k-winners selection by global reductions, the split-node exchange); the host
-runs the front end (token encoder, sparks, initial states), ignition over all nodes and the
-readout, charged with the electronic cost model (:mod:`rsgn.backends.torch.cost`, the one
-place its formulas live) and not timed.
-
-Breakdown (``energy_breakdown_j``): synops, neuron_update_active, neuron_update_idle,
-intra_tile_spikes, hops, barrier, projection, select, exchange, static, host; it sums to the
-ledger's total. Split (``energy_split_j``): ``dynamic`` (activity-driven chip events: every
-term but barrier and static), ``per_step`` (barriers), ``static`` (power x latency) and
-``host``.
+The ledger charges each traffic class to the op of the shared vocabulary
+(``rsgn.plots.OP_ORDER``, :data:`CLASS_OPS`); :func:`breakdown` splits the energy into the parts
+the study reports (:data:`PARTS`); both sum to the ledger's total.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from rsgn import neuromorphic as nm
-from rsgn.backends.cost import Constant, CostLedger, EnergyTable, load_energy_table
-from rsgn.backends.torch import cost as electronic
-from rsgn.spec import ModelSpec
+from rsgn.backends.cost import Constant, CostLedger, EnergyTable
 
-HOST_TABLE = electronic.TABLE_NAME
 MODEL = (
     "counted chip events x the preset's per-event energies + static power x modelled latency "
-    f"+ host events x {HOST_TABLE}"
+    "(the whole inference on the chip; the host moves only the input and the logits)"
 )
 
-CHIP_EVENTS = {
-    "nm_synop": ("synop", "synops", "propagate"),
-    "nm_neuron_update_active": ("neuron_update_active", "neuron_updates_active", "update"),
-    "nm_neuron_update_idle": ("neuron_update_idle", "neuron_updates_idle", "update"),
-    "nm_tile_spike": ("tile_spike", "packets", "propagate"),
-    "nm_hop_ew": ("hop_ew", "hops_ew", "propagate"),
-    "nm_hop_ns": ("hop_ns", "hops_ns", "propagate"),
-    "nm_chip_hop": ("chip_hop", "chip_hops", "propagate"),
-    "nm_barrier": ("barrier", "barriers", "sync"),
+KINDS = {
+    "nm_synop": ("synop", "synaptic op, binary payload"),
+    "nm_graded_synop": ("graded_synop", "synaptic op with a graded payload: one MAC"),
+    "nm_neuron_update_active": ("neuron_update_active", "compartment update with input"),
+    "nm_neuron_update_idle": ("neuron_update_idle", "compartment update without input / access"),
+    "nm_neuron_op": ("neuron_op", "neuron-program (microcode) instruction"),
+    "nm_spike_out": ("spike_out", "output event generated"),
+    "nm_message_out": ("message_out", "packet sent by a core"),
+    "nm_message_in": ("message_in", "packet received by a core"),
+    "nm_tile_spike": ("tile_spike", "packet through a router"),
+    "nm_hop_ew": ("hop_ew", "packet per east-west hop"),
+    "nm_hop_ns": ("hop_ns", "packet per north-south hop"),
+    "nm_chip_hop": ("chip_hop", "packet per chip-to-chip hop"),
+    "nm_host_io": ("host_io", "32-bit value across the host interface"),
+    "nm_barrier": ("barrier", "barrier synchronisation"),
 }
-"""ledger event -> (preset energy constant, EventCounts field, op)."""
+"""ledger event -> (preset energy constant, scope)."""
 
-TRAFFIC_EVENTS = {
-    "packets": ("packet", "tile_spike", "per packet (one 32-bit value)"),
-    "hops_ew": ("hop_ew", "hop_ew", "per packet per east-west hop"),
-    "hops_ns": ("hop_ns", "hop_ns", "per packet per north-south hop"),
-    "chip_hops": ("chip_hop", "chip_hop", "per packet per chip-to-chip hop"),
-    "ops": ("op", "synop", "per value received and accumulated, or compared"),
+CLASS_OPS = {
+    "io_in": "input",
+    "front_end": "encode",
+    "ignite": "ignite",
+    "ignite_select": "ignite",
+    "init": "attend",
+    "spikes": "propagate",
+    "project": "propagate",
+    "threshold": "update",
+    "inhibit": "inhibit",
+    "select": "select",
+    "exchange": "update",
+    "update": "update",
+    "updates": "update",
+    "readout": "readout",
+    "io_out": "readout",
+    "barrier": "sync",
+    "static": "static",
 }
-"""traffic count -> (ledger event suffix, preset energy constant, scope)."""
-TRAFFIC_KINDS = {
-    "select": "the k-winners reductions between the cores holding candidates and the root core",
-    "exchange": "the exchange between the cores of a node split over several cores",
-}
-TRAFFIC_OPS = {"select": "select", "exchange": "update"}
-"""traffic kind -> the op it is charged to."""
+"""traffic class of the simulator -> op of the shared vocabulary."""
 
-BREAKDOWN = {
-    "synops": ("nm_synop",),
-    "neuron_update_active": ("nm_neuron_update_active",),
-    "neuron_update_idle": ("nm_neuron_update_idle",),
-    "intra_tile_spikes": ("nm_tile_spike",),
-    "hops": ("nm_hop_ew", "nm_hop_ns", "nm_chip_hop"),
-    "barrier": ("nm_barrier",),
-    "projection": ("nm_projection_mac",),
-    "select": tuple(f"nm_select_{ev}" for ev, _, _ in TRAFFIC_EVENTS.values()),
-    "exchange": tuple(f"nm_exchange_{ev}" for ev, _, _ in TRAFFIC_EVENTS.values()),
-    "static": ("nm_static",),
+_COMPUTE_PART = {
+    "io_in": "front_end",
+    "front_end": "front_end",
+    "ignite": "ignition",
+    "ignite_select": "selection",
+    "select": "selection",
+    "init": "initial_state",
+    "project": "projection",
+    "readout": "readout",
+    "io_out": "readout",
 }
-DYNAMIC = (
-    "synops",
-    "neuron_update_active",
-    "neuron_update_idle",
-    "intra_tile_spikes",
-    "hops",
+PARTS = (
+    "synaptic",
+    "neuron_program",
     "projection",
-    "select",
-    "exchange",
+    "selection",
+    "noc",
+    "barrier",
+    "static",
+    "host_io",
+    "front_end",
+    "ignition",
+    "initial_state",
+    "readout",
 )
-
-
-def _chip_constant(
-    profile: nm.HardwareProfile, attr: str, what: str, evidence: str | None, scope: str
-) -> Constant:
-    c = profile.constants[f"energy.{attr}"]
-    note = f" ({what})" if what else ""
-    return Constant(
-        float(c.value),
-        c.unit,
-        f"preset {profile.name} energy.{attr}{note}: {c.source} [evidence: {c.evidence}]",
-        evidence or c.evidence,
-        scope or c.scope,
-    )
+"""The breakdown: spike delivery (``synaptic``), compartment updates and the node program's
+instructions (``neuron_program``: threshold, inhibition, update, split exchange, spike
+generation), the W_h MACs (``projection``), the selection's instructions (``selection``),
+every packet's send, receive, router and link energy (``noc``), the barrier, static power, the
+host interface (``host_io``), and the compute of the front end, the ignition distances, the
+initial states and the readout."""
+_NOC_TERMS = ("message_out", "message_in", "tile_spikes", "hops_ew", "hops_ns", "chip_hops")
 
 
 def energy_table(profile: nm.HardwareProfile) -> EnergyTable:
-    """The preset's chip events (prefixed ``nm_``) plus the host table, with provenance."""
+    """The preset's per-event energies as ledger events (prefixed ``nm_``), with provenance."""
     events: dict[str, Constant] = {}
-    for ev, (attr, _, _) in CHIP_EVENTS.items():
-        events[ev] = _chip_constant(profile, attr, "", None, "")
-    events["nm_projection_mac"] = _chip_constant(
-        profile,
-        "synop",
-        "W_h projection as a dense on-core projection, one synaptic op per MAC",
-        "derived",
-        "per MAC of the d x d payload projection of an emitting node",
-    )
-    for kind, what in TRAFFIC_KINDS.items():
-        for suffix, attr, scope in TRAFFIC_EVENTS.values():
-            events[f"nm_{kind}_{suffix}"] = _chip_constant(profile, attr, what, "derived", scope)
+    for ev, (attr, scope) in KINDS.items():
+        c = profile.constants[f"energy.{attr}"]
+        events[ev] = Constant(
+            float(c.value),
+            c.unit,
+            f"preset {profile.name} energy.{attr}: {c.source} [evidence: {c.evidence}]",
+            c.evidence,
+            scope,
+        )
     c = profile.constants["energy.static_power"]
     events["nm_static"] = Constant(
         float(c.value) * 1e-3,
@@ -134,77 +124,74 @@ def energy_table(profile: nm.HardwareProfile) -> EnergyTable:
         "derived",
         "per chip per ps of modelled latency",
     )
-    host = load_energy_table(HOST_TABLE)
-    for ev, const in host.events.items():
-        events[ev] = dataclasses.replace(const, source=f"host: {const.source}")
-    meta = {"chip_preset": profile.name, "host_table": HOST_TABLE}
-    return EnergyTable(name=f"{profile.name}+{HOST_TABLE}", events=events, meta=meta)
+    return EnergyTable(name=profile.name, events=events, meta={"chip_preset": profile.name})
 
 
-def charge_chip(ledger: CostLedger, counts: nm.EventCounts) -> None:
-    """The simulator's counted events: messages (``propagate``), neuron updates (``update``),
-    barriers (``sync``)."""
-    for ev, (_, name, op) in CHIP_EVENTS.items():
-        ledger.op(op).add(ev, getattr(counts, name))
+def _traffic(ledger: CostLedger, op: str, tc: nm.TrafficCounts, cores: bool = True) -> None:
+    ledger.op(op)
+    if cores:
+        ledger.add("nm_message_out", tc.packets - tc.host_in)
+        ledger.add("nm_message_in", tc.packets - tc.host_out)
+    ledger.add("nm_tile_spike", tc.packets)
+    ledger.add("nm_hop_ew", tc.hops_ew)
+    ledger.add("nm_hop_ns", tc.hops_ns)
+    ledger.add("nm_chip_hop", tc.chip_hops)
+    ledger.add("nm_host_io", tc.host_in + tc.host_out)
+    ledger.add("nm_neuron_op", tc.neuron_ops + tc.rx_ops)
+    ledger.add("nm_synop", tc.synops)
+    ledger.add("nm_graded_synop", tc.graded_synops)
 
 
-def charge_projection(ledger: CostLedger, macs: int) -> None:
-    """The emitting nodes' W_h projections (op ``propagate``)."""
-    ledger.op("propagate").add("nm_projection_mac", macs)
+def charge_run(ledger: CostLedger, run: nm.RunReport) -> None:
+    """One inference's counted events, each class charged to its op (:data:`CLASS_OPS`)."""
+    c = run.counts
+    ledger.op("update").add("nm_neuron_update_active", c.neuron_updates_active)
+    ledger.add("nm_neuron_update_idle", c.neuron_updates_idle)
+    _traffic(ledger, "propagate", c.spike_traffic)
+    ledger.add("nm_synop", c.synops)
+    ledger.add("nm_graded_synop", c.graded_synops)
+    ledger.add("nm_spike_out", c.events)
+    for name, tc in sorted(c.phases.items()):
+        _traffic(ledger, CLASS_OPS.get(name, "update"), tc)
+    _traffic(ledger, "sync", c.barrier_traffic, cores=False)
+    ledger.add("nm_barrier", c.barriers)
+    ledger.op("static").add("nm_static", run.n_chips * run.latency_ps)
 
 
-def charge_traffic(ledger: CostLedger, kind: str, counts: dict[str, int]) -> None:
-    """Selection (``select``) or split-node exchange (``update``) traffic, counted in
-    :mod:`.traffic`."""
-    ledger.op(TRAFFIC_OPS[kind])
-    for name, (suffix, _, _) in TRAFFIC_EVENTS.items():
-        ledger.add(f"nm_{kind}_{suffix}", counts[name])
-
-
-def charge_static(ledger: CostLedger, n_chips: int, latency_ps: int) -> None:
-    """Static power of every chip over the modelled latency (op ``static``)."""
-    ledger.op("static").add("nm_static", n_chips * latency_ps)
-
-
-def charge_host(
-    ledger: CostLedger,
-    spec: ModelSpec,
-    bsz: int,
-    tokens: int,
-    *,
-    n_lit: int,
-    width: int,
-    n_final: int,
-) -> None:
-    """The host's work with the electronic cost model: front end and initial states
-    (``encode``), ignition over all nodes (``ignite``), the 'attend' initial state's distances
-    (``attend``), the readout (``readout``) and the input stream (``input``)."""
-    electronic.charge_encode(ledger, spec, bsz, tokens, n_lit)
-    electronic.charge_ignite(ledger, spec, bsz, tokens, width)
-    if spec.hyper.init_state == "attend":
-        electronic.charge_attend(ledger, spec, bsz, tokens, width)
-    electronic.charge_readout(ledger, spec, bsz, tokens, n_final)
-    electronic.charge_input(ledger, spec, bsz, tokens)
-
-
-def breakdown(ledger: CostLedger) -> dict[str, float]:
-    """Energy (J) by term (module docstring); sums to ``ledger.energy_j()``."""
-    by_event = ledger.energy_by_event()
-    out = {k: math.fsum(by_event.get(e, 0.0) for e in evs) for k, evs in BREAKDOWN.items()}
-    out["host"] = math.fsum(v for e, v in by_event.items() if not e.startswith("nm_"))
+def breakdown(runs: list[nm.RunReport]) -> dict[str, float]:
+    """Energy (J) by part (:data:`PARTS`) over ``runs``; sums to their total energy."""
+    out = dict.fromkeys(PARTS, 0.0)
+    for run in runs:
+        for cls, terms in run.energy.by_class_terms.items():
+            for term, pj in terms.items():
+                out[_part(cls, term)] += pj * 1e-12
     return out
 
 
+def _part(cls: str, term: str) -> str:
+    if cls in ("barrier", "static"):
+        return cls
+    if term == "host_io":
+        return "host_io"
+    if term in _NOC_TERMS:
+        return "noc"
+    if cls == "spikes":
+        return "neuron_program" if term == "spike_out" else "synaptic"
+    return _COMPUTE_PART.get(cls, "neuron_program")
+
+
 def split(parts: dict[str, float]) -> dict[str, float]:
-    """dynamic / per_step / static / host energy (J) from :func:`breakdown`."""
+    """dynamic (activity-driven chip work) / per_step (barrier) / static / host_io (J)."""
     return {
-        "dynamic": math.fsum(parts[k] for k in DYNAMIC),
+        "dynamic": math.fsum(
+            v for k, v in parts.items() if k not in ("barrier", "static", "host_io")
+        ),
         "per_step": parts["barrier"],
         "static": parts["static"],
-        "host": parts["host"],
+        "host_io": parts["host_io"],
     }
 
 
-def dynamic_j(ledger: CostLedger) -> float:
-    """The activity-driven chip energy (J) of a ledger."""
-    return split(breakdown(ledger))["dynamic"]
+def dynamic_j(run: nm.RunReport) -> float:
+    """The activity-driven chip energy (J) of one inference."""
+    return split(breakdown([run]))["dynamic"]

@@ -7,21 +7,15 @@ Compartments
     Node ``i`` is ``c = d + 1`` simulator neurons on its core(s): ``d`` state compartments
     ``i c + k`` (k < d, holding h_ik) and one gate ``i c + d`` (holding alpha_i).
 
-Synapses (global compartment indices; ``E (d + 1) + N (d + 1)`` in all)
-
-    ======================  ======================  ===========  =============================
-    source                  destination             weight       role
-    ======================  ======================  ===========  =============================
-    state ``(j, k)``        state ``(i, k)``        ``w_ji``     message along in-edge j -> i
-    gate ``j``              gate ``j``              1            carries alpha_j to step t+1
-    gate ``j``              state ``(j, k)``        0            keeps an active node's
-                                                                 compartments awake (residual)
-    gate ``j``              gate ``i``              0            wakes the gate of a reached node
-    ======================  ======================  ===========  =============================
-
-    The zero-weight synapses carry no value: they make every compartment of a node active at
-    step t-1 and the gate of every node it reaches receive an event at step t, so the
+Synapses (global compartment indices; ``E d`` in all): state ``(j, k)`` -> state ``(i, k)``
+    with weight ``w_ji``, the message along in-edge j -> i on channel k. The gate holds alpha_i
+    and sends nothing. A node's d + 1 compartments are one update unit of the simulator
+    (``units = d + 1``): a node reached on any channel updates as a whole, and an active node
+    updates whether or not it was reached (the chip program's ``needs_update``), so the
     ``touched_only`` policy updates exactly the candidates (nodes in A or reached from A).
+
+NeuroBench layers: channel k is one layer (``N x N`` dense weights, the messages of channel k),
+so Dense = d N^2 per step and the connection sparsity is that of the in-edge graph.
 
 Placement by hyperbolic locality
     Nodes are ordered along a Morton (Z) curve over their tangent coordinates logmap0(p_i) and
@@ -43,6 +37,7 @@ Split nodes
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,8 +81,7 @@ def node_params(spec: ModelSpec, graph: Graph) -> NodeParams:
 # ------------------------------------------------------------------------------ synapses
 @dataclass(frozen=True)
 class Synapses:
-    """The synapses of the table above as COO arrays: the ``n_msg`` message synapses first
-    (weights ``msg_w``), then the N gate self-synapses (weight 1), then the zero-weight ones."""
+    """The message synapses (module docstring) as COO arrays with weights ``msg_w``."""
 
     src: np.ndarray
     dst: np.ndarray
@@ -115,35 +109,31 @@ class Synapses:
         return self.n_nodes * self.c
 
     def weights(self, msg: np.ndarray) -> np.ndarray:
-        """The full weight vector with message weights ``msg`` (float, or integers)."""
-        n = self.n_nodes
-        rest = self.src.size - self.n_msg - n
-        return np.concatenate([msg, np.ones(n, msg.dtype), np.zeros(rest, msg.dtype)])
+        """The weight vector with message weights ``msg`` (float, or integers)."""
+        return np.asarray(msg)
+
+    def layers(self) -> tuple[list[nm.Layer], np.ndarray]:
+        """NeuroBench layers (one per channel) and each synapse's layer, in
+        :class:`rsgn.neuromorphic.SynapseList` order (sorted by source, then destination)."""
+        c, n = self.c, self.n_nodes
+        nodes = np.arange(n, dtype=np.int64)
+        layers = [nm.Layer(f"message_{k}", n, n, nodes * c + k) for k in range(self.d)]
+        order = np.argsort(self.src * self.n_neurons + self.dst, kind="stable")
+        return layers, (self.src[order] % c).astype(np.int64)
 
 
 def build_synapses(graph: Graph, d: int) -> Synapses:
-    """Message, gate and keep-alive synapses of ``graph``'s live in-edges."""
+    """The message synapses of ``graph``'s live in-edges."""
     n, c = graph.n_nodes, d + 1
     mask = graph.in_mask.cpu().numpy()
     dst_node, slot = np.nonzero(mask)
     src_node = graph.in_idx.cpu().numpy()[dst_node, slot].astype(np.int64)
     w_edge = graph.w.detach().cpu().double().numpy()[dst_node, slot]
     k = np.arange(d, dtype=np.int64)
-    nodes = np.arange(n, dtype=np.int64)
-    gate = nodes * c + d
     out_deg = np.bincount(src_node, minlength=n)
     return Synapses(
-        src=np.concatenate(
-            [(src_node[:, None] * c + k).ravel(), gate, np.repeat(gate, d), src_node * c + d]
-        ),
-        dst=np.concatenate(
-            [
-                (dst_node[:, None] * c + k).ravel(),
-                gate,
-                (nodes[:, None] * c + k).ravel(),
-                dst_node * c + d,
-            ]
-        ),  # fmt: skip
+        src=(src_node[:, None] * c + k).ravel(),
+        dst=(dst_node[:, None] * c + k).ravel(),
         msg_w=np.repeat(w_edge, d),
         n_nodes=n,
         d=d,
@@ -264,11 +254,26 @@ def _capacity_hint(reason: str, syn: Synapses, split: int) -> str:
     return ""
 
 
+def network(
+    syn: Synapses, synapse_list: nm.SynapseList, model: nm.NeuronModel, placement: np.ndarray
+) -> nm.Network:
+    """The simulator network: every compartment runs ``model``; nodes are update units of
+    d + 1 compartments; one NeuroBench layer per channel."""
+    layers, layer_of = syn.layers()
+    return nm.Network(
+        [nm.NeuronGroup(GROUP, syn.n_neurons, model, placement)],
+        synapse_list,
+        layers=layers,
+        synapse_layer=layer_of,
+        units=syn.c,
+    )
+
+
 def place(
     coords: np.ndarray,
     syn: Synapses,
     synapse_list: nm.SynapseList,
-    model: nm.NeuronModel,
+    model_for: Callable[[Layout], nm.NeuronModel],
     profile: nm.HardwareProfile,
     *,
     nodes_per_core: int | None,
@@ -277,8 +282,8 @@ def place(
 ) -> tuple[Layout, nm.Network]:
     """Place the compartments: for each node split (:func:`split_options`) halve nodes per core
     until the core limits hold; the first split that fits wins. Returns the layout and the
-    network (``model`` for every compartment). Capacity failures are RsgnErrors naming the
-    model and the preset."""
+    network (``model_for(layout)`` for every compartment). Capacity failures are RsgnErrors
+    naming the model and the preset."""
     core = profile.chip.core
     n, c, d = syn.n_nodes, syn.c, syn.d
     if node_split is not None and node_split > c:
@@ -316,9 +321,16 @@ def place(
             try:
                 cores = node_cores(coords, topo, per, split)
                 placement = cores[:, sl].ravel()
-                net = nm.Network(
-                    [nm.NeuronGroup(GROUP, syn.n_neurons, model, placement)], synapse_list
+                layout = Layout(
+                    topology=topo,
+                    split=split,
+                    nodes_per_core=per,
+                    slice_cores=cores,
+                    placement=placement,
+                    state_sizes=np.bincount(sl[:d], minlength=split),
+                    root=root_core(topo, np.unique(placement)),
                 )
+                net = network(syn, synapse_list, model_for(layout), placement)
                 nm.check_capacity(net, topo)
             except nm.CapacityError as exc:
                 if nodes_per_core is None and per > 1:
@@ -331,14 +343,5 @@ def place(
                 break
             except nm.NeuromorphicError as exc:
                 raise RsgnError(f"preset {profile.name}: {exc}") from None
-            layout = Layout(
-                topology=topo,
-                split=split,
-                nodes_per_core=per,
-                slice_cores=cores,
-                placement=placement,
-                state_sizes=np.bincount(sl[:d], minlength=split),
-                root=root_core(topo, np.unique(placement)),
-            )
             return layout, net
     raise RsgnError(failure)

@@ -16,9 +16,12 @@ alpha_prev_i (alpha_i(t-1) if i was active, else 0):
 R(i) are the in-neighbours of i within the inhibition radius (the graph's ``inh_idx`` /
 ``inh_valid``). The k-winners are the exact radix selection of the definition (the same
 order-preserving 32-bit keys of the float32 score, ties to the lower node id): on the chip they
-are found by bisection over the key space with one global count reduction per round
-(:func:`k_winners`), whose round count the cost model charges; ``stat`` is the statistical
-threshold mean + std Phi^-1(1 - k/n) from one reduction of (count, sum, sum of squares).
+are found by rounds of histogram reductions over the NoC (:func:`radix_select`: ``bits`` bits
+of the key per round, each core sends its histogram to a root core, which broadcasts the bin
+holding the k-th key); ``stat`` is the statistical threshold mean + std Phi^-1(1 - k/n) from
+one reduction of (count, sum, sum of squares); ``local`` a per-core k-WTA without any
+communication (:func:`local_k_wta`), an approximation whose accuracy is measured. The
+instruction counts of each part (``*_ops``) are what the chip program charges.
 """
 
 from __future__ import annotations
@@ -31,6 +34,36 @@ import numpy as np
 LN_EPS = 1e-5
 """LayerNorm epsilon (that of ``torch.nn.LayerNorm``, the definition's)."""
 KEY_BITS = 32
+
+# Instruction counts of the node program (neuron-program / microcode instructions, each charged
+# at the preset's ``neuron_op`` energy and time). A multiply, an add or a compare is one
+# instruction; a square root, a division or an exponential is a routine of OP_SQRT / OP_DIV /
+# OP_EXP instructions (an estimate: ~8 multiply-adds of a Newton or polynomial evaluation).
+OP_SQRT = 8
+OP_DIV = 8
+OP_EXP = 8
+OP_HIST = 2
+"""Per key per selection round: extract the digit and increment its bin."""
+
+
+def threshold_ops(d: int) -> int:
+    """Soft threshold of one candidate: h~ = m + b (d adds), |h~|^2 (d multiply-adds), a
+    square root, (alpha_prev + gamma |h~| - theta) / T (3), the sigmoid (an exponential, an
+    add and a division), the 32-bit key (1)."""
+    return 2 * d + OP_SQRT + 3 + OP_EXP + 1 + OP_DIV + 1
+
+
+def inhibit_ops(n_neighbours: np.ndarray) -> np.ndarray:
+    """Inhibition of one candidate: |R(i)| adds, the mean (a division), 1 + beta mean (2) and
+    the division of alpha."""
+    return n_neighbours + 2 * OP_DIV + 2
+
+
+def update_ops(d: int) -> int:
+    """LayerNorm update of one winner: v = h~ + h_prev (d), the mean (d adds, a division),
+    centring (d), the variance (d multiply-adds, a division), 1/sqrt(var + eps) (a square root
+    and a division), normalise (d), the affine map (d multiply-adds), times alpha (d)."""
+    return 6 * d + 3 * OP_DIV + OP_SQRT + 1
 
 
 @dataclass(frozen=True)
@@ -137,59 +170,101 @@ def float_keys(score: np.ndarray) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class Round:
+    """One reduction round of a distributed selection: every core holding candidates sends
+    the non-zero bins of its histogram of ``digit`` over the candidates ``in_play`` (at least
+    one packet) to the root core, which adds them and broadcasts one packet (the decision)
+    back to each of those cores."""
+
+    in_play: np.ndarray
+    """Mask over the candidates this round's histogram counts."""
+    digit: np.ndarray
+    """[M] each candidate's bin (meaningful where ``in_play``)."""
+    n_bins: int
+
+
+@dataclass(frozen=True)
 class Selection:
-    """The winners among a sample's candidates and what finding them took on the chip."""
+    """The winners among a sample's candidates and the rounds a chip needed to find them."""
 
     winners: np.ndarray
     """Mask over the candidates."""
-    rounds: int
-    """Global reduction rounds (each: every core holding candidates sends its partial to a
-    root core, which broadcasts the next trial threshold)."""
-    values: int
-    """Values each core sends per round (1 count; 3 for ``stat``: count, sum, sum of squares)."""
+    rounds: list[Round]
+    """Global reduction rounds ([] for the local per-core k-WTA)."""
+    local_ops: int = 0
+    """Neuron-program instructions of a purely local selection (per-core k-WTA)."""
 
 
-def k_winners(keys: np.ndarray, ids: np.ndarray, k: int, n_ids: int) -> tuple[np.ndarray, int]:
+def _count_round(m: int) -> Round:
+    return Round(np.ones(m, dtype=bool), np.zeros(m, dtype=np.int64), 1)
+
+
+def radix_select(keys: np.ndarray, ids: np.ndarray, k: int, n_ids: int, bits: int = 4) -> Selection:
     """Exactly min(k, m) winners of the largest ``keys`` (ties at the k-th key to the lower
-    ``ids``) and the reduction rounds a chip needs to find them by bisection.
+    ``ids``): the definition's radix select, as a chip runs it over the NoC.
 
-    Round 1 counts the candidates (all win when m <= k). Then bisection over the 32-bit key
-    space: a round counts the keys >= the trial threshold tau, and the search stops when that
-    count is k (at most 32 rounds). If it ends on a key value v with count(> v) < k <
-    count(>= v), the r = k - count(> v) winners among the ties are the r lowest ids: a
-    bisection over ids counting the ties below a trial id, until the count is r (at most
-    ceil(log2 n_ids) rounds). The result is the definition's radix select."""
+    Round 1 counts the candidates (all win when m <= k). Then ``bits`` bits of the 32-bit
+    keys per round, from the most significant: each round histograms the digit of the keys
+    still in play (those that share the prefix found so far); the root finds the bin holding
+    the k-th largest key and broadcasts it. It stops early when the keys at or above a bin
+    boundary number exactly k. If the k-th key is tied, the remaining winners among the ties
+    are the lowest ids: the same rounds over the ids' digits (lowest bins first)."""
     m = keys.size
+    rounds = [_count_round(m)]
     if k <= 0:
-        return np.zeros(m, dtype=bool), 1
+        return Selection(np.zeros(m, dtype=bool), rounds)
     if m <= k:
-        return np.ones(m, dtype=bool), 1
-    rounds = 1
-    lo, hi = 0, 1 << KEY_BITS  # count(keys >= lo) > k >= ... > count(keys >= hi) = 0
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        c = int(np.count_nonzero(keys >= mid))
-        rounds += 1
-        if c == k:
-            return keys >= mid, rounds
-        if c > k:
-            lo = mid
-        else:
-            hi = mid
-    above, tie = keys > lo, keys == lo
-    need = k - int(np.count_nonzero(above))
-    lo_i, hi_i = 0, n_ids  # count(tie & ids < lo_i) < need < count(tie & ids < hi_i)
+        return Selection(np.ones(m, dtype=bool), rounds)
+    need = k
+    above = np.zeros(m, dtype=bool)
+    in_play = np.ones(m, dtype=bool)
+    done = 0
+    while done < KEY_BITS:
+        b = min(bits, KEY_BITS - done)
+        digit = (keys >> (KEY_BITS - done - b)) & ((1 << b) - 1)
+        rounds.append(Round(in_play.copy(), digit, 1 << b))
+        hist = np.bincount(digit[in_play], minlength=1 << b)
+        ge = np.cumsum(hist[::-1])[::-1]  # ge[j]: keys in play with digit >= j
+        hit = np.nonzero(ge == need)[0]
+        if hit.size:
+            return Selection(above | (in_play & (digit >= hit.max())), rounds)
+        j = int(np.nonzero(ge >= need)[0].max())
+        above |= in_play & (digit > j)
+        need -= int(ge[j] - hist[j])
+        in_play &= digit == j
+        done += b
+    id_bits = max(1, int(n_ids - 1).bit_length())
+    done = 0
     while True:
-        mid = (lo_i + hi_i) // 2
-        below = tie & (ids < mid)
-        c = int(np.count_nonzero(below))
-        rounds += 1
-        if c == need:
-            return above | below, rounds
-        if c < need:
-            lo_i = mid
-        else:
-            hi_i = mid
+        b = min(bits, id_bits - done)
+        digit = (ids >> (id_bits - done - b)) & ((1 << b) - 1)
+        rounds.append(Round(in_play.copy(), digit, 1 << b))
+        hist = np.bincount(digit[in_play], minlength=1 << b)
+        le = np.cumsum(hist)  # le[j]: ties in play with digit <= j
+        hit = np.nonzero(le == need)[0]
+        if hit.size:
+            return Selection(above | (in_play & (digit <= hit.min())), rounds)
+        j = int(np.nonzero(le >= need)[0].min())
+        above |= in_play & (digit < j)
+        need -= int(le[j] - hist[j])
+        in_play &= digit == j
+        done += b
+
+
+def local_k_wta(
+    keys: np.ndarray, ids: np.ndarray, cores: np.ndarray, quota: np.ndarray
+) -> Selection:
+    """Per-core k-WTA: each core keeps its ``quota[core]`` largest keys among its own
+    candidates (ties to the lower id), with no communication; an approximation of the global
+    selection (its accuracy is measured against the exact one). Its cost: a local radix
+    select, 4 histogram passes of OP_HIST instructions per candidate."""
+    win = np.zeros(keys.size, dtype=bool)
+    order = np.lexsort((ids, -keys, cores))
+    c_sorted = cores[order]
+    starts = np.searchsorted(c_sorted, np.unique(c_sorted))
+    rank = np.arange(keys.size) - np.repeat(starts, np.diff(np.append(starts, keys.size)))
+    win[order] = rank < quota[c_sorted]
+    return Selection(win, [], local_ops=4 * OP_HIST * int(keys.size))
 
 
 def statistical_winners(score32: np.ndarray, k: int) -> np.ndarray:
@@ -204,21 +279,34 @@ def statistical_winners(score32: np.ndarray, k: int) -> np.ndarray:
 
 
 def select(
-    score: np.ndarray, ids: np.ndarray, *, cap: int, eps: float, method: str, n_nodes: int
+    score: np.ndarray,
+    ids: np.ndarray,
+    *,
+    cap: int,
+    eps: float,
+    method: str,
+    n_nodes: int,
+    bits: int = 4,
+    cores: np.ndarray | None = None,
+    quota: np.ndarray | None = None,
 ) -> Selection:
     """A' = top-``cap`` of ``score`` over the candidates ``ids`` (sorted), keeping score > eps,
     on the float32 scores as the definition (``rsgn.ops.select``): ``radix`` exactly
-    min(cap, |C|) before the eps cut, ties to the lower id; ``stat`` the statistical
-    threshold."""
+    min(cap, |C|) before the eps cut, ties to the lower id (:func:`radix_select`, ``bits``
+    per round); ``stat`` the statistical threshold (one round of count, sum and sum of
+    squares); ``local`` the per-core k-WTA (``cores`` of the candidates, ``quota`` per core)."""
     s32 = np.asarray(score, dtype=np.float32)
     if method == "radix":
-        win, rounds = k_winners(float_keys(s32), ids, cap, n_nodes)
-        values = 1
+        sel = radix_select(float_keys(s32), ids, cap, n_nodes, bits)
     elif method == "stat":
-        win, rounds, values = statistical_winners(s32, cap), 1, 3
+        m = s32.size
+        rnd = Round(np.ones(m, dtype=bool), np.arange(m) % 3, 3)  # 3 values per core
+        sel = Selection(statistical_winners(s32, cap), [rnd])
+    elif method == "local":
+        sel = local_k_wta(float_keys(s32), ids, cores, quota)
     else:
-        raise ValueError(f"unknown selection method {method!r} (radix, stat)")
-    return Selection(win & (s32 > np.float32(eps)), rounds, values)
+        raise ValueError(f"unknown selection method {method!r} (radix, stat, local)")
+    return Selection(sel.winners & (s32 > np.float32(eps)), sel.rounds, sel.local_ops)
 
 
 # ------------------------------------------------------------------------------ one step

@@ -18,7 +18,9 @@ from rsgn.errors import RsgnError
 MODES = ("float", "fixed")
 """float: float64 datapath; fixed: the bit-accurate integer datapath (integer weights and
 payloads, saturating accumulators)."""
-SELECTIONS = ("radix", "stat")
+SELECTIONS = ("exact", "local")
+"""exact: the model's selection rule (radix, or stat) as rounds of reductions over the NoC;
+local: a per-core k-WTA without communication (an approximation, its accuracy measured)."""
 
 
 @dataclass
@@ -59,9 +61,22 @@ class NeuromorphicOptions(TargetOptions):
     overrides: str = ""
     """Preset constants to replace, ``"core.max_neurons=64,timing.hop_ew=5"`` (values in the
     preset's units; recorded with evidence ``estimate``)."""
-    device: str | None = None
-    """Where the host work (front end, ignition, readout) runs: cpu, cuda, cuda:N; None: where
-    the spec's tensors are. The chip simulation runs in numpy on the CPU."""
+    selection: str = "exact"
+    """``exact`` or ``local`` (:data:`SELECTIONS`)."""
+    select_bits: int = 4
+    """Key bits resolved per reduction round of the exact selection (1 .. 16): 1 is a bisection
+    (up to ~42 rounds of 1-packet messages), 4 sends up to 16 histogram bins per core and round
+    (up to ~12 rounds)."""
+    noc: str = "train"
+    """Network timing: ``train`` (a step's packets per core pair as trains) or ``packet`` (every
+    packet simulated; the reference the shortcut is validated against)."""
+    buffer_packets: int | None = None
+    """Router and receive-port buffer depth in packets (None: the preset's)."""
+    noc_quantum_ns: float = 25.0
+    """A flow crosses links without a SimPy event of its own while its head is less than this
+    far ahead of the clock (0: one event per hop). 25 ns halves the events of a trained
+    model's inference and moves its latency by 0.01 % (measured:
+    ``studies/neuromorphic/noc_validation.py``)."""
     TARGET: ClassVar[str] = "neuromorphic"
 
     @classmethod
@@ -111,6 +126,18 @@ class NeuromorphicOptions(TargetOptions):
             v = getattr(self, what)
             if v is not None and v < 1:
                 raise RsgnError(f"{what} must be >= 1, got {v}")
+        if self.selection not in SELECTIONS:
+            raise RsgnError(
+                f"unknown selection {self.selection!r} (known: {', '.join(SELECTIONS)})"
+            )
+        if not 1 <= self.select_bits <= 16:
+            raise RsgnError(f"select_bits must lie in 1 .. 16, got {self.select_bits}")
+        if self.noc not in nm.NOC_MODES:
+            raise RsgnError(f"unknown noc {self.noc!r} (known: {', '.join(nm.NOC_MODES)})")
+        if not self.noc_quantum_ns >= 0:
+            raise RsgnError(f"noc_quantum_ns must be >= 0, got {self.noc_quantum_ns}")
+        if self.buffer_packets is not None and self.buffer_packets < 1:
+            raise RsgnError(f"buffer_packets must be >= 1, got {self.buffer_packets}")
         if self.payload_scale is not None and not self.payload_scale > 0:
             raise RsgnError(f"payload_scale must be > 0, got {self.payload_scale}")
         if not self.sd_threshold >= 0:

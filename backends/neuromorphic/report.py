@@ -4,19 +4,23 @@
 key                            what
 =============================  ===========================================================
 preset, mode, payload_bits,    the coding (``payload_scales``: per-channel LSBs, d state
-payload_scale(s), sigma_delta,   channels then the gate; None with exact payloads)
-sd_threshold, idle_policy
+payload_scale(s), sigma_delta,   channels then the gate; None with exact payloads), the
+sd_threshold, idle_policy,       selection (exact over the NoC, or local per-core k-WTA) and
+selection, select_bits, noc      the network timing mode
 latency_stats_s                mean, std, min, p50, p95, p99, max of the modelled latency
-latency_parts_s                per inference: chip (simulated), projection, select, exchange
-chip_latency_per_inference_s   the simulated chip part alone
-energy_breakdown_j             by term; sums to the ledger's total (:mod:`.cost`)
-energy_split_j                 dynamic / per_step / static / host
+step_latency_s                 mean simulated time of each simulator step (ignition, first
+                               emission, then the propagation steps; the last has the readout)
+energy_breakdown_j             by part (:data:`.cost.PARTS`); sums to the ledger's total
+energy_split_j                 dynamic / per_step (barrier) / static / host_io
+energy_by_class_j              by traffic class of the simulator (spikes, select, ...)
 dynamic_energy_per_inference_j the dynamic chip energy of each inference
+sim_events                     SimPy events the timing pass scheduled (all inferences)
+noc_messages                   packets that crossed the network (left their tile), all classes
+flows                          flows (trains or packets) the network simulated
 event_counts                   the simulator's counted events (summed over the batch)
-projection_macs                W_h MACs of the emitting nodes
-select_counts, exchange_counts traffic of the k-winners reductions / split-node exchange
-select_rounds                  reduction rounds per inference
-neurobench                     NeuroBench metrics per inference (+ the projection's MACs)
+packets_by_class               packets sent per traffic class
+select_rounds                  reduction rounds per inference (ignition + every step)
+neurobench                     NeuroBench metrics per inference (module :mod:`.neurobench`)
 sigma_delta_events             events a plain coder would send, and the saved ones
 mapping                        nodes per core, node split, cores, chips, neurons, synapses
 trace_hashes                   SHA-256 of each inference's event trace
@@ -25,66 +29,43 @@ trace_hashes                   SHA-256 of each inference's event trace
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rsgn import neuromorphic as nm
-from rsgn.backends.cost import CostLedger
 from rsgn.backends.neuromorphic import cost
-from rsgn.backends.neuromorphic.traffic import COUNTS
+from rsgn.backends.neuromorphic.neurobench import metrics
 from rsgn.neuromorphic.report import summary_stats
 
 if TYPE_CHECKING:  # pragma: no cover
     from rsgn.backends.neuromorphic.program import Inference, NeuromorphicProgram
 
-_SUMMED = (
-    "synops",
-    "neuron_updates_active",
-    "neuron_updates_idle",
-    "events",
-    "intra_tile_spikes",
-    "inter_tile_packets",
-    "hops_ew",
-    "hops_ns",
-    "chip_hops",
-    "barriers",
-    "steps",
-    "sd_events_plain",
-    "sd_events_saved",
-)
 
-
-def event_counts(infs: list[Inference]) -> dict[str, int]:
-    """The simulator's counted events summed over the batch (max link load: the largest)."""
+def event_counts(infs: list[Inference]) -> nm.EventCounts:
+    """The simulator's counted events summed over the batch."""
     total = nm.EventCounts()
     for inf in infs:
-        for f in _SUMMED:
-            setattr(total, f, getattr(total, f) + getattr(inf.run.counts, f))
-        total.max_link_load = max(total.max_link_load, inf.run.counts.max_link_load)
-    return total.to_dict()
+        total.merge(inf.run.counts)
+    return total
 
 
-def _summed(infs: list[Inference], kind: str) -> dict[str, int]:
-    return {k: sum(getattr(inf.traffic, kind).counts[k] for inf in infs) for k in COUNTS}
-
-
-def details(
-    prog: NeuromorphicProgram,
-    infs: list[Inference],
-    ledger: CostLedger,
-    dynamic_per_inference: list[float],
-    latency_s: list[float],
-) -> dict[str, Any]:
+def details(prog: NeuromorphicProgram, infs: list[Inference]) -> dict[str, Any]:
     """The details of one batch (module docstring)."""
     opts, coding, layout = prog.options, prog.coding, prog.layout
     counts = event_counts(infs)
-    parts = cost.breakdown(ledger)
-    nb = nm.BatchReport([inf.run for inf in infs]).neurobench()
-    macs = sum(inf.traffic.projection_macs for inf in infs)
-    nb["eff_macs_projection"] = macs / max(1, len(infs))
-    plain, saved = counts["sd_events_plain"], counts["sd_events_saved"]
+    runs = [inf.run for inf in infs]
+    parts = cost.breakdown(runs)
+    by_class: dict[str, float] = {}
+    for r in runs:
+        for k, v in r.energy.by_class.items():
+            by_class[k] = by_class.get(k, 0.0) + v * 1e-12
+    plain, saved = counts.sd_events_plain, counts.sd_events_saved
     scales = prog.payload_scales
+    lat = np.array([inf.run.latency_ps for inf in infs], dtype=np.float64) * 1e-12
+    steps = np.array([inf.run.step_latency_ps for inf in infs], dtype=np.float64) * 1e-12
+    packets = {"spikes": counts.packets} | {k: v.packets for k, v in counts.phases.items()}
     return {
         "preset": prog.profile.name,
         "mode": opts.mode,
@@ -94,23 +75,24 @@ def details(
         "sigma_delta": coding.sigma_delta,
         "sd_threshold": coding.sd_threshold,
         "idle_policy": opts.idle_policy,
-        "latency_stats_s": summary_stats(np.asarray(latency_s)),
-        "latency_parts_s": {
-            "chip": [inf.run.latency_ps * 1e-12 for inf in infs],
-            "projection": [inf.traffic.projection_ps * 1e-12 for inf in infs],
-            "select": [inf.traffic.select.time_ps * 1e-12 for inf in infs],
-            "exchange": [inf.traffic.exchange.time_ps * 1e-12 for inf in infs],
-        },
-        "chip_latency_per_inference_s": [inf.run.latency_ps * 1e-12 for inf in infs],
+        "selection": opts.selection,
+        "select_bits": opts.select_bits,
+        "noc": opts.noc,
+        "latency_stats_s": summary_stats(lat),
+        "step_latency_s": steps.mean(0).tolist() if steps.size else [],
         "energy_breakdown_j": parts,
         "energy_split_j": cost.split(parts),
-        "dynamic_energy_per_inference_j": dynamic_per_inference,
-        "event_counts": counts,
-        "projection_macs": macs,
-        "select_counts": _summed(infs, "select"),
-        "select_rounds": [sum(s.rounds for s in inf.log.steps.values()) for inf in infs],
-        "exchange_counts": _summed(infs, "exchange"),
-        "neurobench": nb,
+        "energy_by_class_j": by_class,
+        "dynamic_energy_per_inference_j": [cost.dynamic_j(r) for r in runs],
+        "sim_events": counts.sim_events,
+        "noc_messages": counts.noc_messages,
+        "flows": counts.flows,
+        "event_counts": counts.to_dict(),
+        "packets_by_class": packets,
+        "select_rounds": [
+            inf.log.ignition_rounds + sum(s.rounds for s in inf.log.steps.values()) for inf in infs
+        ],
+        "neurobench": metrics(prog, infs),
         "sigma_delta_events": {
             "plain": plain,
             "saved": saved,
@@ -126,4 +108,5 @@ def details(
             "synapses": int(prog.synapses.src.size),
         },
         "trace_hashes": [inf.run.trace_hash for inf in infs],
+        "energy_check_j": math.fsum(parts.values()),
     }

@@ -1,24 +1,22 @@
 """The neuromorphic target: RSGN on a simulated event-driven chip (``rsgn.neuromorphic``).
 
-The chip runs the whole propagation with its own node program (:mod:`.node_program`): message
-passing over the mesh, soft threshold, inhibition, the exact k-winners selection, the update
-and the payload projection. The host (a conventional processor beside the chip) runs the
-front end, ignition and the readout with :mod:`rsgn.ops`, charged with the electronic cost
-model. Agreement with the torch reference is measured, never assumed: float mode with exact
-payloads promises float precision (:attr:`NeuromorphicBackend.REFERENCE_TOL`); quantised, fixed
-and sigma-delta modes report what they lose.
+The chip runs the whole inference with its own program (:mod:`.chip_program`): the front end,
+ignition and initial states (:mod:`.front_end`), every propagation step's node program
+(:mod:`.node_program`: soft threshold, inhibition, the exact k-winners as reduction rounds over
+the NoC, the LayerNorm update, the W_h projection) and the readout; the host only streams the
+tokens in and reads the logits out. Agreement with the torch reference is measured, never
+assumed: float mode with exact payloads promises float precision
+(:attr:`NeuromorphicBackend.REFERENCE_TOL`); quantised, fixed, sigma-delta and local-selection
+modes report what they lose.
 
 Modules: :mod:`.options` (typed options), :mod:`.mapping` (compartments, synapses, placement,
-node split), :mod:`.coding` (payload width and LSBs), :mod:`.node_program` (the numpy node
-program), :mod:`.chip_node` (the node program as a neuron model of the simulator),
-:mod:`.traffic` (projection, k-winners reductions, split-node exchange), :mod:`.host` (host
-work), :mod:`.cost` (events -> ledger), :mod:`.report` (details), :mod:`.program` (prepare
-and run).
+node split), :mod:`.coding` (payload width and LSBs), :mod:`.node_program` and
+:mod:`.front_end` (the numpy arithmetic), :mod:`.chip_program` (the program as the
+simulator's neuron model), :mod:`.traffic` (its communication phases), :mod:`.cost` (events ->
+ledger and breakdown), :mod:`.report` (details), :mod:`.program` (prepare and run).
 """
 
 from __future__ import annotations
-
-import torch
 
 from rsgn import neuromorphic as nm
 from rsgn.backends.base import Backend, Capabilities, NotAvailable
@@ -28,26 +26,19 @@ from rsgn.errors import RsgnError
 from rsgn.spec import ModelSpec
 
 
-def _device(name: str | None, default: torch.device) -> torch.device:
-    if name is None:
-        return default
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RsgnError(f"device {name!r} asked for but no CUDA GPU is available")
-    return torch.device(name)
-
-
 class NeuromorphicBackend(Backend):
     """RSGN on a simulated Loihi 2 / SpiNNaker 2-like chip (see the module docstring)."""
 
     name = "neuromorphic"
-    summary = "simulated event-driven chip (SimPy): the node program and k-winners on the chip"
+    summary = "simulated event-driven chip (SimPy): the whole inference on the chip"
     Options = NeuromorphicOptions
     REFERENCE_TOL = 1e-4
     """Largest |logit - torch logit| / max |torch logit| promised in float mode with exact
-    payloads (float64 chip arithmetic against the float32 reference; measured ~1e-7). One
-    known exception, measured in the tests: where candidates' scores lie within a float32 ulp
-    of the cap's k-th score (untrained or barely trained models, one theta for all nodes), the
-    float32 reference ties them (lowest ids win) and the float64 chip orders them."""
+    payloads and the exact selection (float64 chip arithmetic against the float32 reference;
+    measured ~1e-6). One known exception, measured in the tests: where scores (or ignition
+    distances) lie within a float32 ulp of the cap's k-th one (untrained or barely trained
+    models, one theta for all nodes), the float32 reference ties them (lowest ids win) and the
+    float64 chip orders them."""
 
     options: NeuromorphicOptions
 
@@ -61,13 +52,14 @@ class NeuromorphicBackend(Backend):
                 "energy": "modelled",
                 "energy_measured": NotAvailable("a simulated chip has no power counter"),
             },
-            reference_tol=self.REFERENCE_TOL if self.options.exact else None,
-            notes="float mode: the chip's float64 node program may pick other winners than "
-            "the float32 reference where scores tie at float32 precision; latency: SimPy chip "
-            "time per inference (+ projection, k-winners reductions, "
-            "split-node exchange), host work not timed; energy: counted chip events x the "
-            "preset's per-event energies + static power x latency + host events x "
-            "electronic_45nm; wall time: the simulation's own speed",
+            reference_tol=self.REFERENCE_TOL
+            if self.options.exact and self.options.selection == "exact"
+            else None,
+            notes="float mode: the chip's float64 program may pick other winners than the "
+            "float32 reference where scores tie at float32 precision; latency: the simulated "
+            "time of the whole inference on the chip (host input to host output); energy: "
+            "counted chip events x the preset's per-event energies + static power x latency; "
+            "wall time: the simulation's own speed",
         )
 
     def check(self, spec: ModelSpec) -> None:
@@ -99,7 +91,7 @@ class NeuromorphicBackend(Backend):
 
     def prepare(self, spec: ModelSpec) -> NeuromorphicProgram:
         self.check(spec)
-        return prepare_program(spec, self.options, _device(self.options.device, spec.device))
+        return prepare_program(spec, self.options)
 
 
 def _graded(preset: str) -> bool:

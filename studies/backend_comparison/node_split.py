@@ -59,9 +59,15 @@ def run_one(
         "agreement": float((res.logits.argmax(1) == ref.argmax(1)).float().mean()),
         "max_abs_logit_error": float((res.logits - ref).abs().max()),
         "energy_j_per_inference": rep.energy_per_inference.value,
-        "exchange_energy_j_per_inference": sum(b["energy_breakdown_j"]["exchange"] for b in batches)
+        "exchange_energy_j_per_inference": sum(
+            b["energy_by_class_j"].get("exchange", 0.0) for b in batches
+        )
         / n,
-        "exchange_packets_per_inference": sum(b["exchange_counts"]["packets"] for b in batches) / n,
+        "exchange_packets_per_inference": sum(
+            b["packets_by_class"].get("exchange", 0) for b in batches
+        )
+        / n,
+        "noc_messages_per_inference": sum(b["noc_messages"] for b in batches) / n,
         "latency_s_per_inference": rep.latency.value,
         "wall_s": time.perf_counter() - t0,
     }
@@ -101,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
         "node_split", "status", "used_split", "nodes_per_core", "cores_used", "chips",
         "accuracy", "agreement", "max_abs_logit_error", "energy_j_per_inference",
         "exchange_energy_j_per_inference", "exchange_packets_per_inference",
-        "latency_s_per_inference", "wall_s",
+        "noc_messages_per_inference", "latency_s_per_inference", "wall_s",
     ]  # fmt: skip
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:

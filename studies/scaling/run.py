@@ -102,23 +102,15 @@ def run_one(kind: str, n: int, repeats: int) -> dict:
 
         preset = "loihi2_est"
         t = time.perf_counter()
-        rep, det = evaluate(
-            model, x, y, backend=kind, preset=preset, batch_size=batch, return_details=True
-        )
+        rep = evaluate(model, x, y, backend=kind, preset=preset, batch_size=batch).report
         res["sim_wall_s_per_inference"] = (time.perf_counter() - t) / batch
         res["preset"] = preset
-        res["energy_j_per_inference"] = rep.get("cost", {}).get("energy_j_per_inference")
-        res["energy_kind"] = f"modelled ({kind} backend, preset {preset})"
-        res["active_fraction"] = rep["active_fraction"]
-        lat = "n/a"
-        bm = det["batch_metrics"][0] if det["batch_metrics"] else {}
-        stats = bm.get("latency_stats_s") or {}
-        per = bm.get("latency_per_inference_s")
-        if per:
-            lat = sum(per) / len(per)
-        res["latency_stats_s"] = stats
-        res["latency_kind"] = "modelled (SimPy chip time per inference)"
-        res["latency_s_per_inference"] = lat
+        res["energy_j_per_inference"] = rep.energy_per_inference.value
+        res["energy_kind"] = f"modelled ({kind} target, preset {preset})"
+        res["active_fraction"] = rep.active_fraction
+        res["latency_stats_s"] = rep.details["latency_stats_s"]
+        res["latency_kind"] = "modelled (event-driven chip time per inference)"
+        res["latency_s_per_inference"] = rep.latency.value
     res["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     res["rss_before_model_mib"] = rss0 / 1024
     return res

@@ -12,7 +12,7 @@ def _noisy(state, idx, x, ctx):
     return np.maximum(x + ctx.rng.normal(0.0, 0.2, idx.size) - 0.3, 0.0)
 
 
-def _sim(seed, noc="analytic", mode="sync"):
+def _sim(seed, noc="train", mode="sync"):
     prof = nm.load_preset("loihi2_est")
     topo = nm.Topology(prof)
     n = 300
@@ -37,9 +37,9 @@ def test_same_seed_same_trace_hash():
     assert not np.array_equal(d.outputs, a.outputs)
 
 
-def test_detailed_and_async_runs_are_deterministic():
+def test_packet_and_async_runs_are_deterministic():
     init = np.random.default_rng(2).random(300) * 0.5
-    for kw in ({"noc": "detailed"}, {"mode": "async"}):
+    for kw in ({"noc": "packet"}, {"mode": "async"}):
         a = _sim(3, **kw).run(n_steps=3, initial_output=init)
         b = _sim(3, **kw).run(n_steps=3, initial_output=init)
         assert a.trace_hash == b.trace_hash and a.latency_ps == b.latency_ps
@@ -52,4 +52,6 @@ def test_report_serialises():
     d = json.loads(json.dumps(rep.to_dict()))
     assert d["trace_hash"] == rep.trace_hash and len(d["trace_hash"]) == 64
     assert set(d["energy_pj"]) >= set(nm.ENERGY_TERMS) | {"total_pj"}
-    assert d["provenance_summary"]["estimate"] == 30
+    assert d["provenance_summary"]["estimate"] == 44
+    assert d["counts"]["sim_events"] > 0 and d["counts"]["noc_messages"] > 0
+    assert set(d["energy_pj"]["by_class"]) == {"updates", "spikes", "barrier", "static"}

@@ -29,11 +29,14 @@ def test_presets_are_packaged_and_typed():
         assert isinstance(p, nm.HardwareProfile) and p.name == name
         assert isinstance(p.chip.core.max_neurons, int)
         assert isinstance(p.timing.hop_ew_ps, int) and isinstance(p.energy.synop, float)
-        assert len(p.constants) == 30
+        assert len(p.constants) == 45
         for key, c in p.constants.items():
             assert c.evidence in nm.EVIDENCE_CLASSES, key
             assert c.source.strip() and c.scope.strip(), key
-        assert sum(p.evidence_summary().values()) == 30
+        assert sum(p.evidence_summary().values()) == 45
+        # every preset has a static power, or says why it has none
+        sp = p.constants["energy.static_power"]
+        assert sp.value > 0 or "not modelled" in sp.source.lower(), name
     assert nm.load_preset(" Loihi ").name == "loihi"
 
 
@@ -46,9 +49,29 @@ def test_loihi_table2_values():
     assert p.chip.cores_per_chip == 128 and p.chip.core.max_neurons == 1024
     assert p.constants["energy.synop"].unit == "pJ"
     assert not p.all_in
+    # the per-message costs of SANA-FE's Loihi model
+    assert (e.message_out, e.spike_out, t.message_in_ps, t.message_out_ps) == (
+        111.0,
+        69.3,
+        16000,
+        5100,
+    )
+    # barrier: 113 ns for one tile, 17.6 ns per hop of the gather and release waves
+    assert (t.barrier_ps, t.barrier_hop_ps) == (113_000, 17_600)
     tn = nm.load_preset("truenorth")
-    assert tn.all_in and tn.energy.synop == 26.0 and tn.timing.min_step_ps == 10**9
-    assert tn.constants["energy.synop"].evidence == "measured"
+    assert tn.all_in and tn.all_in_dynamic and tn.timing.min_step_ps == 10**9
+    # static + dynamic split: 42 mW at zero activity, (72 - 42) mW over the event rate
+    rate = 4096 * 256 * 20 * 128
+    assert tn.energy.static_power_mw == 42.0
+    assert tn.energy.synop == pytest.approx(30e-3 / rate * 1e12, abs=0.05)
+    assert tn.constants["energy.synop"].evidence == "derived"
+    l2 = nm.load_preset("loihi2_est")
+    assert l2.chip.cores_per_chip == 128 and (l2.chip.tiles_x, l2.chip.tiles_y) == (16, 8)
+    assert l2.chip.core.syn_mem_bytes == 128 * 1024  # 128 KB per core, its source's figure
+    assert l2.energy.graded_synop > l2.energy.synop  # a graded op adds a multiply
+    assert all(c.evidence in ("estimate", "derived") for c in l2.constants.values())
+    s2 = nm.load_preset("spinnaker2")
+    assert "28 nm" in s2.constants["energy.synop"].source
 
 
 def test_unknown_preset_lists_known_ones():
@@ -99,6 +122,10 @@ def test_missing_unknown_keys_and_all_in_double_counting(tmp_path: Path):
     data["energy"]["hop_ew"]["value"] = 2.3
     with pytest.raises(nm.PresetError, match="energy.hop_ew: must be 0 when energy.synop"):
         nm.profile_from_dict(data)
+    data = _raw("truenorth")  # an all-in (not all-in dynamic) figure forbids static power
+    data["energy"]["synop"]["scope"] = "all-in; per synaptic event"
+    with pytest.raises(nm.PresetError, match="energy.static_power: must be 0"):
+        nm.profile_from_dict(data)
     bad = tmp_path / "mine.toml"
     bad.write_text("name = 'x'\n[chip\n")
     with pytest.raises(nm.PresetError, match="invalid TOML"):
@@ -121,7 +148,7 @@ def test_override_and_user_profile_file(tmp_path: Path):
 def test_package_imports_nothing_of_rsgn_or_torch():
     # the one exception is rsgn.provenance, the preset schema, which depends on nothing of rsgn
     pkg = Path(nm.__file__).parent
-    allowed = {"numpy", "simpy", "scipy", "numba", "tomli"} | set(sys.stdlib_module_names)
+    allowed = {"numpy", "simpy", "scipy", "tomli"} | set(sys.stdlib_module_names)
     for f in sorted(pkg.glob("*.py")):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.Import):

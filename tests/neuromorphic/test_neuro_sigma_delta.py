@@ -55,7 +55,7 @@ def test_reconstruction_within_threshold_and_events_saved(prof):
     assert sd.counts.events < plain.counts.events
     assert sd.counts.sd_events_saved > 0
     assert sd.counts.sd_events_plain - sd.counts.sd_events_saved == sd.counts.events
-    assert sd.counts.synops < plain.counts.synops
+    assert sd.counts.graded_synops < plain.counts.graded_synops
     assert sd.energy.dynamic_pj < plain.energy.dynamic_pj
 
 
