@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -58,6 +59,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--backend", default=None, help="backend name (default: $RSGN_BACKEND or torch)")
     t.add_argument("--preset", default=None, help="the backend's hardware/energy preset")
+    _add_target_args(t, "KEY=VALUE", "compile=eager")
+    t.add_argument(
+        "--nproc",
+        type=int,
+        default=1,
+        help="data-parallel training: spawn N processes (DistributedDataParallel; gloo on the "
+        "CPU, NCCL with one GPU per process); train.batch_size is the global batch. Or launch "
+        "with torchrun --nproc-per-node N -m rsgn.cli train ...",
+    )
     t.add_argument("--config", default=None, help="TOML config with [model] [train] [data]")
     t.add_argument(
         "--set",
@@ -182,6 +192,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     if Path(args.out).is_file():
         raise RsgnError(f"--out {args.out} is a file, not a run folder")
+    if args.nproc < 1:
+        raise RsgnError(f"--nproc must be at least 1, got {args.nproc}")
     ov = list(args.overrides)
     if args.epochs is not None:
         ov.append(f"train.epochs={args.epochs}")
@@ -205,11 +217,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         log=None if args.quiet else sys.stderr,
         model=args.model,
         model_kwargs=model_kwargs,
+        backend_args=args.backend_args,
+        nproc=args.nproc,
     )
     summary = {k: m[k] for k in ("accuracy", "params", "active_fraction", "seconds_per_step")}
     if m["model"] != "rsgn":
         summary = {"model": m["model"], **summary}
-    print(json.dumps({"out": str(args.out), **summary}))
+    if int(os.environ.get("RANK", "0")) == 0:  # torchrun: one summary, from rank 0
+        print(json.dumps({"out": str(args.out), **summary}))
     return 0
 
 

@@ -22,7 +22,9 @@ from typing import Any, TextIO
 import torch
 import torch.nn.functional as F
 
-from rsgn.backends import get_backend
+from rsgn import distributed
+from rsgn.backends import get_backend, make_options
+from rsgn.backends.registry import default_name
 from rsgn.checkpoint import (
     CKPT_NAME,
     atomic_write_json,
@@ -132,6 +134,8 @@ def train(
     log: TextIO | None = sys.stderr,
     model: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    backend_args: list[str] | None = None,
+    nproc: int = 1,
 ) -> dict[str, Any]:
     """Train a model on ``ds``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
 
@@ -141,24 +145,39 @@ def train(
     schedule) of the checkpoint's own model and config: ``cfg`` must equal the saved config
     except for a longer ``train.epochs``, which extends the run (:func:`resume_config`), and
     ``ds`` must be the data the run was trained on; a complete run returns its metrics
-    untouched. Holds :func:`run_lock` on ``out_dir`` throughout.
+    untouched. Holds :func:`run_lock` on ``out_dir`` throughout. ``backend_args`` are the
+    target's typed options (``KEY=VALUE``, e.g. ``compile=eager``).
+
+    Data-parallel (:mod:`rsgn.distributed`): ``nproc`` > 1 spawns that many ranks here
+    (DistributedDataParallel, gloo on the CPU, NCCL on GPUs); a torchrun-launched process
+    (``WORLD_SIZE`` > 1) is one rank. ``train.batch_size`` is the global batch; rank 0 writes
+    the checkpoint and ``metrics.json``, which every rank's return value is read from.
     """
     out = Path(out_dir)
-    with (
-        run_lock(out),
-        _deterministic(cfg.train.deterministic and resolve_device(cfg.train.device).type == "cpu"),
-    ):
-        return _train(
-            cfg,
-            ds,
-            out,
-            backend=backend,
-            preset=preset,
-            resume=resume,
-            log=log,
-            model=model,
-            model_kwargs=model_kwargs,
-        )
+    kw = dict(
+        backend=backend,
+        preset=preset,
+        resume=resume,
+        model=model,
+        model_kwargs=model_kwargs,
+        backend_args=backend_args,
+    )
+    device = resolve_device(cfg.train.device)
+    ctx = distributed.from_env(device)
+    if ctx is None and nproc > 1:
+        with run_lock(out):
+            distributed.spawn(nproc, device, _train_rank, cfg, ds, out, log is not None, kw)
+        return json.loads((out / "metrics.json").read_text())
+    lock = run_lock(out) if ctx is None or ctx.is_main else contextlib.nullcontext()
+    with lock, _deterministic(cfg.train.deterministic and device.type == "cpu"):
+        return _train(cfg, ds, out, log=log, ctx=ctx, **kw)
+
+
+def _train_rank(ctx, cfg: RunConfig, ds: Dataset, out: Path, show: bool, kw: dict) -> None:
+    """One spawned rank of :func:`train` (progress lines from rank 0 only)."""
+    log = sys.stderr if (show and ctx.is_main) else None
+    with _deterministic(cfg.train.deterministic and ctx.device.type == "cpu"):
+        _train(cfg, ds, out, log=log, ctx=ctx, **kw)
 
 
 def data_fingerprint(ds: Dataset) -> str:
@@ -206,14 +225,19 @@ def _extend_schedule(sched: Any, total_steps: int, done: int) -> None:
     sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
 
 
-def _resolve_ops(name: str, backend: str | None, preset: str | None) -> tuple[Any, Any]:
+def _resolve_ops(
+    name: str, backend: str | None, preset: str | None, backend_args: list[str] | None = None
+) -> tuple[Any, Any]:
     """The op table a model trains with and the target it is validated on: the RSGN trains
     with a differentiable target's ``ops`` (and is validated on that target with its
-    options); baselines on plain torch."""
+    options, ``backend_args``); baselines on plain torch."""
     if name != "rsgn":
         check_baseline_backend(backend, preset)
+        if backend_args:
+            raise RsgnError("--backend-arg applies to the RSGN; baselines train on plain torch")
         return None, "torch"
-    be = get_backend(backend, preset=preset)
+    target = backend or default_name()
+    be = get_backend(target, options=make_options(target, preset=preset, items=backend_args))
     if be.ops is None:
         raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
     return be.ops, be
@@ -240,6 +264,8 @@ def _train(
     log: TextIO | None = sys.stderr,
     model: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    backend_args: list[str] | None = None,
+    ctx: distributed.DistContext | None = None,
 ) -> dict[str, Any]:
     from rsgn.baselines import BASELINES
 
@@ -255,8 +281,10 @@ def _train(
         name = model or "rsgn"
     if name != "rsgn" and name not in BASELINES:
         raise RsgnError(f"unknown model {name!r} (known: {', '.join(('rsgn', *BASELINES))})")
-    ops_table, target = _resolve_ops(name, backend, preset)
-    device = resolve_device(cfg.train.device)
+    ops_table, target = _resolve_ops(name, backend, preset, backend_args)
+    device = ctx.device if ctx is not None else resolve_device(cfg.train.device)
+    main = ctx is None or ctx.is_main
+    log = log if main else None
     steps_per_epoch = math.ceil(len(ds.y_train) / cfg.train.batch_size)
     history: list[dict[str, Any]] = []
     start_epoch, train_seconds, n_steps_done = 0, 0.0, 0
@@ -306,6 +334,7 @@ def _train(
 
     fingerprint = data_fingerprint(ds)
     xt, yt = ds.x_train.to(device), ds.y_train.to(device)
+    stepper = distributed.stepper(net, ctx, all_used=name == "rsgn")
     for epoch in range(start_epoch, cfg.train.epochs):
         net.train()
         annealed = net.begin_epoch(epoch, cfg.train.epochs)
@@ -316,28 +345,39 @@ def _train(
         starts = range(0, len(yt), cfg.train.batch_size)
         desc = f"epoch {epoch + 1}/{cfg.train.epochs}"
         for s in progress(starts, total=len(starts), desc=desc, show=log is not None):
-            idx = perm[s : s + cfg.train.batch_size]
+            idx, weight = distributed.shard(perm[s : s + cfg.train.batch_size], ctx)
             xb, yb = xt[idx], yt[idx]
-            step = net.train_step(xb, ops_table)
-            loss = F.cross_entropy(step.logits, yb)
-            objective = loss + step.regulariser
-            if not torch.isfinite(objective):
-                raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}")
+            step = stepper(xb, ops_table)
+            if ctx is None:
+                loss = F.cross_entropy(step.logits, yb)
+                loss_value = loss.item()
+            else:  # this rank's share of the global mean (DDP averages over ranks)
+                ce = F.cross_entropy(step.logits, yb, reduction="none")
+                loss, loss_value, _ = distributed.batch_loss(ce, weight, ctx)
+            objective = loss + weight * step.regulariser
+            if not distributed.all_true(bool(torch.isfinite(objective)), ctx):
+                raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss_value}")
             opt.zero_grad(set_to_none=True)
             objective.backward()
             if cfg.train.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
             opt.step()
             sched.step()
-            net.after_batch(step, loss.item())
-            loss_sum += loss.item() * len(yb)
-            correct += int((step.logits.argmax(1) == yb).sum())
-            seen += len(yb)
-            frac_sum += step.active_fraction * len(yb)
+            net.after_batch(distributed.gather_step(step, weight, ctx), loss_value)
+            n_b = len(yb) if weight > 0 else 0
+            loss_sum += loss_value * n_b
+            correct += int((step.logits.argmax(1) == yb).sum()) if n_b else 0
+            seen += n_b
+            frac_sum += step.active_fraction * n_b
             if step.aux_loss is not None:
-                aux_sum, n_aux = aux_sum + step.aux_loss * len(yb), n_aux + len(yb)
+                aux_sum, n_aux = aux_sum + step.aux_loss * n_b, n_aux + n_b
             n_steps_done += 1
         slow = net.epoch_end(ops_table)
+        sync = distributed.sync_state(net, ctx)  # {} in one process
+        if ctx is not None:
+            loss_sum, correct, seen, frac_sum, aux_sum, n_aux = distributed.all_sum(
+                [loss_sum, correct, seen, frac_sum, aux_sum, n_aux], ctx
+            )
         epoch_time = time.perf_counter() - t_epoch
         train_seconds += epoch_time
         val = evaluate(net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size)
@@ -352,6 +392,7 @@ def _train(
             **annealed,
             "seconds": epoch_time,
             **{f"slow_{k}": v for k, v in slow.items()},
+            **sync,
         }
         if n_aux:
             rec["train_aux_loss"] = aux_sum / n_aux
@@ -365,29 +406,30 @@ def _train(
                 file=log,
                 flush=True,
             )
-        save_checkpoint(
-            ckpt_path,
-            net,
-            cfg,
-            {
-                "epoch": epoch + 1,
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(),
-                "history": history,
-                "train_seconds": train_seconds,
-                "train_steps": n_steps_done,
-                "complete": epoch + 1 == cfg.train.epochs,
-                "data": {"name": ds.name, "fingerprint": fingerprint},
-                # the global generator (dropout masks, Hebbian sprouting): a resumed run
-                # draws what the uninterrupted one would have drawn
-                "rng_state": torch.get_rng_state(),
-                **(
-                    {"cuda_rng_state": torch.cuda.get_rng_state(device)}
-                    if device.type == "cuda"
-                    else {}
-                ),
-            },
-        )
+        if main:
+            save_checkpoint(
+                ckpt_path,
+                net,
+                cfg,
+                {
+                    "epoch": epoch + 1,
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "history": history,
+                    "train_seconds": train_seconds,
+                    "train_steps": n_steps_done,
+                    "complete": epoch + 1 == cfg.train.epochs,
+                    "data": {"name": ds.name, "fingerprint": fingerprint},
+                    # the global generator (dropout masks, Hebbian sprouting): a resumed run
+                    # draws what the uninterrupted one would have drawn
+                    "rng_state": torch.get_rng_state(),
+                    **(
+                        {"cuda_rng_state": torch.cuda.get_rng_state(device)}
+                        if device.type == "cuda"
+                        else {}
+                    ),
+                },
+            )
 
     final = evaluate(net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size)
     metrics = {
@@ -409,9 +451,12 @@ def _train(
         "config": cfg.to_dict(),
         "versions": versions(),
         "model_args": net.model_args(),
+        **({"nproc": ctx.world, "dist_backend": ctx.backend} if ctx is not None else {}),
         **final.extra,
     }
-    atomic_write_json(out / "metrics.json", metrics)
+    if main:
+        atomic_write_json(out / "metrics.json", metrics)
+    distributed.barrier(ctx)  # metrics.json is written before any rank returns
     return metrics
 
 
