@@ -295,8 +295,11 @@ class Program(abc.ABC):
     spec: ModelSpec
 
     @abc.abstractmethod
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
-        """Run a batch ``x`` [B, T, d_in]; return logits [B, C] and the batch's Report."""
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
+        """Run a batch ``x`` [B, T, d_in] (``lengths`` [B]: steps t >= L_b are padding; None:
+        none); return logits [B, C] and the batch's Report."""
 
 
 # ------------------------------------------------------------------------------ backends

@@ -19,8 +19,14 @@ from rsgn.errors import RsgnError
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--task", help="built-in task: hierarchical | long-range")
-    g.add_argument("--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val)")
+    g.add_argument(
+        "--task",
+        help="built-in task: hierarchical | long-range, or aeon:NAME (a set bundled with the "
+        "aeon package, official train/test split; pip install 'rsgn[data]')",
+    )
+    g.add_argument(
+        "--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val, lengths, lengths_val)"
+    )
 
 
 def _add_target_args(p: argparse.ArgumentParser, metavar: str, example: str) -> None:
@@ -155,7 +161,8 @@ def _load_data(args, seed: int, cfg=None, n_classes: int | None = None):
     if args.task:
         return make_task(args.task, cfg.data if cfg else None, seed=seed)
     vf = cfg.data.val_fraction if cfg else 0.2
-    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes)
+    znorm = cfg.data.znorm if cfg else False
+    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes, znorm=znorm)
 
 
 def _model_kwargs(args) -> dict | None:
@@ -254,7 +261,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
         name = args.backend or default_name()
         opts = make_options(name, preset=args.preset, items=args.backend_args)
         kw = {"backend": get_backend(name, options=opts)}
-    res = evaluate(model, x, y, batch_size=args.batch_size, show_progress=True, **kw).to_dict()
+    lengths = None if ds.len_val is None else ds.len_val[: args.limit]
+    res = evaluate(
+        model, x, y, batch_size=args.batch_size, show_progress=True, lengths=lengths, **kw
+    ).to_dict()
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:
         atomic_write_json(args.out, res)

@@ -180,15 +180,17 @@ class StepModule(nn.Module):
         self.net = net
         self.last: TrainStep | None = None
 
-    def forward(self, x: torch.Tensor, ops_table: Any) -> tuple[torch.Tensor, ...]:
-        step = self.net.train_step(x, ops_table)
+    def forward(
+        self, x: torch.Tensor, ops_table: Any, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, ...]:
+        step = self.net.train_step(x, ops_table, lengths)
         self.last = step
         reg = step.regulariser
         return (step.logits, reg) if isinstance(reg, torch.Tensor) else (step.logits,)
 
 
 def stepper(net: nn.Module, ctx: DistContext | None, *, all_used: bool) -> Callable:
-    """``x, ops_table -> TrainStep``: the model's own ``train_step`` in one process, else
+    """``x, ops_table[, lengths] -> TrainStep``: the model's own ``train_step`` in one process, else
     through DistributedDataParallel (buffers are kept consistent by the slow rules on global
     statistics, not broadcast: DDP would send stale copies of the ones the rules replace).
     ``all_used``: every parameter gets a gradient every batch (the RSGN), so DDP need not
@@ -203,8 +205,8 @@ def stepper(net: nn.Module, ctx: DistContext | None, *, all_used: bool) -> Calla
         module, device_ids=ids, forward_sync_buffers=False, find_unused_parameters=not all_used
     )
 
-    def run(x: torch.Tensor, ops_table: Any) -> TrainStep:
-        out = ddp(x, ops_table)
+    def run(x: torch.Tensor, ops_table: Any, lengths: torch.Tensor | None = None) -> TrainStep:
+        out = ddp(x, ops_table, lengths)
         last = module.last
         assert last is not None
         return dataclasses.replace(

@@ -73,26 +73,20 @@ def evaluate(
     batch_size: int = 256,
     preset: str | None = None,
     keep_logits: bool = False,
+    lengths: torch.Tensor | None = None,
     show_progress: bool = False,
 ) -> Evaluation:
     """Run ``x`` through the target in batches of ``batch_size``; accuracy, mean loss and the
     merged report. ``model`` is an RSGN (exported here), its ModelSpec, or a baseline;
-    ``show_progress`` draws a progress bar on a terminal."""
+    ``lengths`` [n] marks padded steps (None: none); ``show_progress`` draws a progress bar on a
+    terminal."""
     if batch_size <= 0:
         raise RsgnError(f"batch size must be positive, got {batch_size}")
     if len(y) == 0:
         raise RsgnError("no samples to evaluate")
     if getattr(model, "model_name", None):
-        return evaluate_baseline(
-            model,
-            x,
-            y,
-            backend,
-            batch_size=batch_size,
-            preset=preset,
-            keep_logits=keep_logits,
-            show_progress=show_progress,
-        )
+        check_baseline_backend(backend, preset)
+        return _evaluate_baseline(model, x, y, batch_size, keep_logits, show_progress, lengths)
     be = backend if isinstance(backend, Backend) else get_backend(backend, preset=preset)
     spec = model if isinstance(model, ModelSpec) else model.export()
     be.check(spec)
@@ -102,7 +96,10 @@ def evaluate(
     kept: list[torch.Tensor] = []
     starts = range(0, len(y), batch_size)
     for s in progress(starts, total=len(starts), desc=f"eval {be.name}", show=show_progress):
-        logits, rep = program(x[s : s + batch_size])
+        if lengths is None:
+            logits, rep = program(x[s : s + batch_size])
+        else:
+            logits, rep = program(x[s : s + batch_size], lengths=lengths[s : s + batch_size])
         c, ls = _score(logits, y[s : s + batch_size])
         correct, loss = correct + c, loss + ls
         reports.append(rep)
@@ -143,16 +140,14 @@ def check_baseline_backend(backend: Backend | str | None, preset: str | None = N
         raise RsgnError(f"baselines run on torch only: --preset {preset!r} does not apply")
 
 
-def evaluate_baseline(
+def _evaluate_baseline(
     model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    backend: Backend | str | None = None,
-    *,
-    batch_size: int = 256,
-    preset: str | None = None,
-    keep_logits: bool = False,
-    show_progress: bool = False,
+    batch_size: int,
+    keep_logits: bool,
+    show_progress: bool,
+    lengths: torch.Tensor | None = None,
 ) -> Evaluation:
     """Evaluate a baseline with plain torch (inference mode) in batches: accuracy, loss, the
     measured active fraction (1.0 for dense models; for the MoE the fraction of expert
@@ -166,7 +161,6 @@ def evaluate_baseline(
     from rsgn.backends.torch.nvml import EnergyMeter
     from rsgn.backends.torch.target import measured_energy_reason
 
-    check_baseline_backend(backend, preset)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -181,15 +175,16 @@ def evaluate_baseline(
     with torch.inference_mode():
         for s in bar:
             xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size]
+            lb = None if lengths is None else lengths[s : s + batch_size].to(device)
             with EnergyMeter(device.index or 0) if meter_on else nullcontext() as meter:
                 t0 = time.perf_counter()
-                logits = model(xb)
+                logits = model(xb, lb)
                 if device.type == "cuda":
                     torch.cuda.synchronize(device)
                 wall += time.perf_counter() - t0
             if meter_on:
                 measured.append(meter.result())
-            _, counts = count_module(model, xb)  # the same forward again, counted
+            _, counts = count_module(model, xb, lb)  # the same forward again, counted
             charge_module(ledger, counts)
             c, ls = _score(logits, yb)
             correct, loss, total = correct + c, loss + ls, total + len(yb)

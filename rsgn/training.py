@@ -1,6 +1,11 @@
 """Training: AdamW + cosine schedule + gradient clipping (fast), Hebbian rules (slow),
 temperature annealing, per-epoch checkpoints for resuming, and ``metrics.json``.
 
+Generalisation (:mod:`rsgn.generalise`, on by default for every model): a selection split
+carved from the training data chooses the checkpoint (the reported split never chooses
+anything), early stopping, a minimum number of optimiser steps, weight decay and optional
+time-series augmentation; ``--config paper`` trains as the paper did.
+
 The same loop trains the baselines of :mod:`rsgn.baselines` (``model_name``): same optimiser,
 schedule, clipping, data order, progress lines, checkpoints and resume, without backend,
 Hebbian rules or temperature; the MoE's load-balancing loss is added to the cross-entropy.
@@ -34,9 +39,10 @@ from rsgn.checkpoint import (
     versions,
 )
 from rsgn.config import RunConfig, default_lr
-from rsgn.data import Dataset, check_features
+from rsgn.data import Dataset, check_features, with_selection
 from rsgn.errors import RsgnError
 from rsgn.evaluation import check_baseline_backend, evaluate
+from rsgn.generalise import Selector, augment, augments, plan_schedule
 from rsgn.model import RSGN
 from rsgn.progress import progress
 
@@ -285,7 +291,6 @@ def _train(
     device = ctx.device if ctx is not None else resolve_device(cfg.train.device)
     main = ctx is None or ctx.is_main
     log = log if main else None
-    steps_per_epoch = math.ceil(len(ds.y_train) / cfg.train.batch_size)
     history: list[dict[str, Any]] = []
     start_epoch, train_seconds, n_steps_done = 0, 0.0, 0
 
@@ -293,6 +298,7 @@ def _train(
         raise RsgnError(
             f"{out} already holds a run: pass --resume to continue it or choose another --out"
         )
+    fingerprint = data_fingerprint(ds)  # the data as given, before the selection split
     if resuming:
         # the same run: other settings are refused, a longer --epochs extends it
         net, saved_cfg, payload = load_model(ckpt_path)
@@ -305,8 +311,10 @@ def _train(
             )
         check_features(ds, net.d_in)
         net.to(device)
+        ds = with_selection(ds, cfg.data.select_fraction, cfg.train.seed)
+        plan = plan_schedule(len(ds.y_train), cfg.train)
         lr = cfg.train.lr if cfg.train.lr is not None else default_lr(name)
-        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs, lr)
+        opt, sched = _make_optim(net, cfg, plan.total_steps, lr)
         start_epoch = int(payload.get("epoch", 0))
         history = list(payload.get("history", []))
         train_seconds = float(payload.get("train_seconds", 0.0))
@@ -314,9 +322,11 @@ def _train(
         if "optimizer" in payload:
             opt.load_state_dict(payload["optimizer"])
             sched.load_state_dict(payload["scheduler"])
-            if cfg.train.epochs > saved_cfg.train.epochs:
-                _extend_schedule(sched, steps_per_epoch * cfg.train.epochs, n_steps_done)
-        if start_epoch >= cfg.train.epochs and (out / "metrics.json").is_file():
+            saved_plan = plan_schedule(len(ds.y_train), saved_cfg.train)
+            if plan.total_steps > saved_plan.total_steps:
+                _extend_schedule(sched, plan.total_steps, n_steps_done)
+        done = start_epoch >= plan.epochs or bool(payload.get("stopped_early", False))
+        if done and (out / "metrics.json").is_file():
             if log:
                 print(f"{out} is complete ({start_epoch} epochs): nothing to do", file=log)
             return json.loads((out / "metrics.json").read_text())
@@ -325,127 +335,111 @@ def _train(
         if device.type == "cuda" and isinstance(payload.get("cuda_rng_state"), torch.Tensor):
             torch.cuda.set_rng_state(payload["cuda_rng_state"], device)
         if log:
-            print(f"resuming {out} at epoch {start_epoch}/{cfg.train.epochs}", file=log)
+            print(f"resuming {out} at epoch {start_epoch}/{plan.epochs}", file=log)
     else:
         torch.manual_seed(cfg.train.seed)
         net = _build(name, ds, cfg, model_kwargs).to(device)
+        ds = with_selection(ds, cfg.data.select_fraction, cfg.train.seed)
+        plan = plan_schedule(len(ds.y_train), cfg.train)
         lr = cfg.train.lr if cfg.train.lr is not None else default_lr(name)
-        opt, sched = _make_optim(net, cfg, steps_per_epoch * cfg.train.epochs, lr)
+        opt, sched = _make_optim(net, cfg, plan.total_steps, lr)
+        payload = {}
 
-    fingerprint = data_fingerprint(ds)
-    xt, yt = ds.x_train.to(device), ds.y_train.to(device)
+    selector = Selector(cfg.train.patience, cfg.train.min_steps)
+    selector.load(payload.get("selection", {}))
+    last_eval_step = int(payload.get("last_eval_step", 0))
+    stopped = bool(payload.get("stopped_early", False))
     stepper = distributed.stepper(net, ctx, all_used=name == "rsgn")
-    for epoch in range(start_epoch, cfg.train.epochs):
+    epoch = start_epoch
+    while epoch < plan.epochs and not stopped:
         net.train()
-        annealed = net.begin_epoch(epoch, cfg.train.epochs)
-        gen = torch.Generator().manual_seed(cfg.train.seed * 100003 + epoch)
-        perm = torch.randperm(len(yt), generator=gen).to(device)
-        loss_sum, correct, seen, frac_sum, aux_sum, n_aux = 0.0, 0, 0, 0.0, 0.0, 0
+        annealed = net.begin_epoch(epoch, plan.epochs)
         t_epoch = time.perf_counter()
-        starts = range(0, len(yt), cfg.train.batch_size)
-        desc = f"epoch {epoch + 1}/{cfg.train.epochs}"
-        for s in progress(starts, total=len(starts), desc=desc, show=log is not None):
-            idx, weight = distributed.shard(perm[s : s + cfg.train.batch_size], ctx)
-            xb, yb = xt[idx], yt[idx]
-            step = stepper(xb, ops_table)
-            if ctx is None:
-                loss = F.cross_entropy(step.logits, yb)
-                loss_value = loss.item()
-            else:  # this rank's share of the global mean (DDP averages over ranks)
-                ce = F.cross_entropy(step.logits, yb, reduction="none")
-                loss, loss_value, _ = distributed.batch_loss(ce, weight, ctx)
-            objective = loss + weight * step.regulariser
-            if not distributed.all_true(bool(torch.isfinite(objective)), ctx):
-                raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss_value}")
-            opt.zero_grad(set_to_none=True)
-            objective.backward()
-            if cfg.train.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
-            opt.step()
-            sched.step()
-            net.after_batch(distributed.gather_step(step, weight, ctx), loss_value)
-            n_b = len(yb) if weight > 0 else 0
-            loss_sum += loss_value * n_b
-            correct += int((step.logits.argmax(1) == yb).sum()) if n_b else 0
-            seen += n_b
-            frac_sum += step.active_fraction * n_b
-            if step.aux_loss is not None:
-                aux_sum, n_aux = aux_sum + step.aux_loss * n_b, n_aux + n_b
-            n_steps_done += 1
+        rec, n_steps_done = _run_epoch(
+            net, stepper, opt, sched, ds, cfg, epoch, ops_table, n_steps_done, plan.epochs, log, ctx
+        )
         slow = net.epoch_end(ops_table)
         sync = distributed.sync_state(net, ctx)  # {} in one process
-        if ctx is not None:
-            loss_sum, correct, seen, frac_sum, aux_sum, n_aux = distributed.all_sum(
-                [loss_sum, correct, seen, frac_sum, aux_sum, n_aux], ctx
-            )
         epoch_time = time.perf_counter() - t_epoch
         train_seconds += epoch_time
-        val = evaluate(net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size)
-        rec = {
-            "epoch": epoch + 1,
-            "train_loss": loss_sum / seen,
-            "train_accuracy": correct / seen,
-            "train_active_fraction": frac_sum / seen,
-            "val_accuracy": val.accuracy,
-            "val_loss": val.loss,
-            "val_active_fraction": val.active_fraction,
-            **annealed,
-            "seconds": epoch_time,
-            **{f"slow_{k}": v for k, v in slow.items()},
-            **sync,
-        }
-        if n_aux:
-            rec["train_aux_loss"] = aux_sum / n_aux
+        epoch += 1
+        rec = {"epoch": epoch, "step": n_steps_done, **rec}
+        due = n_steps_done - last_eval_step >= cfg.train.eval_interval or epoch == plan.epochs
+        if due:  # every rank evaluates the same weights on the same data: the same decision
+            last_eval_step = n_steps_done
+            rec.update(_evaluate_splits(net, ds, target, cfg))
+            if ds.y_select is not None:
+                selector.update(
+                    net, rec["select_accuracy"], rec["select_loss"], epoch, n_steps_done
+                )
+                stopped = selector.should_stop(n_steps_done)
+        rec.update(
+            {
+                **annealed,
+                "seconds": epoch_time,
+                **{f"slow_{k}": v for k, v in slow.items()},
+                **sync,
+            }
+        )
         history.append(rec)
         if log:
-            t_part = f"  T {annealed['temperature']:.2f}" if "temperature" in annealed else ""
-            print(
-                f"epoch {epoch + 1:3d}/{cfg.train.epochs}  loss {rec['train_loss']:.4f}  "
-                f"train {rec['train_accuracy']:.3f}  val {rec['val_accuracy']:.3f}  "
-                f"active {rec['val_active_fraction']:.3%}{t_part}  {epoch_time:.1f}s",
-                file=log,
-                flush=True,
-            )
+            _log_epoch(log, rec, plan.epochs, annealed)
+        state = {
+            "epoch": epoch,
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "history": history,
+            "train_seconds": train_seconds,
+            "train_steps": n_steps_done,
+            "complete": epoch == plan.epochs or stopped,
+            "selection": selector.state(),
+            "last_eval_step": last_eval_step,
+            "stopped_early": stopped,
+            "data": {"name": ds.name, "fingerprint": fingerprint},
+            # the global generator (dropout masks, Hebbian sprouting): a resumed run
+            # draws what the uninterrupted one would have drawn
+            "rng_state": torch.get_rng_state(),
+            **(
+                {"cuda_rng_state": torch.cuda.get_rng_state(device)}
+                if device.type == "cuda"
+                else {}
+            ),
+        }
         if main:
-            save_checkpoint(
-                ckpt_path,
-                net,
-                cfg,
-                {
-                    "epoch": epoch + 1,
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "history": history,
-                    "train_seconds": train_seconds,
-                    "train_steps": n_steps_done,
-                    "complete": epoch + 1 == cfg.train.epochs,
-                    "data": {"name": ds.name, "fingerprint": fingerprint},
-                    # the global generator (dropout masks, Hebbian sprouting): a resumed run
-                    # draws what the uninterrupted one would have drawn
-                    "rng_state": torch.get_rng_state(),
-                    **(
-                        {"cuda_rng_state": torch.cuda.get_rng_state(device)}
-                        if device.type == "cuda"
-                        else {}
-                    ),
-                },
-            )
+            save_checkpoint(ckpt_path, net, cfg, state)
 
-    final = evaluate(net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size)
+    if ds.y_select is not None and selector.best_weights is not None:
+        # the reported model is the selected one: the checkpoint holds its weights
+        selector.restore(net)
+        if main:
+            saved = read_checkpoint(ckpt_path)
+            keep = {k: v for k, v in saved.items() if k not in _CHECKPOINT_OWN}
+            save_checkpoint(ckpt_path, net, cfg, {**keep, "restored_best": True})
+    final = evaluate(
+        net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size, lengths=ds.len_val
+    )
     metrics = {
         "task": ds.name,
         "model": name,
         "backend": target if isinstance(target, str) else target.name,
         "accuracy": final.accuracy,
         "val_loss": final.loss,
+        "reported_split": ds.reported_split,
+        "splits": ds.splits(),
+        "selection": _selection_summary(selector, ds, history, stopped),
         "params": net.n_params(),
         "active_fraction": final.active_fraction,
         "active_fraction_per_step": final.report.active_fraction_per_step,
+        "energy_per_inference": final.report.to_dict().get("energy_per_inference"),
         "seconds_per_step": train_seconds / max(1, n_steps_done),
         "train_seconds": train_seconds,
         "epochs": cfg.train.epochs,
+        "epochs_planned": plan.epochs,
+        "epochs_run": len(history),
+        "train_steps": n_steps_done,
         "lr": lr,
         "n_train": len(ds.y_train),
+        "n_select": ds.splits()["select"],
         "n_val": len(ds.y_val),
         "history": history,
         "config": cfg.to_dict(),
@@ -458,6 +452,140 @@ def _train(
         atomic_write_json(out / "metrics.json", metrics)
     distributed.barrier(ctx)  # metrics.json is written before any rank returns
     return metrics
+
+
+def _run_epoch(
+    net: torch.nn.Module,
+    stepper: Any,
+    opt: torch.optim.Optimizer,
+    sched: Any,
+    ds: Dataset,
+    cfg: RunConfig,
+    epoch: int,
+    ops_table: Any,
+    n_steps: int,
+    epochs: int,
+    log: TextIO | None,
+    ctx: distributed.DistContext | None,
+) -> tuple[dict[str, float], int]:
+    """One pass over the training split in a seeded order (augmented when asked): the
+    epoch's training figures and the updated step count.
+
+    Data-parallel (``ctx``): every rank draws the same order and the same augmentation of the
+    global batch, then trains on its contiguous shard with loss weight w_r = n_r R / n (the
+    global mean after DDP's average over ranks); the epoch's figures are summed over ranks."""
+    device = next(net.parameters()).device
+    tc = cfg.train
+    xt, yt = ds.x_train.to(device), ds.y_train.to(device)
+    lt = None if ds.len_train is None else ds.len_train.to(device)
+    gen = torch.Generator().manual_seed(tc.seed * 100003 + epoch)
+    perm = torch.randperm(len(yt), generator=gen).to(device)
+    aug_gen = (
+        torch.Generator().manual_seed(tc.seed * 100003 + epoch + 7_777_777)
+        if augments(tc)
+        else None
+    )
+    loss_sum, correct, seen, frac_sum, aux_sum, n_aux = 0.0, 0, 0, 0.0, 0.0, 0
+    starts = range(0, len(yt), tc.batch_size)
+    desc = f"epoch {epoch + 1}/{epochs}"
+    for s in progress(starts, total=len(starts), desc=desc, show=log is not None):
+        idx = perm[s : s + tc.batch_size]
+        xb, yb = xt[idx], yt[idx]
+        lb = None if lt is None else lt[idx]
+        if aug_gen is not None:  # the global batch, so every rank draws the same
+            xb, lb = augment(xb, lb, tc, aug_gen)
+        part, weight = distributed.shard(torch.arange(len(yb), device=device), ctx)
+        xb, yb = xb[part], yb[part]
+        lb = None if lb is None else lb[part]
+        step = stepper(xb, ops_table) if lb is None else stepper(xb, ops_table, lb)
+        if ctx is None:
+            loss = F.cross_entropy(step.logits, yb)
+            loss_value = loss.item()
+        else:  # this rank's share of the global mean (DDP averages over ranks)
+            ce = F.cross_entropy(step.logits, yb, reduction="none")
+            loss, loss_value, _ = distributed.batch_loss(ce, weight, ctx)
+        objective = loss + weight * step.regulariser
+        if not distributed.all_true(bool(torch.isfinite(objective)), ctx):
+            raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss_value}")
+        opt.zero_grad(set_to_none=True)
+        objective.backward()
+        if tc.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
+        opt.step()
+        sched.step()
+        net.after_batch(distributed.gather_step(step, weight, ctx), loss_value)
+        n_b = len(yb) if weight > 0 else 0
+        loss_sum += loss_value * n_b
+        correct += int((step.logits.argmax(1) == yb).sum()) if n_b else 0
+        seen += n_b
+        frac_sum += step.active_fraction * n_b
+        if step.aux_loss is not None:
+            aux_sum, n_aux = aux_sum + step.aux_loss * n_b, n_aux + n_b
+        n_steps += 1
+    if ctx is not None:
+        loss_sum, correct, seen, frac_sum, aux_sum, n_aux = distributed.all_sum(
+            [loss_sum, correct, seen, frac_sum, aux_sum, n_aux], ctx
+        )
+    rec = {
+        "train_loss": loss_sum / seen,
+        "train_accuracy": correct / seen,
+        "train_active_fraction": frac_sum / seen,
+    }
+    if n_aux:
+        rec["train_aux_loss"] = aux_sum / n_aux
+    return rec, n_steps
+
+
+def _evaluate_splits(net: torch.nn.Module, ds: Dataset, target: Any, cfg: RunConfig) -> dict:
+    """The selection split's figures (chooses the model) and the reported split's (recorded
+    only, under the ``val_`` keys)."""
+    bs = cfg.train.eval_batch_size
+    rec: dict[str, float] = {}
+    if ds.y_select is not None:
+        sel = evaluate(net, ds.x_select, ds.y_select, target, batch_size=bs, lengths=ds.len_select)
+        rec.update(select_accuracy=sel.accuracy, select_loss=sel.loss)
+    val = evaluate(net, ds.x_val, ds.y_val, target, batch_size=bs, lengths=ds.len_val)
+    rec.update(
+        val_accuracy=val.accuracy, val_loss=val.loss, val_active_fraction=val.active_fraction
+    )
+    return rec
+
+
+def _selection_summary(
+    selector: Selector, ds: Dataset, history: list[dict[str, Any]], stopped: bool
+) -> dict[str, Any]:
+    """How the reported model was chosen: on the selection split (its best evaluation) or,
+    without one, the last epoch."""
+    if ds.y_select is None:
+        return {"by": "last epoch (no selection split)", "epoch": len(history)}
+    return {
+        "by": "selection split: accuracy, ties to the lower loss",
+        "epoch": selector.best_epoch,
+        "step": selector.best_step,
+        "select_accuracy": None if selector.best is None else selector.best[0],
+        "select_loss": None if selector.best is None else -selector.best[1],
+        "stopped_early": stopped,
+    }
+
+
+def _log_epoch(log: TextIO, rec: dict[str, Any], epochs: int, annealed: dict) -> None:
+    t_part = f"  T {annealed['temperature']:.2f}" if "temperature" in annealed else ""
+    ev = ""
+    if "select_accuracy" in rec:
+        ev += f"  select {rec['select_accuracy']:.3f}"
+    if "val_accuracy" in rec:
+        ev += f"  val {rec['val_accuracy']:.3f}  active {rec['val_active_fraction']:.3%}"
+    print(
+        f"epoch {rec['epoch']:3d}/{epochs}  loss {rec['train_loss']:.4f}  "
+        f"train {rec['train_accuracy']:.3f}{ev}{t_part}  {rec['seconds']:.1f}s",
+        file=log,
+        flush=True,
+    )
+
+
+_CHECKPOINT_OWN = ("format", "format_version", "model", "model_args", "config", "versions",
+                   "state_dict")  # fmt: skip
+"""Keys :func:`rsgn.checkpoint.save_checkpoint` writes itself."""
 
 
 def _saved_model_name(ckpt_path: Path) -> str:

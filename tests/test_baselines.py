@@ -186,6 +186,7 @@ def test_cli_applies_the_papers_sizes_on_built_in_tasks():
 
 
 TINY_TR = ["--model-arg", "d=16", "--model-arg", "n_heads=2", "--model-arg", "d_ff=16"]
+EPOCHS_ONLY = ["--set", "train.min_steps=0", "--set", "train.eval_interval=0"]
 
 
 def test_cli_train_eval_roundtrip_for_a_baseline(tmp_path, npz, capsys):
@@ -193,7 +194,9 @@ def test_cli_train_eval_roundtrip_for_a_baseline(tmp_path, npz, capsys):
 
     out = tmp_path / "tr"
     args = ["train", "--data", str(npz), "--model", "transformer", "--out", str(out), "--quiet"]
-    assert main([*args, "--epochs", "2", "--set", "train.batch_size=16", *TINY_TR]) == 0
+    assert (
+        main([*args, "--epochs", "2", "--set", "train.batch_size=16", *TINY_TR, *EPOCHS_ONLY]) == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     m = json.loads((out / "metrics.json").read_text())
     assert summary["model"] == m["model"] == "transformer"
@@ -214,7 +217,10 @@ def test_baseline_resume_keeps_the_runs_model(tmp_path, npz, capsys):
     from rsgn.data import load_npz
     from rsgn.training import train
 
-    cfg = apply_overrides(load_config(None), ["train.epochs=2", "train.batch_size=16"])
+    cfg = apply_overrides(
+        load_config(None),
+        ["train.epochs=2", "train.batch_size=16", "train.min_steps=0", "train.eval_interval=0"],
+    )
     ds = load_npz(npz)
     kw = {"n_experts": 2, "d_expert": 4, "d": 8, "n_heads": 2, "n_layers": 1}
 

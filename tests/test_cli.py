@@ -24,6 +24,10 @@ SMALL = [
     "model.target_active=0.1",
     "--set",
     "train.batch_size=16",
+    "--set",
+    "train.min_steps=0",
+    "--set",
+    "train.eval_interval=0",
 ]
 
 
@@ -251,7 +255,7 @@ def test_seeded_training_is_bit_reproducible_on_two_threads(tmp_path):
 
     cfg = apply_overrides(
         load_config(None),
-        ["data.n_samples=160", "train.epochs=1"],
+        ["data.n_samples=160", "train.epochs=1", "train.min_steps=0"],
     )
     ds = make_task("hierarchical", cfg.data, seed=0)
     threads = torch.get_num_threads()

@@ -49,7 +49,11 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    cfg = apply_overrides(load_config(None), TINY)
+    # the training these checks were written against (paper-training: epochs only, no
+    # selection split, no augmentation); the 32-sample model trained with issue 18's default
+    # training has a near-tied winner on one sample where triton's and torch's logits differ
+    # by 0.0099 (predictions identical; measured)
+    cfg = apply_overrides(load_config("paper-training"), TINY)
     ds = make_task("hierarchical", cfg.data, seed=cfg.train.seed)
     out = tmp_path_factory.mktemp("cmp") / "run"
     train(cfg, ds, out, log=None)

@@ -140,3 +140,25 @@ def test_results_do_not_depend_on_the_batch_size(name, preset):
     whole, _ = prog(x)
     parts = torch.cat([prog(x[:2])[0], prog(x[2:5])[0], prog(x[5:])[0]])
     torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,preset", CASES)
+def test_padded_steps_are_inert_on_every_target(name, preset):
+    """``program(x, lengths)``: a padded sample gives its unpadded logits (targets whose
+    measurement noise is on draw it from the sample's bytes, padding included, so they are
+    only checked to run and stay finite)."""
+    spec = _spec()
+    be = _ready(name, preset, spec)
+    g = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([7, 4, 1])
+    x = torch.randn(3, 7, 5, generator=g)
+    pad = torch.arange(7)[None, :] >= lengths[:, None]
+    xp = torch.where(pad.unsqueeze(-1), 9.0 * torch.randn(3, 7, 5, generator=g), x)
+    prog = be.prepare(spec)
+    padded, rep = prog(xp, lengths=lengths)
+    assert torch.isfinite(padded).all() and rep.n_samples == 3
+    if be.capabilities().reference_tol is None:
+        return
+    for i, n in enumerate(lengths.tolist()):
+        alone, _ = prog(x[i : i + 1, :n])
+        torch.testing.assert_close(padded[i : i + 1], alone, rtol=1e-4, atol=1e-5)

@@ -250,6 +250,7 @@ def test_training_steps_on_optical_aware(tmp_path):
             "model.n_steps=2",
             "model.d_hidden=16",
             "train.epochs=2",
+            "train.min_steps=0",
             "train.batch_size=16",
         ],
     )

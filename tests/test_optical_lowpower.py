@@ -248,6 +248,7 @@ def test_hardware_aware_training_closes_the_lowpower_gap(tmp_path):
             "model.d_space=3",
             "model.init_state=mean",
             "train.epochs=4",
+            "train.min_steps=0",
             "train.batch_size=32",
             "train.lr=1e-2",
             "train.seed=0",

@@ -29,6 +29,7 @@ target_active = 0.25
 
 [base.train]
 epochs = 1
+min_steps = 0
 batch_size = 16
 
 [base.data]

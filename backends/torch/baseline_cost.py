@@ -134,14 +134,16 @@ class _ElementCounter(TorchDispatchMode):
         return out
 
 
-def count_module(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, int]]:
-    """Run ``model(x)`` once, counting its work: (output, {event: count}) with the events
+def count_module(
+    model: torch.nn.Module, x: torch.Tensor, lengths: torch.Tensor | None = None
+) -> tuple[torch.Tensor, dict[str, int]]:
+    """Run ``model(x, lengths)`` once, counting its work: (output, {event: count}) with the events
     ``mac_fp32``, ``add_fp32``, ``transcendental_fp32``, ``sram_word_32b`` and
     ``dram_word_32b`` of the electronic model (see the module docstring)."""
     flops = FlopCounterMode(display=False, custom_mapping=_custom_mapping())
     elems = _ElementCounter()
     with flops, elems:
-        out = model(x)
+        out = model(x) if lengths is None else model(x, lengths)
     params = sum(p.numel() for p in model.parameters())
     counts = {
         "mac_fp32": int(flops.get_total_flops() // 2),

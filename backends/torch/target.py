@@ -97,10 +97,17 @@ def op_table(compile: str) -> OpTable:
 
 
 def run_traced(
-    spec: ModelSpec, graph, x: torch.Tensor, table: OpTable, *, measure_energy: bool = False
+    spec: ModelSpec,
+    graph,
+    x: torch.Tensor,
+    table: OpTable,
+    lengths: torch.Tensor | None = None,
+    *,
+    measure_energy: bool = False,
 ) -> tuple[torch.Tensor, list[float], Trace, float, Measured | NotAvailable]:
     """Forward pass with a trace, timed (CUDA-synchronised), with the GPU's NVML energy when
-    ``measure_energy`` on CUDA: (logits, fractions, trace, seconds, measured energy)."""
+    ``measure_energy`` on CUDA: (logits, fractions, trace, seconds, measured energy);
+    ``lengths`` [B] marks padded steps (None: none)."""
     trace = Trace()
     cuda = x.device.type == "cuda"
     if cuda:
@@ -109,7 +116,7 @@ def run_traced(
     t0 = time.perf_counter()
     if meter is not None:
         meter.__enter__()
-    out = forward(spec.weights, spec.hyper, x, table, graph=graph, trace=trace)
+    out = forward(spec.weights, spec.hyper, x, table, graph=graph, trace=trace, lengths=lengths)
     if cuda:
         torch.cuda.synchronize(x.device)
     dt = time.perf_counter() - t0
@@ -142,10 +149,13 @@ class TorchProgram(Program):
             self.graph = build_graph(self.spec.weights, self.spec.hyper, ops_table)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         x = x.to(self.device)
+        lengths = None if lengths is None else lengths.to(self.device)
         logits, fractions, trace, dt, measured = run_traced(
-            self.spec, self.graph, x, self.op_table, measure_energy=self.measure_energy
+            self.spec, self.graph, x, self.op_table, lengths, measure_energy=self.measure_energy
         )
         ledger = CostLedger(self.table)
         cost.charge_run(ledger, self.spec, self.graph, trace)
