@@ -43,7 +43,18 @@ DISCRETE = ("in_idx", "in_mask", "low_count", "pruned_keys")
 
 
 def _cfg(epochs: int):
-    return apply_overrides(load_config(None), [*SETTINGS, f"train.epochs={epochs}"])
+    # paper-training: epochs only (no min_steps stretch, selection split or augmentation), so
+    # two epochs are two epochs; augmentation under DDP is tested below
+    return apply_overrides(load_config("paper-training"), [*SETTINGS, f"train.epochs={epochs}"])
+
+
+def _generalising_cfg():
+    """Issue 18's training on two epochs: selection split, augmentation (jitter, scale, shift),
+    the best evaluated weights restored."""
+    return apply_overrides(
+        load_config(None),
+        [*SETTINGS, "train.epochs=2", "train.min_steps=0", "train.eval_interval=0"],
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +72,8 @@ def runs(tmp_path_factory):
         out["one_resumed"] = train(_cfg(2), ds, tmp / "one_resumed", log=None, resume=True)
         train(_cfg(1), ds, tmp / "resumed", log=None, nproc=2)
         out["resumed"] = train(_cfg(2), ds, tmp / "resumed", log=None, nproc=2, resume=True)
+        out["aug_one"] = train(_generalising_cfg(), ds, tmp / "aug_one", log=None)
+        out["aug_ddp"] = train(_generalising_cfg(), ds, tmp / "aug_ddp", log=None, nproc=2)
     finally:
         torch.set_num_threads(threads)
     return tmp, out
@@ -87,6 +100,16 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(runs):
     _assert_close_runs(one, read_checkpoint(tmp / "ddp"))
     assert sum(h["slow_pruned"] for h in one["history"]) > 0  # the rules did fire
     assert one["state_dict"]["in_mask"][:, 8:].any()  # sprouted edges
+
+
+@pytest.mark.slow
+def test_ddp_draws_the_same_augmentation_and_selects_the_same_weights(runs):
+    tmp, m = runs
+    one, ddp = read_checkpoint(tmp / "aug_one"), read_checkpoint(tmp / "aug_ddp")
+    assert m["aug_one"]["config"]["train"]["augment_jitter"] > 0
+    assert m["aug_one"]["splits"]["select"] > 0
+    _assert_close_runs(one, ddp)
+    assert one["selection"]["best_epoch"] == ddp["selection"]["best_epoch"]
 
 
 @pytest.mark.slow
@@ -124,6 +147,8 @@ def test_torchrun_launch_as_documented(tmp_path):
         "train",
         "--task",
         "hierarchical",
+        "--config",
+        "paper-training",
         *[a for s in SETTINGS for a in ("--set", s)],
         "--epochs",
         "1",
