@@ -6,7 +6,7 @@ N x N formulation of the public code, same machine, same run.
 
 Models: ``dense`` (the public code's formulation), ``sparse`` (the RSGN on the reference
 op table, eager torch) and ``compiled`` (the RSGN on the torch target's default table: the
-numba step kernels of issue 20); ``studies/cpu_step/bench.py`` runs all three.
+numba step kernels of issue 20); ``studies/cpu_compiled/bench.py`` runs all three.
 Each (model, N) runs in a fresh subprocess so peak RSS is its own. Batch 64, sequence 64,
 hidden 128, 32 input features, 20 classes, paper defaults otherwise (sparse: 5% active cap,
 k=16 in-edges + 4 sprout slots). A train step is forward + cross-entropy + backward + AdamW.

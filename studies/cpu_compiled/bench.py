@@ -1,10 +1,10 @@
 """Issue 20's benchmark: the compiled CPU step against the eager sparse step and the dense
 formulation, the demo's wall time before and after, and data-parallel throughput.
 
-    python studies/cpu_step/bench.py                          # everything -> results.json/.md
-    python studies/cpu_step/bench.py --before-python /path/to/old/venv/bin/python \\
+    python studies/cpu_compiled/bench.py                          # everything -> results.json/.md
+    python studies/cpu_compiled/bench.py --before-python /path/to/old/venv/bin/python \\
         --before-root /path/to/old/checkout                    # + the demo of an older rsgn
-    python studies/cpu_step/bench.py --quick                   # N = 256, 1,024; 1 DDP epoch
+    python studies/cpu_compiled/bench.py --quick                   # N = 256, 1,024; 1 DDP epoch
 
 Three parts, one run, one machine:
 
