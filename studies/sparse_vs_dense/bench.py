@@ -51,8 +51,11 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
     y = torch.randint(0, 20, (batch,))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
+    def run() -> object:  # the plain call when no table is given (an older rsgn has no kwarg)
+        return model(x) if table is None else model(x, ops_table=table)
+
     def logits():
-        return model(x) if kind == "dense" else model(x, ops_table=table).logits
+        return run() if kind == "dense" else run().logits
 
     def train_step():
         loss = torch.nn.functional.cross_entropy(logits(), y)
@@ -91,7 +94,7 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
     }
     if kind != "dense":
         with torch.no_grad():
-            fr = model(x, ops_table=table).active_fraction_per_step
+            fr = run().active_fraction_per_step
             res["active_fraction"] = float(sum(fr[1:]) / cfg.n_steps)
     return res
 
