@@ -27,7 +27,9 @@ from typing import Any, TextIO
 import torch
 import torch.nn.functional as F
 
-from rsgn.backends import get_backend
+from rsgn import distributed
+from rsgn.backends import get_backend, make_options
+from rsgn.backends.registry import default_name
 from rsgn.checkpoint import (
     CKPT_NAME,
     atomic_write_json,
@@ -138,6 +140,8 @@ def train(
     log: TextIO | None = sys.stderr,
     model: str | None = None,
     model_kwargs: dict[str, Any] | None = None,
+    backend_args: list[str] | None = None,
+    nproc: int = 1,
 ) -> dict[str, Any]:
     """Train a model on ``ds``; write ``out_dir/checkpoint.pt`` and ``out_dir/metrics.json``.
 
@@ -147,14 +151,39 @@ def train(
     schedule) of the checkpoint's own model and config: ``cfg`` must equal the saved config
     except for a longer ``train.epochs``, which extends the run (:func:`resume_config`), and
     ``ds`` must be the data the run was trained on; a complete run returns its metrics
-    untouched. Holds :func:`run_lock` on ``out_dir`` throughout.
+    untouched. Holds :func:`run_lock` on ``out_dir`` throughout. ``backend_args`` are the
+    target's typed options (``KEY=VALUE``, e.g. ``compile=eager``).
+
+    Data-parallel (:mod:`rsgn.distributed`): ``nproc`` > 1 spawns that many ranks here
+    (DistributedDataParallel, gloo on the CPU, NCCL on GPUs); a torchrun-launched process
+    (``WORLD_SIZE`` > 1) is one rank. ``train.batch_size`` is the global batch; rank 0 writes
+    the checkpoint and ``metrics.json``, which every rank's return value is read from.
     """
     out = Path(out_dir)
-    with (
-        run_lock(out),
-        _deterministic(cfg.train.deterministic and resolve_device(cfg.train.device).type == "cpu"),
-    ):
-        return _train(cfg, ds, out, backend, preset, resume, log, model, model_kwargs)
+    kw = dict(
+        backend=backend,
+        preset=preset,
+        resume=resume,
+        model=model,
+        model_kwargs=model_kwargs,
+        backend_args=backend_args,
+    )
+    device = resolve_device(cfg.train.device)
+    ctx = distributed.from_env(device)
+    if ctx is None and nproc > 1:
+        with run_lock(out):
+            distributed.spawn(nproc, device, _train_rank, cfg, ds, out, log is not None, kw)
+        return json.loads((out / "metrics.json").read_text())
+    lock = run_lock(out) if ctx is None or ctx.is_main else contextlib.nullcontext()
+    with lock, _deterministic(cfg.train.deterministic and device.type == "cpu"):
+        return _train(cfg, ds, out, log=log, ctx=ctx, **kw)
+
+
+def _train_rank(ctx, cfg: RunConfig, ds: Dataset, out: Path, show: bool, kw: dict) -> None:
+    """One spawned rank of :func:`train` (progress lines from rank 0 only)."""
+    log = sys.stderr if (show and ctx.is_main) else None
+    with _deterministic(cfg.train.deterministic and ctx.device.type == "cpu"):
+        _train(cfg, ds, out, log=log, ctx=ctx, **kw)
 
 
 def data_fingerprint(ds: Dataset) -> str:
@@ -202,14 +231,19 @@ def _extend_schedule(sched: Any, total_steps: int, done: int) -> None:
     sched._last_lr = [g["lr"] for g in sched.optimizer.param_groups]
 
 
-def _resolve_ops(name: str, backend: str | None, preset: str | None) -> tuple[Any, Any]:
+def _resolve_ops(
+    name: str, backend: str | None, preset: str | None, backend_args: list[str] | None = None
+) -> tuple[Any, Any]:
     """The op table a model trains with and the target it is validated on: the RSGN trains
     with a differentiable target's ``ops`` (and is validated on that target with its
-    options); baselines on plain torch."""
+    options, ``backend_args``); baselines on plain torch."""
     if name != "rsgn":
         check_baseline_backend(backend, preset)
+        if backend_args:
+            raise RsgnError("--backend-arg applies to the RSGN; baselines train on plain torch")
         return None, "torch"
-    be = get_backend(backend, preset=preset)
+    target = backend or default_name()
+    be = get_backend(target, options=make_options(target, preset=preset, items=backend_args))
     if be.ops is None:
         raise RsgnError(f"backend {be.name!r} is not differentiable: train on torch or triton")
     return be.ops, be
@@ -225,8 +259,20 @@ def _build(name: str, ds: Dataset, cfg: RunConfig, model_kwargs: dict[str, Any] 
     return build_baseline(name, ds.d_in, ds.n_classes, ds.seq_len, **(model_kwargs or {}))
 
 
-def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) -> dict[str, Any]:
-    """:func:`train`'s body, inside the run lock and the deterministic-algorithms context."""
+def _train(
+    cfg: RunConfig,
+    ds: Dataset,
+    out_dir: str | Path,
+    *,
+    backend: str | None = None,
+    preset: str | None = None,
+    resume: bool = False,
+    log: TextIO | None = sys.stderr,
+    model: str | None = None,
+    model_kwargs: dict[str, Any] | None = None,
+    backend_args: list[str] | None = None,
+    ctx: distributed.DistContext | None = None,
+) -> dict[str, Any]:
     from rsgn.baselines import BASELINES
 
     out = Path(out_dir)
@@ -241,8 +287,10 @@ def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) 
         name = model or "rsgn"
     if name != "rsgn" and name not in BASELINES:
         raise RsgnError(f"unknown model {name!r} (known: {', '.join(('rsgn', *BASELINES))})")
-    ops_table, target = _resolve_ops(name, backend, preset)
-    device = resolve_device(cfg.train.device)
+    ops_table, target = _resolve_ops(name, backend, preset, backend_args)
+    device = ctx.device if ctx is not None else resolve_device(cfg.train.device)
+    main = ctx is None or ctx.is_main
+    log = log if main else None
     history: list[dict[str, Any]] = []
     start_epoch, train_seconds, n_steps_done = 0, 0.0, 0
 
@@ -301,21 +349,23 @@ def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) 
     selector.load(payload.get("selection", {}))
     last_eval_step = int(payload.get("last_eval_step", 0))
     stopped = bool(payload.get("stopped_early", False))
+    stepper = distributed.stepper(net, ctx, all_used=name == "rsgn")
     epoch = start_epoch
     while epoch < plan.epochs and not stopped:
         net.train()
         annealed = net.begin_epoch(epoch, plan.epochs)
         t_epoch = time.perf_counter()
         rec, n_steps_done = _run_epoch(
-            net, opt, sched, ds, cfg, epoch, ops_table, n_steps_done, plan.epochs, log is not None
+            net, stepper, opt, sched, ds, cfg, epoch, ops_table, n_steps_done, plan.epochs, log, ctx
         )
         slow = net.epoch_end(ops_table)
+        sync = distributed.sync_state(net, ctx)  # {} in one process
         epoch_time = time.perf_counter() - t_epoch
         train_seconds += epoch_time
         epoch += 1
         rec = {"epoch": epoch, "step": n_steps_done, **rec}
         due = n_steps_done - last_eval_step >= cfg.train.eval_interval or epoch == plan.epochs
-        if due:
+        if due:  # every rank evaluates the same weights on the same data: the same decision
             last_eval_step = n_steps_done
             rec.update(_evaluate_splits(net, ds, target, cfg))
             if ds.y_select is not None:
@@ -323,7 +373,14 @@ def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) 
                     net, rec["select_accuracy"], rec["select_loss"], epoch, n_steps_done
                 )
                 stopped = selector.should_stop(n_steps_done)
-        rec.update({**annealed, "seconds": epoch_time, **{f"slow_{k}": v for k, v in slow.items()}})
+        rec.update(
+            {
+                **annealed,
+                "seconds": epoch_time,
+                **{f"slow_{k}": v for k, v in slow.items()},
+                **sync,
+            }
+        )
         history.append(rec)
         if log:
             _log_epoch(log, rec, plan.epochs, annealed)
@@ -348,14 +405,16 @@ def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) 
                 else {}
             ),
         }
-        save_checkpoint(ckpt_path, net, cfg, state)
+        if main:
+            save_checkpoint(ckpt_path, net, cfg, state)
 
     if ds.y_select is not None and selector.best_weights is not None:
         # the reported model is the selected one: the checkpoint holds its weights
         selector.restore(net)
-        saved = read_checkpoint(ckpt_path)
-        keep = {k: v for k, v in saved.items() if k not in _CHECKPOINT_OWN}
-        save_checkpoint(ckpt_path, net, cfg, {**keep, "restored_best": True})
+        if main:
+            saved = read_checkpoint(ckpt_path)
+            keep = {k: v for k, v in saved.items() if k not in _CHECKPOINT_OWN}
+            save_checkpoint(ckpt_path, net, cfg, {**keep, "restored_best": True})
     final = evaluate(
         net, ds.x_val, ds.y_val, target, batch_size=cfg.train.eval_batch_size, lengths=ds.len_val
     )
@@ -386,14 +445,18 @@ def _train(cfg, ds, out_dir, backend, preset, resume, log, model, model_kwargs) 
         "config": cfg.to_dict(),
         "versions": versions(),
         "model_args": net.model_args(),
+        **({"nproc": ctx.world, "dist_backend": ctx.backend} if ctx is not None else {}),
         **final.extra,
     }
-    atomic_write_json(out / "metrics.json", metrics)
+    if main:
+        atomic_write_json(out / "metrics.json", metrics)
+    distributed.barrier(ctx)  # metrics.json is written before any rank returns
     return metrics
 
 
 def _run_epoch(
     net: torch.nn.Module,
+    stepper: Any,
     opt: torch.optim.Optimizer,
     sched: Any,
     ds: Dataset,
@@ -402,10 +465,15 @@ def _run_epoch(
     ops_table: Any,
     n_steps: int,
     epochs: int,
-    show_progress: bool,
+    log: TextIO | None,
+    ctx: distributed.DistContext | None,
 ) -> tuple[dict[str, float], int]:
     """One pass over the training split in a seeded order (augmented when asked): the
-    epoch's training figures and the updated step count."""
+    epoch's training figures and the updated step count.
+
+    Data-parallel (``ctx``): every rank draws the same order and the same augmentation of the
+    global batch, then trains on its contiguous shard with loss weight w_r = n_r R / n (the
+    global mean after DDP's average over ranks); the epoch's figures are summed over ranks."""
     device = next(net.parameters()).device
     tc = cfg.train
     xt, yt = ds.x_train.to(device), ds.y_train.to(device)
@@ -420,31 +488,44 @@ def _run_epoch(
     loss_sum, correct, seen, frac_sum, aux_sum, n_aux = 0.0, 0, 0, 0.0, 0.0, 0
     starts = range(0, len(yt), tc.batch_size)
     desc = f"epoch {epoch + 1}/{epochs}"
-    for s in progress(starts, total=len(starts), desc=desc, show=show_progress):
+    for s in progress(starts, total=len(starts), desc=desc, show=log is not None):
         idx = perm[s : s + tc.batch_size]
         xb, yb = xt[idx], yt[idx]
         lb = None if lt is None else lt[idx]
-        if aug_gen is not None:
+        if aug_gen is not None:  # the global batch, so every rank draws the same
             xb, lb = augment(xb, lb, tc, aug_gen)
-        step = net.train_step(xb, ops_table) if lb is None else net.train_step(xb, ops_table, lb)
-        loss = F.cross_entropy(step.logits, yb)
-        objective = loss + step.regulariser
-        if not torch.isfinite(objective):
-            raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}")
+        part, weight = distributed.shard(torch.arange(len(yb), device=device), ctx)
+        xb, yb = xb[part], yb[part]
+        lb = None if lb is None else lb[part]
+        step = stepper(xb, ops_table) if lb is None else stepper(xb, ops_table, lb)
+        if ctx is None:
+            loss = F.cross_entropy(step.logits, yb)
+            loss_value = loss.item()
+        else:  # this rank's share of the global mean (DDP averages over ranks)
+            ce = F.cross_entropy(step.logits, yb, reduction="none")
+            loss, loss_value, _ = distributed.batch_loss(ce, weight, ctx)
+        objective = loss + weight * step.regulariser
+        if not distributed.all_true(bool(torch.isfinite(objective)), ctx):
+            raise RsgnError(f"training diverged at epoch {epoch + 1}: loss is {loss_value}")
         opt.zero_grad(set_to_none=True)
         objective.backward()
         if tc.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(net.parameters(), tc.grad_clip)
         opt.step()
         sched.step()
-        net.after_batch(step, loss.item())
-        loss_sum += loss.item() * len(yb)
-        correct += int((step.logits.argmax(1) == yb).sum())
-        seen += len(yb)
-        frac_sum += step.active_fraction * len(yb)
+        net.after_batch(distributed.gather_step(step, weight, ctx), loss_value)
+        n_b = len(yb) if weight > 0 else 0
+        loss_sum += loss_value * n_b
+        correct += int((step.logits.argmax(1) == yb).sum()) if n_b else 0
+        seen += n_b
+        frac_sum += step.active_fraction * n_b
         if step.aux_loss is not None:
-            aux_sum, n_aux = aux_sum + step.aux_loss * len(yb), n_aux + len(yb)
+            aux_sum, n_aux = aux_sum + step.aux_loss * n_b, n_aux + n_b
         n_steps += 1
+    if ctx is not None:
+        loss_sum, correct, seen, frac_sum, aux_sum, n_aux = distributed.all_sum(
+            [loss_sum, correct, seen, frac_sum, aux_sum, n_aux], ctx
+        )
     rec = {
         "train_loss": loss_sum / seen,
         "train_accuracy": correct / seen,

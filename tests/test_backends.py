@@ -203,14 +203,18 @@ def test_merged_report_sums_counts_and_weights_fractions():
     assert merged.wall_time.value == pytest.approx(sum(r.wall_time.value for r in reps))
 
 
-def test_program_logits_equal_the_model_forward_and_ignore_later_training():
+@pytest.mark.parametrize("compile", ["eager", "numba"])
+def test_program_logits_equal_the_model_forward_and_ignore_later_training(compile):
     m = RSGN(8, 3, small_cfg())
     x = torch.randn(5, 6, 8)
-    program = get_backend("torch").prepare(m.export())
+    be = get_backend("torch", compile=compile)
+    program = be.prepare(m.export())
     logits, rep = program(x)
     with torch.no_grad():
-        want = m(x).logits
+        want = m(x, ops_table=be.ops).logits
         assert torch.equal(logits, want)
+        if compile == "eager":  # the definition itself
+            assert torch.equal(logits, m(x).logits)
         m.w_o.weight.add_(1.0)  # the spec is a frozen snapshot
     assert torch.equal(program(x)[0], want)
     assert rep.n_samples == 5 and isinstance(rep, Report)

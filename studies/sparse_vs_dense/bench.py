@@ -4,6 +4,9 @@ N x N formulation of the public code, same machine, same run.
     python studies/sparse_vs_dense/bench.py                 # full table -> results.json/.md
     python studies/sparse_vs_dense/bench.py --quick         # N=256,1024 only, 2 repeats
 
+Models: ``dense`` (the public code's formulation), ``sparse`` (the RSGN on the reference
+op table, eager torch) and ``compiled`` (the RSGN on the torch target's default table: the
+numba step kernels of issue 20); ``studies/cpu_compiled/bench.py`` runs all three.
 Each (model, N) runs in a fresh subprocess so peak RSS is its own. Batch 64, sequence 64,
 hidden 128, 32 input features, 20 classes, paper defaults otherwise (sparse: 5% active cap,
 k=16 in-edges + 4 sprout slots). A train step is forward + cross-entropy + backward + AdamW.
@@ -35,6 +38,11 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
     tune_malloc()  # same allocator settings for both models (see rsgn/malloc_tuning.py)
     torch.manual_seed(0)
     cfg = ModelConfig(n_nodes=n, d_hidden=hidden, hebbian=False)
+    table = None
+    if kind == "compiled":  # the torch target's default op table (numba kernels, issue 20)
+        from rsgn.backends.torch.target import op_table
+
+        table = op_table("numba")
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     model = (DenseRSGN if kind == "dense" else RSGN)(32, 20, cfg)
@@ -43,9 +51,11 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
     y = torch.randint(0, 20, (batch,))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
 
+    def run() -> object:  # the plain call when no table is given (an older rsgn has no kwarg)
+        return model(x) if table is None else model(x, ops_table=table)
+
     def logits():
-        out = model(x)
-        return out if kind == "dense" else out.logits
+        return run() if kind == "dense" else run().logits
 
     def train_step():
         loss = torch.nn.functional.cross_entropy(logits(), y)
@@ -82,9 +92,10 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
         "build_s": build_s,
         "repeats": repeats,
     }
-    if kind == "sparse":
+    if kind != "dense":
         with torch.no_grad():
-            res["active_fraction"] = float(sum(model(x).active_fraction_per_step[1:]) / cfg.n_steps)
+            fr = run().active_fraction_per_step
+            res["active_fraction"] = float(sum(fr[1:]) / cfg.n_steps)
     return res
 
 
@@ -94,6 +105,9 @@ def main() -> None:
     ap.add_argument("--one", nargs=2, metavar=("KIND", "N"), help=argparse.SUPPRESS)
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--out", default=str(HERE / "results.json"))
+    ap.add_argument(
+        "--kinds", default="dense,sparse", help="models to run (dense, sparse, compiled)"
+    )
     args = ap.parse_args()
     batch, seq, hidden = 64, 64, 128
     if args.one:
@@ -114,6 +128,11 @@ def main() -> None:
             ("sparse", 16384, 3),
             ("sparse", 65536, 2),
         ]
+    kinds = args.kinds.split(",")
+    plan = [p for p in plan if p[0] in kinds]
+    if "compiled" in kinds:  # at every N the sparse model runs
+        plan += [("compiled", n, reps) for kind, n, reps in plan if kind == "sparse"]
+        plan.sort(key=lambda p: (p[1], ("dense", "sparse", "compiled").index(p[0])))
     rows = []
     for kind, n, reps in plan:
         cmd = [sys.executable, __file__, "--one", kind, str(n), "--repeats", str(reps)]
@@ -132,7 +151,7 @@ def main() -> None:
     import torch
 
     meta = {
-        "command": "python studies/sparse_vs_dense/bench.py" + (" --quick" if args.quick else ""),
+        "command": " ".join(["python", *sys.argv]),
         "machine": f"{platform.machine()} {_cpu()} x{os.cpu_count()} cores, "
         f"{_mem_gib():.0f} GiB, {platform.system()}",
         "torch": str(torch.__version__),
@@ -165,23 +184,27 @@ def _mem_gib() -> float:
 
 def _table(meta: dict, rows: list[dict]) -> str:
     dense = {r["n_nodes"]: r for r in rows if r["model"] == "dense"}
+    eager = {r["n_nodes"]: r for r in rows if r["model"] == "sparse"}
     out = [
         f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} threads; "
         f"{meta['date']}",
         f"Command: `{meta['command']}`",
         "",
         "| N | model | train step (s) | inference (s) | peak RSS (MiB) | active fraction "
-        "| train speed-up vs dense |",
-        "|---|---|---|---|---|---|---|",
+        "| train speed-up vs dense | train speed-up vs eager sparse |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        sp = ""
-        if r["model"] == "sparse" and r["n_nodes"] in dense:
-            sp = f"{dense[r['n_nodes']]['train_step_s'] / r['train_step_s']:.1f}x"
+        n = r["n_nodes"]
+        sp = vs_eager = ""
+        if r["model"] != "dense" and n in dense:
+            sp = f"{dense[n]['train_step_s'] / r['train_step_s']:.1f}x"
+        if r["model"] == "compiled" and n in eager:
+            vs_eager = f"{eager[n]['train_step_s'] / r['train_step_s']:.2f}x"
         af = f"{r['active_fraction']:.2%}" if "active_fraction" in r else "100% (dense)"
         out.append(
-            f"| {r['n_nodes']} | {r['model']} | {r['train_step_s']:.4f} | "
-            f"{r['infer_s']:.4f} | {r['peak_rss_mib']:.0f} | {af} | {sp} |"
+            f"| {n} | {r['model']} | {r['train_step_s']:.4f} | "
+            f"{r['infer_s']:.4f} | {r['peak_rss_mib']:.0f} | {af} | {sp} | {vs_eager} |"
         )
     return "\n".join(out) + "\n"
 
