@@ -74,6 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         "lists the backend's options)",
     )
     e.add_argument("--batch-size", type=int, default=256)
+    e.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="noise draws of a noisy target (seeds seed ... seed+R-1): accuracy as mean, std "
+        "and 95%% CI (default 1)",
+    )
     e.add_argument("--out", default=None, help="also write the JSON report to this file")
 
     c = sub.add_parser(
@@ -196,6 +203,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise RsgnError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.repeats < 1:
+        raise RsgnError(f"--repeats must be >= 1, got {args.repeats}")
     if args.out and Path(args.out).is_dir():
         raise RsgnError(f"--out {args.out} is a folder; give a file name for the JSON report")
     model, cfg, _ = load_model(args.ckpt)
@@ -211,7 +220,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     elif args.backend_args:
         raise RsgnError("--backend-arg applies to the RSGN; baselines run on plain torch")
     res = evaluate(
-        model, ds.x_val, ds.y_val, backend, batch_size=args.batch_size, preset=args.preset
+        model,
+        ds.x_val,
+        ds.y_val,
+        backend,
+        batch_size=args.batch_size,
+        preset=args.preset,
+        repeats=args.repeats,
     ).to_dict()
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:

@@ -2,8 +2,11 @@
 
 ``ops`` is :data:`rsgn.ops.TABLE` itself; ``prepare`` builds the graph once and each call runs
 :func:`rsgn.forward.forward` on the spec, traces it and charges the trace with the electronic
-cost model (:mod:`rsgn.backends.torch.cost`). Latency is the measured wall time of the call
-(CUDA-synchronised on a GPU) per inference.
+cost model (:mod:`rsgn.backends.torch.cost`) at the option ``precision`` (fp32 by default;
+int8 prices the same counted work on an 8-bit integer datapath: the electronic baseline an
+optical core reading <= 8 effective bits is compared with). The computation itself is float32
+either way. Latency is the measured wall time of the call (CUDA-synchronised on a GPU) per
+inference.
 """
 
 from __future__ import annotations
@@ -54,8 +57,14 @@ class TorchOptions(TargetOptions):
     preset: str = "electronic_45nm"
     device: str | None = None
     """cpu, cuda, cuda:N; None: where the spec's tensors are."""
+    precision: str = "fp32"
+    """Datapath width the cost model prices (fp32, int8); the numerics stay float32."""
     PRESETS: ClassVar[tuple[str, ...]] = ("electronic_45nm",)
     TARGET: ClassVar[str] = "torch"
+
+    def validate(self) -> None:
+        super().validate()
+        cost.precision(self.precision)
 
 
 def run_traced(
@@ -77,10 +86,13 @@ class TorchProgram(Program):
 
     target = "torch"
 
-    def __init__(self, spec: ModelSpec, device: torch.device, preset: str) -> None:
+    def __init__(
+        self, spec: ModelSpec, device: torch.device, preset: str, prec: cost.Precision = cost.FP32
+    ) -> None:
         self.spec = spec.to(device)
         self.device = device
         self.preset = preset
+        self.precision = prec
         self.table = cost.electronic_table()
         with torch.no_grad():
             self.graph = build_graph(self.spec.weights, self.spec.hyper, ops.TABLE)
@@ -90,7 +102,7 @@ class TorchProgram(Program):
         x = x.to(self.device)
         logits, fractions, trace, dt = run_traced(self.spec, self.graph, x, ops.TABLE)
         ledger = CostLedger(self.table)
-        cost.charge_run(ledger, self.spec, self.graph, trace)
+        cost.charge_run(ledger, self.spec, self.graph, trace, prec=self.precision)
         how = wall_clock_how(self.device)
         n = int(x.shape[0])
         return logits, Report(
@@ -101,7 +113,7 @@ class TorchProgram(Program):
             wall_time=Measured(dt, "s", how),
             latency=Measured(dt / max(1, n), "s", f"{how}, batch time / batch size"),
             ledger=ledger,
-            energy_model=cost.MODEL,
+            energy_model=cost.model_text(self.precision),
         )
 
 
@@ -125,7 +137,8 @@ class TorchBackend(Backend):
                 "energy_measured": NotAvailable("the torch target reads no power counter"),
             },
             reference_tol=0.0,
-            notes="the reference definition; every other target is tested against it",
+            notes="the reference definition; every other target is tested against it; "
+            f"energy priced on a {self.options.precision} datapath",
         )
 
     @property
@@ -134,4 +147,6 @@ class TorchBackend(Backend):
 
     def prepare(self, spec: ModelSpec) -> TorchProgram:
         device = resolve_device(self.options.device, spec.device)
-        return TorchProgram(spec, device, self.options.preset)
+        return TorchProgram(
+            spec, device, self.options.preset, cost.precision(self.options.precision)
+        )
