@@ -203,7 +203,7 @@ def test_energy_is_counted_events_times_per_event_energy():
     assert sysm.fanout == n and sysm.groups == 1 and sysm.precision.name == "int8"
     ign = led.counts["ignite"]
     assert ign["adc_sample"] == b * t * n
-    assert ign["dac_sample"] == 6 * b * t and ign["encoder_symbol"] == 6 * sysm.groups * b * t
+    assert ign["dac_sample"] == ign["encoder_symbol"] == 6 * sysm.groups * b * t
     assert ign["laser_window"] == sysm.lasers * b * t
     assert ign["receiver_window"] == sysm.receivers * b * t
     static = led.counts["static"]
@@ -358,7 +358,8 @@ def test_split_error_and_dac_quantisation_act_on_the_written_states():
     dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
     s, known = rxb.write(dops, dirs, rng)
     pq, nq, total = optics.quantized_drive(dops, dirs, 8, interior=True)
-    np.testing.assert_allclose(s, optics.encode_stokes(pq, nq, 1e-3 * total), rtol=1e-12)
+    want = optics.encode_stokes(pq, nq, 1e-3 * total)
+    np.testing.assert_allclose(s, want, rtol=1e-12, atol=1e-18)
     np.testing.assert_allclose(known, 1e-3 * total * np.sqrt(1 - pq**2), rtol=1e-12)
 
 
@@ -455,6 +456,7 @@ def test_bad_configuration_is_rejected_in_one_line(tmp_path):
         ({"precision": "int4"}, "precision"),
         ({"schedule": "batch"}, "schedule"),
         ({"reuse": 0}, "reuse"),
+        ({"attend": "store"}, "attend"),
     ):
         with pytest.raises(RsgnError) as e:
             get_backend("optical", **opt)
@@ -590,18 +592,24 @@ def test_cli_eval_on_the_bench_preset(tmp_path, capsys):
 
 @pytest.mark.parametrize("d_space", [3, 8])
 def test_attend_reuses_the_ignition_readings(d_space):
-    """With noise the 'attend' distances are ignition's own measurements: for each winner the
-    lighting spark's distance reproduces its alpha; the reuse is charged as SRAM (B T N writes,
-    B W T reads), no second optical pass. Asked for other pairs (no ignition in the call), the
-    pairs are re-read (noisy at bench, exact on ideal optics)."""
+    """``attend = 'keep'`` (the default): with noise the 'attend' distances are ignition's own
+    measurements: for each winner the lighting spark's distance reproduces its alpha; the reuse
+    is charged as SRAM (B T N writes, B W T reads), no second optical pass. ``'reread'``: a
+    second pass of the T states, the B W T winner pairs converted, no B T N stored. Asked for
+    other pairs (no ignition in the call), the pairs are re-read (noisy at bench, exact on ideal
+    optics)."""
     spec = _spec(d_space=d_space, init_state="attend")
     b, t = 6, 7
     x = torch.randn(b, t, 8)
+    width = min(spec.hyper.cap, spec.hyper.n_nodes)
+    n = spec.hyper.n_nodes
+    _, rep = get_backend("optical", preset="bench", seed=2, attend="reread").prepare(spec)(x)
+    att = rep.ledger.counts["attend"]
+    assert att["adc_sample"] == b * width * t and att["sram_word_8b"] == 0
+    assert att["receiver_window"] == n * b * t  # every channel's receiver is on for the pass
     prog = get_backend("optical", preset="bench", seed=2).prepare(spec)
     _, rep = prog(x)
     att = rep.ledger.counts["attend"]
-    width = min(spec.hyper.cap, spec.hyper.n_nodes)
-    n = spec.hyper.n_nodes
     assert att["sram_word_8b"] == b * t * n + b * width * t
     assert "laser_window" not in att and att["transcendental_int8"] == b * width * t
     s, sa = _sparks(spec, x)
@@ -635,3 +643,74 @@ def test_options_are_typed_and_validated():
     assert isinstance(OpticalBackend(opts), OpticalBackend)
     with pytest.raises(RsgnError, match="takes OpticalOptions"):
         OpticalBackend(make_options("torch"))
+
+
+def test_repeats_report_noise_statistics(tmp_path, capsys):
+    """Several noise draws per evaluation (aihwkit's repeats): seeds s0 .. s0 + R - 1, the
+    accuracy as mean, std and a Student-t 95% CI; one draw of each seed equals an evaluation at
+    that seed; a target without a noise seed refuses; ``rsgn eval --repeats``."""
+    from scipy import stats
+
+    spec = _spec(encoder_width=0, token_skip=False)  # logits from the optical path alone
+    x, y = torch.randn(60, 7, 8), torch.randint(0, 3, (60,))
+    be = get_backend("optical", preset="lowpower", seed=3)
+    ev = evaluate(spec, x, y, be, repeats=4)
+    accs = [evaluate(spec, x, y, get_backend("optical", preset="lowpower", seed=s)).accuracy
+            for s in (3, 4, 5, 6)]  # fmt: skip
+    assert ev.noise.seeds == [3, 4, 5, 6] and ev.noise.accuracies == accs
+    assert ev.accuracy == pytest.approx(np.mean(accs))
+    assert ev.noise.std == pytest.approx(np.std(accs, ddof=1))
+    half = stats.t.ppf(0.975, 3) * np.std(accs, ddof=1) / 2
+    lo, hi = ev.noise.ci95
+    assert (lo, hi) == pytest.approx((np.mean(accs) - half, np.mean(accs) + half))
+    assert len(set(accs)) > 1  # the draws differ at lowpower
+    d = ev.to_dict()["noise_repeats"]
+    assert d["repeats"] == 4 and d["accuracy_per_repeat"] == accs
+    ideal = evaluate(spec, x, y, get_backend("optical"), repeats=3)
+    assert ideal.noise.std == 0.0 and ideal.noise.ci95[0] == ideal.noise.ci95[1]
+    with pytest.raises(RsgnError, match="noise seed"):
+        evaluate(spec, x, y, get_backend("torch"), repeats=2)
+    with pytest.raises(RsgnError, match="repeats"):
+        evaluate(spec, x, y, be, repeats=0)
+    torch.manual_seed(0)
+    cfg = RunConfig(model=small_cfg(n_nodes=32, k_in=4), data=DataConfig(n_samples=40, seq_len=8))
+    cfg.validate()
+    save_checkpoint(tmp_path / "checkpoint.pt", RSGN(32, 20, cfg.model), cfg, {})
+    args = ["eval", "--ckpt", str(tmp_path), "--task", "hierarchical", "--backend", "optical"]
+    assert main([*args, "--preset", "lowpower", "--repeats", "3"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    rep = res["noise_repeats"]
+    assert rep["repeats"] == 3 and rep["seeds"] == [0, 1, 2]
+    assert res["accuracy"] == pytest.approx(rep["accuracy_mean"])
+    assert rep["accuracy_ci95"][0] <= rep["accuracy_mean"] <= rep["accuracy_ci95"][1]
+    assert main([*args, "--repeats", "0"]) == 2
+
+
+def test_written_states_are_the_encoders_incoherent_sums():
+    """The receiver writes the closed form S0 (w+ + w-)(1, (p - 2 eps) n) of the two sub-symbols'
+    incoherent sum: the value of optics.encode_stokes (Jones vectors summed), noise off and on."""
+
+    class Normals:  # the unit normals of the split errors the receiver will draw
+        def __init__(self, z):
+            self.z = z
+
+        def standard_normal(self, shape=()):
+            return self.z.reshape(shape)
+
+    rng = np.random.default_rng(5)
+    dop = rng.uniform(0, 1, 40)
+    n = rng.normal(size=(40, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    exact = Receiver(optics.load_preset("ideal"), False, 2e-4)
+    s, known = exact.write(dop, n, rng)
+    np.testing.assert_allclose(s, optics.encode_stokes(dop, n, 2e-4), rtol=1e-12, atol=1e-18)
+    np.testing.assert_allclose(known, optics.lorentz_norm(s), rtol=1e-9)
+    over = "encoder.angle_error=0,encoder.retardance_error=0,encoder.split_error=0.01"
+    p = get_backend("optical", preset="bench", overrides=over).preset
+    z = rng.standard_normal(40)
+    eps = 0.01 * z
+    s, known = Receiver(p, True, 2e-4).write(dop, n, Normals(z))
+    pq, nq, total = optics.quantized_drive(dop, n, 8, interior=True)
+    lo, hi = -0.5 * (1 - pq), 0.5 * (1 + pq)
+    want = optics.encode_stokes(pq, nq, 2e-4 * total, np.clip(eps, lo, hi))
+    np.testing.assert_allclose(s, want, rtol=1e-12, atol=1e-18)

@@ -11,8 +11,9 @@ spark :math:`t^*` (``nearest_spark`` returns the proxy :math:`\delta = (c - 1)/2
 :math:`d = \mathrm{arcosh}\,c` (:func:`rsgn.ops.ignite` then forms
 :math:`\alpha = e^{-d^2/2\sigma^2}`). The ``attend`` initial state (``token_distances``) reuses
 ignition's readings of the :math:`B W T` (winner, spark) pairs, kept in SRAM, so its weights
-carry the same detector noise; pairs ignition did not read are re-read (a second optical
-pass, fresh noise).
+carry the same detector noise; pairs ignition did not read, or all of them with ``attend =
+'reread'``, are re-read (a second optical pass of the T spark states, the winners' channels
+converting: fresh noise, no B T N readings stored).
 
 Optical activation (``propagate = 'eit' | 'sbs'``): ``soft_threshold`` drives the activation
 medium with :math:`z = (\alpha_i + \gamma|\tilde h_i| - \theta_i)/T` (its calibrated transfer
@@ -66,6 +67,8 @@ class Counter:
     """Optical activations (one per candidate and step)."""
     activation_windows: int = 0
     """Activation windows in sequence, summed over samples (one per sample and step)."""
+    stored: int = 0
+    """Ignition readings stored in SRAM for 'attend' (``attend = 'keep'``)."""
     attend_kept: int = 0
     """(sample, winner, token) distances of 'attend' inverted from ignition's kept readings."""
     reread_pairs: int = 0
@@ -93,6 +96,8 @@ class Core:
     seed: int
     ignite: bool
     """Ignition (and 'attend') read through the channels."""
+    keep: bool = True
+    """'attend' reuses ignition's readings kept in SRAM (else its pairs are re-read)."""
 
 
 class CallOps:
@@ -142,7 +147,7 @@ class CallOps:
         bsz, t, _ = sparks.shape
         n = ch.q.shape[0]
         self._sparks = ball_parts(sparks, spark_a)
-        keep = hp.init_state == "attend"
+        keep = hp.init_state == "attend" and self.core.keep
         cmin = np.empty((bsz, n))
         tok = np.empty((bsz, n), dtype=np.int64)
         self._ignition, self._kept = [], []
@@ -156,6 +161,7 @@ class CallOps:
                 ids, valid = ops.select_dense(key, hp.cap, hp.selection)
                 won = ids[0][valid[0]].numpy()
                 self._kept.append((won, ign.reads[:, won], ign.lnorm[:, won]))
+                self.counter.stored += ign.reads.size
         e = bsz * t * n
         self.counter.optical_pass("ignite", e if ch.planar else bsz * t, e, bsz * t)
         if ch.planar:

@@ -29,8 +29,9 @@ eit_apparatus_window the cold-atom apparatus on for one activation window,
 A call (:func:`charge_call`) is charged with
 
 * per written state (:class:`~.calls.Counter`): 2 sub-symbols x 3 sections, i.e. 6 DAC samples
-  (one set drives every group's encoder) and 6 encoder symbols per encoder that writes it (G
-  groups; one encoder for a planar pair's state); per reading one ADC conversion;
+  and 6 encoder symbols per encoder that writes it (G groups, each encoder with its own drive
+  chain; one encoder for a planar pair's state): the fan-out F spreads them over F readings;
+  per reading one ADC conversion;
 * the always-on devices for the time the inference occupies them: with ``schedule =
   'streaming'`` (samples back to back) the windows it keeps the core busy (each device's share
   of the :math:`n_{win}` windows in sequence, W wavelengths sharing the node devices), charged
@@ -53,9 +54,10 @@ ignite      drive values of each written state: MAC (D + 2), transcendental 2; p
             normalisation and a min over tokens: MAC + add; D MACs per planar pair;
             int 4 B N (select); 2 MAC + 2 transcendental per winner (arcosh, exp);
             SRAM B T (D + 1) + 2 B W
-attend      SRAM B T N (ignition's readings kept) + K (K kept pairs read back); MAC, arcosh
-            K + R (R re-read pairs); re-read states: MAC (D + 2), transcendental 2 each;
-            D MACs per planar pair
+attend      ``attend = 'keep'``: SRAM B T N (ignition's readings stored) + K (K kept pairs
+            read back); ``'reread'``: the T states written again, R pairs converted; MAC,
+            arcosh K + R; re-written states: MAC (D + 2), transcendental 2 each; D MACs per
+            planar pair
 ==========  =================================================================================
 
 Programming (once per program, :func:`charge_programming`): the node devices written (op
@@ -259,9 +261,10 @@ def live_edges(graph: Graph) -> int:
 
 
 def charge_states(ledger: CostLedger, system: System, states: float) -> None:
-    """Written states: 6 DAC samples each, 6 encoder symbols per encoder that writes it."""
+    """Written states: 6 DAC samples and 6 encoder symbols per encoder that writes it (each
+    encoder has its own drive chain)."""
     encoders = 1 if system.planar else system.groups
-    ledger.add("dac_sample", STATE_SAMPLES * states)
+    ledger.add("dac_sample", STATE_SAMPLES * encoders * states)
     ledger.add("encoder_symbol", STATE_SAMPLES * encoders * states)
 
 
@@ -388,7 +391,7 @@ def _charge_readout_electronics(
         kept, reread = counter.attend_kept, counter.reread_pairs
         rewritten = counter.states.get("attend", 0)
         ledger.op("attend")
-        ledger.add(prec.sram, bsz * t * n + kept)
+        ledger.add(prec.sram, counter.stored + kept)
         ledger.add(
             prec.mac,
             kept + reread + rewritten * (dsp + 2) + counter.planar_pairs["attend"] * dsp,

@@ -26,6 +26,7 @@ from rsgn.backends.options import TargetOptions
 from rsgn.errors import RsgnError
 
 SCHEDULES = ("streaming", "single")
+ATTEND = ("keep", "reread")
 PRECISIONS = ("auto", "int8", "fp32")
 OFFLOAD_MODES: dict[str, tuple[str, ...]] = {
     "graph": ("optical", "electronic"),
@@ -157,6 +158,10 @@ class OpticalOptions(OpticsChoice):
     reuse: int = 1_000_000
     """Inferences that reuse one setting of the node devices (their setting energy is spread
     over them)."""
+    attend: str = "keep"
+    """The 'attend' initial state's distances: keep (ignition's B T N readings stored in SRAM,
+    the winners' read back) or reread (a second pass of the T spark states, the winners'
+    channels converting: fresh noise, T more windows)."""
     TARGET: ClassVar[str] = "optical"
 
     def validate(self) -> None:
@@ -170,6 +175,7 @@ class OpticalOptions(OpticsChoice):
         for name, value, choices in (
             ("precision", self.precision, PRECISIONS),
             ("schedule", self.schedule, SCHEDULES),
+            ("attend", self.attend, ATTEND),
         ):
             if value not in choices:
                 raise RsgnError(

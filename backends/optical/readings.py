@@ -91,20 +91,25 @@ class Receiver:
     def write(
         self, dop: np.ndarray, direction: np.ndarray, rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Stokes vectors [..., 4] of the states written for (``dop``, unit ``direction``
-        [..., 3]) and the Lorentz norms the readout divides by (module docstring)."""
+        r"""Stokes vectors [..., 4] of the states written for (``dop``, unit ``direction``
+        [..., 3]) and the Lorentz norms the readout divides by (module docstring). The two
+        sub-symbols' incoherent sum is written in its closed form,
+        :math:`S = P(w_+ + w_-)\,(1,\ (p_q - 2\epsilon)\hat n_q)`, the value of
+        :func:`rsgn.optics.encode_stokes` (tested against it)."""
         p = self.preset.encoder
+        dop = np.asarray(dop, dtype=np.float64)
         if not self.noise:
-            s = optics.encode_stokes(dop, direction, self.power)
-            return s, self.power * np.sqrt(np.clip(1.0 - dop * dop, 0.0, None))
+            s = np.concatenate([np.ones(dop.shape + (1,)), dop[..., None] * direction], -1)
+            return self.power * s, self.power * np.sqrt(np.clip(1.0 - dop * dop, 0.0, None))
         dq, nq, total = optics.quantized_drive(dop, direction, self.preset.dac.bits, interior=True)
         known = self.power * total * np.sqrt(np.clip(1.0 - dq * dq, 0.0, None))
         shape = dq.shape
-        eps = np.zeros(shape)
+        written = dq
         if p.split_error > 0:
-            lo, hi = -0.5 * (1.0 - dq), 0.5 * (1.0 + dq)
-            eps = np.clip(p.split_error * rng.standard_normal(shape), lo, hi)
-        s = optics.encode_stokes(dq, nq, self.power * total, eps)
+            lo, hi = -0.5 * (1.0 - dq), 0.5 * (1.0 + dq)  # neither sub-symbol below dark
+            written = dq - 2.0 * np.clip(p.split_error * rng.standard_normal(shape), lo, hi)
+        s0 = (self.power * total)[..., None]
+        s = s0 * np.concatenate([np.ones(shape + (1,)), written[..., None] * nq], -1)
         if p.retardance_error > 0 or p.angle_error > 0:
             err = optics.perturbed_retarder(
                 rng.uniform(0, math.pi, shape), np.zeros(shape), 0.0, p.retardance_error, rng

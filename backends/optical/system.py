@@ -23,8 +23,9 @@ couplings and (WDM) a demultiplexer:
           \qquad T_{split}(F) = 10^{-L_s\lceil\log_2F\rceil/10}.
 
 **Fan-out.** F channels per source: the ``fanout`` option, or (0) the largest F <= N whose
-:math:`P_L` fits ``laser.max_power``; :math:`G = \lceil N/F\rceil` groups, each with its laser
-and encoder; one set of DAC samples drives every group's encoder (the same state). For
+:math:`P_L` fits ``laser.max_power``; :math:`G = \lceil N/F\rceil` groups, each with its laser,
+encoder and drive chain (DACs), writing the same state: F is the number of readings one
+written state's conversions are spread over. For
 ``d_space > 3`` (planar pairs) every (beam, channel) pair is its own state: one encoder per
 channel, DAC samples per reading, no fan-out of a written state (the light is still split from
 the group's laser ahead of the encoders, with the same losses).

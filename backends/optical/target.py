@@ -100,7 +100,12 @@ class OpticalProgram(Program):
         with torch.no_grad():
             self.graph = build_graph(w, hp, table)
         self.core = Core(
-            receiver, self.channels, activation, seed, self.offload["ignite"] == "optical"
+            receiver,
+            self.channels,
+            activation,
+            seed,
+            self.offload["ignite"] == "optical",
+            options.attend == "keep",
         )
         self.programming = CostLedger(self.energy)
         cost.charge_programming(self.programming, self.spec, self.graph, self.offload, self.system)
