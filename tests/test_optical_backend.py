@@ -335,7 +335,9 @@ def test_split_error_and_dac_quantisation_act_on_the_written_states():
     dop = np.array([2 * r / (1 + r * r)])
     s, known = rx.write(dop, np.array([[1.0, 0.0, 0.0]]), Const())
     d_written = float(np.arctanh(np.linalg.norm(s[0, 1:]) / s[0, 0]))
-    assert 2 * np.arctanh(r) == pytest.approx(2.944, abs=1e-3)
+    s_exact, _ = Receiver(p, False, 1e-3).write(dop, np.array([[1.0, 0.0, 0.0]]), None)
+    d_asked = float(np.arctanh(np.linalg.norm(s_exact[0, 1:]) / s_exact[0, 0]))
+    assert d_asked == pytest.approx(2.944, abs=1e-3)  # d(0, x) = 2 artanh 0.9
     assert d_written == pytest.approx(2.43, abs=0.005)
     # a channel reads sqrt(qr) I cosh d of the written state and divides by the known norm: at a
     # node off the origin the split shows (at the origin S0 is all it reads, and S0 is kept)

@@ -154,8 +154,10 @@ def test_optical_and_neuromorphic_loaders_refuse_an_uncited_constant(tmp_path):
 
     text = resources.files("rsgn.optics").joinpath("presets", "bench.toml").read_text()
     f = tmp_path / "uncited.toml"
-    f.write_text(text.replace('"[Slinkov2025]: net gain up to 20 dB"', '"net gain 20 dB"'))
-    with pytest.raises(optics.PresetError, match=r"sbs\.small_signal_gain: source cites no"):
+    old = '"[Kovalev2007]: threshold exponential gain'
+    assert old in text
+    f.write_text(text.replace(old, '"threshold exponential gain'))
+    with pytest.raises(optics.PresetError, match=r"sbs\.threshold_gain: source cites no"):
         optics.load_preset_file(f)
 
     text = resources.files("rsgn.neuromorphic").joinpath("presets", "truenorth.toml").read_text()

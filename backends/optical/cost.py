@@ -5,26 +5,28 @@ table (:func:`energy_table`, built per program from its :class:`~.system.System`
 45 nm electronic events (``electronic_45nm``, at the system's precision) and the optical events,
 each a :class:`~rsgn.backends.cost.Constant` whose source traces it to a device of the preset:
 
-==================  ==========================================================================
-event               energy (per event)
-==================  ==========================================================================
-encoder_symbol      one symbol of one encoder section, ``encoder.energy_per_symbol``
-dac_sample          one drive sample, ``dac.energy_per_sample``
-adc_sample          one conversion, ``adc.energy_per_sample``
-laser_window        one source on for one window: :math:`P_L t_{int}/\eta_{WPE}`, with
-                    :math:`P_L` the link budget's source power (:mod:`.system`)
-receiver_window     one photodiode + TIA on for one window, ``detector.power`` x :math:`t_{int}`
-node_hold_window    one node device holding its settings for one window,
-                    ``node.holding_power`` x :math:`t_{int}`
-node_setting        one node device written: ``node.holding_power`` x ``node.settle_time``
-eit_probe,          an activation's probe (EIT) or pump (SBS) over the activation window,
-sbs_pump            :math:`P \cdot t_{act}/\eta_{WPE}`
-eit_coupling,       the drive beam (EIT coupling, SBS seed) at the top of its range over the
-sbs_seed            window (the source supplies it; the power section attenuates)
-activation_receiver the activation's receiver on for its window, ``detector.power`` x t_act
-eit_apparatus_window the cold-atom apparatus on for one activation window,
-                    ``eit.apparatus_power`` x :math:`t_{act}`
-==================  ==========================================================================
+====================  ========================================================================
+event                 energy (per event)
+====================  ========================================================================
+encoder_symbol        one symbol of one encoder section, ``encoder.energy_per_symbol``
+dac_sample            one drive sample, ``dac.energy_per_sample``
+adc_sample            one conversion, ``adc.energy_per_sample``
+laser_window          one source on for one window: :math:`P_L t_{int}/\eta_{WPE}`, with
+                      :math:`P_L` the link budget's source power (:mod:`.system`)
+receiver_window       one photodiode + TIA on for one window, ``detector.power`` x
+                      :math:`t_{int}`
+node_hold_window      one node device holding its settings for one window,
+                      ``node.holding_power`` x :math:`t_{int}`
+node_setting          one node device written: ``node.holding_power`` x ``node.settle_time``
+eit_probe, sbs_pump   an activation's probe (EIT) or pump (SBS) over the activation window,
+                      :math:`P \cdot t_{act}/\eta_{WPE}`
+eit_coupling,         the drive beam (EIT coupling, SBS seed) at the top of its range over the
+sbs_seed              window (the source supplies it; the power section attenuates)
+activation_receiver   the activation's receiver on for its window, ``detector.power`` x
+                      :math:`t_{act}`
+eit_apparatus_window  the cold-atom apparatus on for one activation window,
+                      ``eit.apparatus_power`` x :math:`t_{act}`
+====================  ========================================================================
 
 A call (:func:`charge_call`) is charged with
 

@@ -48,6 +48,8 @@ STREAM_GRAPH = 1
 STREAM_IGNITE = 2
 STREAM_REREAD = 3
 STREAM_ACTIVATION = 4
+PAIR_CHUNK = 1 << 20
+"""Planar (beam, channel) pairs written and read at once (bounds the memory of a sample)."""
 
 
 def sample_digests(x: torch.Tensor) -> list[int]:
@@ -148,10 +150,20 @@ class Receiver:
             s, known = self.write(dop, pad3(n), rng)
             reading = s @ rows.T if node_idx is None else (s * rows).sum(-1)
             return self.detect(reading, rng), known
-        if node_idx is None:
-            c, dop = n @ ch.n.T, dop[..., None]
-        else:
-            c = (n * ch.n[node_idx]).sum(-1)
+        if node_idx is None:  # every pair its own state: channel blocks bound the memory
+            step = max(1, PAIR_CHUNK // max(1, n.shape[0]))
+            parts = [
+                self._planar(dop[..., None], n @ ch.n[j : j + step].T, rows[j : j + step], rng)
+                for j in range(0, rows.shape[0], step)
+            ]
+            return tuple(np.concatenate(x, axis=-1) for x in zip(*parts, strict=True))
+        return self._planar(dop, (n * ch.n[node_idx]).sum(-1), rows, rng)
+
+    def _planar(
+        self, dop: np.ndarray, c: np.ndarray, rows: np.ndarray, rng: np.random.Generator
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Planar pairs: the state of DOP ``dop`` at angle arccos ``c`` from the node (on S_1),
+        written and read by channel rows ``rows`` (broadcast)."""
         c = np.clip(c, -1.0, 1.0)
         dop, c = np.broadcast_arrays(dop, c)
         direction = np.stack([c, np.sqrt(1.0 - c * c), np.zeros_like(c)], -1)

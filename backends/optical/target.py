@@ -43,7 +43,7 @@ from rsgn.backends.optical import cost, mapping, readings
 from rsgn.backends.optical.activation import LogPowerActivation
 from rsgn.backends.optical.calls import CallOps, Core
 from rsgn.backends.optical.options import OpticalOptions
-from rsgn.backends.optical.system import System, build_system
+from rsgn.backends.optical.system import System, build_system, resolve_precision
 from rsgn.errors import RsgnError
 from rsgn.forward import Trace, build_graph, forward, node_positions
 from rsgn.spec import ModelSpec
@@ -243,6 +243,8 @@ class OpticalBackend(Backend):
                 + ", ".join(f"{k}={v}" for k, v in o.offload.items())
                 + "; activation "
                 + (f"optical {o.propagate.upper()}" if self.activation else "electronic sigmoid")
+                + f"; electronics {resolve_precision(o.precision, self.preset).name}, "
+                f"schedule {o.schedule}, attend {o.attend}"
                 + "; not differentiable (numpy physics)"
             ),
         )

@@ -304,13 +304,14 @@ def plot_core_per_mac(res: dict, out: Path) -> None:
         rows = [r for r in res["vs_nodes"] if r["d_space"] == d]
         ns = [r["n_nodes"] for r in rows]
         kinds = sorted({k for r in rows for k in r["optical"]["core_breakdown_j_per_inference"]})
+        colors = ["C1", "C2", "C4", "C5", "C6", "C8", "C9"]
         for i, k in enumerate(kinds):
             ys = [
                 r["optical"]["core_breakdown_j_per_inference"].get(k, 0.0)
                 / r["optical"]["mac_equivalents_per_inference"]
                 for r in rows
             ]
-            ax.plot(ns, [max(y, 1e-18) for y in ys], ".-", c=f"C{i + 2}", lw=1, label=k)
+            ax.plot(ns, [max(y, 1e-18) for y in ys], ".-", c=colors[i % len(colors)], lw=1, label=k)
         ax.plot(ns, [r["optical"]["core_j_per_mac_eq"] for r in rows], "D-", c="C3", lw=2,
                 label="optical core, total")  # fmt: skip
         ax.plot(ns, [r["int8"]["distances_j_per_mac"] for r in rows], "o-", c="C0", lw=2,
@@ -319,12 +320,12 @@ def plot_core_per_mac(res: dict, out: Path) -> None:
                 label="fp32 electronics, same distances")  # fmt: skip
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_ylim(1e-16, 1e-9)
+        ax.set_ylim(1e-16, 1e-10)
         ax.set_xlabel("nodes N")
         ax.set_ylabel("energy per MAC-equivalent (J)")
-        ax.set_title(f"D = {d}: per MAC-equivalent, by device")
+        ax.set_title(f"D = {d}: optical core per MAC-equivalent, by device (bench)")
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=6.5, loc="upper right")
+        ax.legend(fontsize=6.5, loc="lower left")
     fig.tight_layout()
     _save(fig, out / "core_per_mac_vs_nodes.png")
     plt.close(fig)
@@ -334,11 +335,16 @@ SWEEP_LABEL = {
     "fanout": "fan-out F (channels per source; 0 plotted at the auto value)",
     "symbol_rate_gbd": "encoder symbol rate (GBd)",
     "enob": "ADC ENOB (bits; link matched)",
-    "target_snr_db": "source laser power (W) [link target SNR 20 ... 44 dB]",
+    "target_snr_db": "laser power, all sources (W) [link target SNR 20 ... 44 dB]",
     "wavelengths": "wavelengths W",
     "holding_power_w": "node device holding power (W per device)",
     "attend": "'attend' distances: readings kept in SRAM or re-read",
 }
+
+
+def _total_laser_w(system: dict) -> float:
+    """Optical power of all the core's sources (W)."""
+    return system["lasers"] * system["laser_power_w"]
 
 
 def plot_sweeps(res: dict, out: Path) -> None:
@@ -352,7 +358,7 @@ def plot_sweeps(res: dict, out: Path) -> None:
     for ax, name in zip(axes.flat, names, strict=False):
         pts = res["sweeps"][name]
         if name == "target_snr_db":
-            xs = [p["optical"]["system"]["laser_power_w"] for p in pts]
+            xs = [_total_laser_w(p["optical"]["system"]) for p in pts]
         elif name == "fanout":
             xs = [p["optical"]["system"]["fanout"] for p in pts]
         elif name == "holding_power_w":

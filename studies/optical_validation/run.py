@@ -204,6 +204,7 @@ def optical_eval(net, x, y, changes, repeats, bs=300) -> dict:
     be = get_backend("optical", preset="bench", seed=0, overrides=overrides_text(changes))
     ev = evaluate(net, x, y, be, batch_size=bs, repeats=repeats)
     rep = ev.report
+    details = rep.details.get("per_batch", [rep.details])[0]  # a merged report keeps each batch's
     lo, hi = ev.noise.ci95
     return {
         "accuracy_mean": ev.noise.mean,
@@ -212,7 +213,7 @@ def optical_eval(net, x, y, changes, repeats, bs=300) -> dict:
         "accuracies": ev.noise.accuracies,
         "energy_j_per_inference": rep.energy_per_inference.value,
         "energy_by_domain": {k: v / rep.n_samples for k, v in energy_by_domain(rep.ledger).items()},
-        "system": rep.details["system"],
+        "system": details["system"],
     }
 
 
@@ -248,7 +249,7 @@ def graph_weight_error(net, seed: int = 0) -> dict:
 
 # ---------------------------------------------------------------------------------- plots
 SWEEP_X = {
-    "target_snr_db": "source laser power (W) [link target SNR]",
+    "target_snr_db": "laser power, all sources (W) [link target SNR]",
     "load_resistance_ohm": "load resistance (ohm) [thermal noise ~ 1/R]",
     "adc_bits": "ADC bits (ENOB = bits - 1.51)",
     "extinction_ratio_dB": "node extinction ratio (dB)",
@@ -258,7 +259,7 @@ SWEEP_X = {
 
 def _sweep_x(name: str, pts: list[dict]) -> list[float]:
     if name == "target_snr_db":
-        return [pt["system"]["laser_power_w"] for pt in pts]
+        return [pt["system"]["lasers"] * pt["system"]["laser_power_w"] for pt in pts]
     if name == "angle_error_deg":
         return [max(pt["value"], 0.01) for pt in pts]
     return [pt["value"] for pt in pts]
