@@ -244,7 +244,7 @@ class OpticalBackend(Backend):
                 + "; activation "
                 + (f"optical {o.propagate.upper()}" if self.activation else "electronic sigmoid")
                 + f"; electronics {resolve_precision(o.precision, self.preset).name}, "
-                f"schedule {o.schedule}, attend {o.attend}" + "; not differentiable (numpy physics)"
+                f"schedule {o.schedule}, attend {o.attend}; not differentiable (numpy physics)"
             ),
         )
 
