@@ -290,16 +290,17 @@ def plot(results: dict, out: Path) -> None:
                 )
                 ax.axhline(100 * tr[kind]["torch_accuracy"], color=color, ls=":", lw=1)
                 if kind == "plain":
-                    ax_e.plot(xs, [pt["energy_j_per_inference"] for pt in pts], "o-", color="k")
+                    ax_e.plot(
+                        xs, [1e6 * pt["energy_j_per_inference"] for pt in pts], "o-", color="k"
+                    )
             for a in (ax, ax_e):
                 a.set_xlabel(SWEEP_X[name], fontsize=8)
                 if name in ("target_snr_db", "load_resistance_ohm", "angle_error_deg"):
                     a.set_xscale("log")
                 a.grid(True, which="both", alpha=0.3)
-            ax_e.set_yscale("log")
             if j == 0:
                 ax.set_ylabel("optical accuracy (%)  [dotted: torch]")
-                ax_e.set_ylabel("modelled energy / inference (J)")
+                ax_e.set_ylabel("modelled energy / inference (uJ, plain model)")
                 ax.legend(fontsize=7)
         fig.suptitle(
             f"{task}: optical core, one bench constant changed per panel; mean and 95% CI "
@@ -556,9 +557,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--trainings", default=None, help="--hwaware: subset of plain,aware-bench,aware-lowpower"
     )
+    ap.add_argument(
+        "--replot", action="store_true", help="redraw the sweep plots from OUT/results.json"
+    )
     args = ap.parse_args(argv)
     out = args.out or HERE / ("results_quick" if args.quick else "results")
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        plot(json.loads((out / "results.json").read_text()), out)
+        return 0
     t0 = time.perf_counter()
     if args.hwaware or args.all:
         res = run_hwaware(
