@@ -36,7 +36,25 @@ if TYPE_CHECKING:  # pragma: no cover
     from rsgn.ops import OpTable
     from rsgn.spec import ModelSpec
 
+OPS = (
+    "input",
+    "encode",
+    "graph",
+    "ignite",
+    "attend",
+    "propagate",
+    "inhibit",
+    "select",
+    "update",
+    "readout",
+    "sync",
+    "static",
+)
+"""The op vocabulary every target's ledger uses, in data-flow order (``sync``: barriers and
+other per-step synchronisation; ``static``: static power over the run)."""
+
 __all__ = [
+    "OPS",
     "ActiveState",
     "Backend",
     "Candidates",
@@ -277,8 +295,11 @@ class Program(abc.ABC):
     spec: ModelSpec
 
     @abc.abstractmethod
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
-        """Run a batch ``x`` [B, T, d_in]; return logits [B, C] and the batch's Report."""
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
+        """Run a batch ``x`` [B, T, d_in] (``lengths`` [B]: steps t >= L_b are padding; None:
+        none); return logits [B, C] and the batch's Report."""
 
 
 # ------------------------------------------------------------------------------ backends

@@ -86,10 +86,12 @@ class Baseline(nn.Module):
         """Fraction of the model's capacity used by the last forward (1.0 when dense)."""
         return 1.0
 
-    # the training protocol (see rsgn.train): a baseline has no slow rules or annealing
-    def train_step(self, x: torch.Tensor, ops_table: Any = None) -> TrainStep:
+    # the training protocol (see rsgn.training): a baseline has no slow rules or annealing
+    def train_step(
+        self, x: torch.Tensor, ops_table: Any = None, lengths: torch.Tensor | None = None
+    ) -> TrainStep:
         """Logits, the regulariser and the active fraction of one training batch."""
-        logits = self(x)
+        logits = self(x, lengths)
         aux = None if self.aux_loss is None else float(self.aux_loss.detach())
         return TrainStep(logits, self.regulariser(), self.active_fraction(), aux_loss=aux)
 
@@ -110,6 +112,18 @@ class Baseline(nn.Module):
             raise RsgnError(
                 f"{self.model_name} expects input [B, T, {self.d_in}], got {list(x.shape)}"
             )
+
+
+def _token_mask(x: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor | None:
+    """[B, T] True on real steps (t < L_b); None without padding."""
+    if lengths is None:
+        return None
+    return torch.arange(x.shape[1], device=x.device)[None, :] < lengths.to(x.device)[:, None]
+
+
+def _zero_padding(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """x with padded steps set to 0 (unchanged without a mask)."""
+    return x if mask is None else x * mask.unsqueeze(-1).to(x.dtype)
 
 
 def _check_positive(model: str, **values: int) -> None:
@@ -140,6 +154,10 @@ class _FFN(nn.Sequential):
     def __init__(self, d: int, f: int, dropout: float) -> None:
         super().__init__(nn.Linear(d, f), nn.GELU(), nn.Dropout(dropout), nn.Linear(f, d))
 
+    def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Position-wise, so padded steps (``keep`` False) do not reach real ones."""
+        return super().forward(x)
+
 
 class _Block(nn.Module):
     """Post-LN encoder block (PyTorch's default layout): x = LN(x + MHA(x)); x = LN(x + FFN(x)).
@@ -155,10 +173,15 @@ class _Block(nn.Module):
         self.ffn = ffn
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``mask``: True where attention is blocked, [T, T] or per head [B n_heads, T, T];
+        ``keep`` [B, T]: the real steps, handed to the feed-forward module (a MoE layer routes
+        only those)."""
         a = self.attn(x, x, x, attn_mask=mask, need_weights=False)[0]
         x = self.ln1(x + self.drop(a))
-        return self.ln2(x + self.drop(self.ffn(x)))
+        return self.ln2(x + self.drop(self.ffn(x, keep)))
 
 
 class _EncoderBase(Baseline):
@@ -205,14 +228,36 @@ class _EncoderBase(Baseline):
     def _mask(self, t: int, device: torch.device) -> torch.Tensor | None:
         return None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, C]; with ``lengths``, padded keys are blocked in every attention (a
+        padded query attends to itself only) and pooling is the mean over real steps."""
         self._check_input(x)
         t = x.shape[1]
+        keep = _token_mask(x, lengths)
         h = self.drop(self.embed(x) + self._positions(t, x.device))
-        mask = self._mask(t, x.device)
+        mask = self._attn_mask(t, x.device, keep)
         for blk in self.blocks:
-            h = blk(h, mask)
-        return self.head(h.mean(1))
+            h = blk(h, mask, keep)
+        if keep is None:
+            return self.head(h.mean(1))
+        m = keep.unsqueeze(-1).to(h.dtype)
+        return self.head((h * m).sum(1) / m.sum(1).clamp_min(1))
+
+    def _attn_mask(
+        self, t: int, device: torch.device, keep: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The model's [T, T] mask, and with padding the per-sample, per-head mask
+        [B n_heads, T, T] that also blocks padded keys (the diagonal stays open so that no
+        row is fully blocked)."""
+        base = self._mask(t, device)
+        if keep is None:
+            return base
+        blocked = ~keep[:, None, :].expand(-1, t, -1)
+        if base is not None:
+            blocked = blocked | base
+        blocked = blocked & ~torch.eye(t, dtype=torch.bool, device=device)
+        heads = self.blocks[0].attn.num_heads
+        return blocked.repeat_interleave(heads, dim=0)
 
     @staticmethod
     def _common(d_in: int, n_classes: int, d: int, n_layers: int) -> int:
@@ -375,9 +420,17 @@ class BiLSTM(Baseline):
         )
         self.head = nn.Linear(2 * hidden, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, C]; with ``lengths`` the sequences are packed, so each direction ends
+        (forward) or starts (backward) at the sample's last real step."""
         self._check_input(x)
-        _, (h_n, _) = self.lstm(x)
+        if lengths is None:
+            _, (h_n, _) = self.lstm(x)
+        else:
+            packed = nn.utils.rnn.pack_padded_sequence(
+                x, lengths.cpu().clamp(1, x.shape[1]), batch_first=True, enforce_sorted=False
+            )
+            _, (h_n, _) = self.lstm(packed)
         return self.head(torch.cat([h_n[-2], h_n[-1]], dim=1))
 
     @classmethod
@@ -439,13 +492,14 @@ class MLP(Baseline):
             nn.Linear(hidden2, n_classes),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, C] of the flattened sequence, padded steps (``lengths``) read as 0."""
         self._check_input(x)
         if x.shape[1] != self.seq_len:
             raise RsgnError(
                 f"mlp was built for sequences of length {self.seq_len}, got {x.shape[1]}"
             )
-        return self.net(x)
+        return self.net(_zero_padding(x, _token_mask(x, lengths)))
 
     @classmethod
     def param_formula(
@@ -490,11 +544,17 @@ class ConvPool(Baseline):
         self.conv = nn.Conv1d(d_in, channels, width)
         self.out = nn.Linear(channels, n_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits [B, C]; padded steps (``lengths``) read as the zeros of the 'same' padding
+        and are left out of the max."""
         self._check_input(x)
+        keep = _token_mask(x, lengths)
         left = (self.width - 1) // 2
-        xt = F.pad(x.transpose(1, 2), (left, self.width - 1 - left))  # 'same' padding
-        return self.out(F.gelu(self.conv(xt)).amax(2))
+        xt = F.pad(_zero_padding(x, keep).transpose(1, 2), (left, self.width - 1 - left))
+        e = F.gelu(self.conv(xt))  # [B, c, T]
+        if keep is not None:
+            e = e.masked_fill(~keep[:, None, :], float("-inf"))
+        return self.out(e.amax(2))
 
     @classmethod
     def param_formula(
@@ -547,7 +607,16 @@ class MoELayer(nn.Module):
         self.tokens = 0
         self.load = torch.zeros(n_experts)
 
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Route every token of h [B, T, d], or only the real ones (``keep`` [B, T]): padded
+        tokens take no expert, no capacity and no part in the balancing loss (output 0)."""
+        if keep is not None:
+            out = torch.zeros_like(h)
+            out[keep] = self._route(h[keep])
+            return out
+        return self._route(h)
+
+    def _route(self, h: torch.Tensor) -> torch.Tensor:
         shape = h.shape
         x = h.reshape(-1, shape[-1])
         n, n_exp, k = x.shape[0], self.n_experts, self.top_k
@@ -640,8 +709,8 @@ class MoETransformer(_EncoderBase):
         )
         self.blocks = nn.ModuleList(_Block(d, n_heads, m, dropout) for m in self.moe)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = super().forward(x)
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        logits = super().forward(x, lengths)
         self.aux_loss = torch.stack([m.aux_loss for m in self.moe]).mean()
         return logits
 

@@ -27,12 +27,22 @@ FORMAT_VERSION = 1
 CKPT_NAME = "checkpoint.pt"
 
 
+def _file_mode() -> int:
+    """The mode a new file gets under this process's umask (0o644 for the usual 022):
+    ``mkstemp`` would leave 0o600."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file + fsync + rename)."""
+    """Write ``data`` to ``path`` atomically (temp file + fsync + rename), with the file mode
+    an ordinary write would give."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -124,6 +134,21 @@ _LEGACY_MODEL_KEYS = {
     "feature_dropout": 0.0,
 }
 
+# Training and data options added by issue 18, with the value that reproduces how earlier runs
+# trained (no selection split, no early stop, epochs only, an evaluation per epoch): resuming
+# an old run must not switch them on.
+_LEGACY_SECTION_KEYS = {
+    "train": {
+        "min_steps": 0,
+        "eval_interval": 0,
+        "patience": 0,
+        "augment_jitter": 0.0,
+        "augment_scale": 0.0,
+        "augment_shift": 0.0,
+    },
+    "data": {"select_fraction": 0.0, "znorm": False},
+}
+
 # Options removed in the v2 architecture (their ablation arms lost or nothing set them), with
 # the value under which a saved model is today's model: a checkpoint at that value loads (the
 # key is dropped), any other value is refused with a message naming the option.
@@ -139,6 +164,14 @@ REMOVED_INIT_STATES = ("routed", "both", "max")
 def _with_legacy_keys(config: dict, where: str = "checkpoint") -> dict:
     """The saved config with every later-added model option set to its pre-existing value and
     every removed option dropped (or refused when the saved model used it)."""
+    config = {
+        **config,
+        **{
+            sec: {**keys, **config[sec]}
+            for sec, keys in _LEGACY_SECTION_KEYS.items()
+            if isinstance(config.get(sec), dict) and not set(keys) & set(config[sec])
+        },
+    }
     model = config.get("model")
     if not isinstance(model, dict):
         return config

@@ -12,17 +12,37 @@ import tempfile
 import time
 from pathlib import Path
 
+import rsgn
 from rsgn.errors import RsgnError
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--task", help="built-in task: hierarchical | long-range")
-    g.add_argument("--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val)")
+    g.add_argument(
+        "--task",
+        help="built-in task: hierarchical | long-range, or aeon:NAME (a set bundled with the "
+        "aeon package, official train/test split; pip install 'rsgn[data]')",
+    )
+    g.add_argument(
+        "--data", help=".npz with X [n,T,F], y [n] (optional X_val, y_val, lengths, lengths_val)"
+    )
+
+
+def _add_target_args(p: argparse.ArgumentParser, metavar: str, example: str) -> None:
+    p.add_argument(
+        "--backend-arg",
+        dest="backend_args",
+        action="append",
+        default=[],
+        metavar=metavar,
+        help=f"a typed target option, e.g. --backend-arg {example} (repeatable; a wrong key "
+        "lists the target's options)",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="rsgn", description="Resonant Sparse Geometry Networks")
+    p.add_argument("--version", action="version", version=f"rsgn {rsgn.__version__}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a model and write a checkpoint + metrics.json")
@@ -53,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a config value, e.g. --set model.n_nodes=128 (repeatable)",
     )
-    t.add_argument("--epochs", type=int, default=None)
-    t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=None, help="train.epochs (with --resume: extend)")
+    t.add_argument("--seed", type=int, default=None, help="train.seed: data split and init")
     t.add_argument("--out", required=True, help="run folder (checkpoint.pt, metrics.json)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out")
     t.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
@@ -62,18 +82,11 @@ def _parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="evaluate a checkpoint; prints JSON")
     e.add_argument("--ckpt", required=True, help="run folder or checkpoint file")
     _add_data_args(e)
-    e.add_argument("--backend", default=None)
+    e.add_argument("--backend", default=None, help="target (default: $RSGN_BACKEND or torch)")
     e.add_argument("--preset", default=None, help="the backend's hardware/energy preset")
-    e.add_argument(
-        "--backend-arg",
-        dest="backend_args",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a backend option, e.g. --backend-arg node_split=8 (repeatable; a wrong key "
-        "lists the backend's options)",
-    )
-    e.add_argument("--batch-size", type=int, default=256)
+    _add_target_args(e, "KEY=VALUE", "node_split=8")
+    e.add_argument("--batch-size", type=int, default=256, help="samples per program call")
+    e.add_argument("--limit", type=int, default=None, help="use the first N validation samples")
     e.add_argument(
         "--repeats",
         type=int,
@@ -103,22 +116,24 @@ def _parser() -> argparse.ArgumentParser:
         metavar="BACKEND=NAME",
         help="preset of a target listed without one, e.g. --preset optical=bench (repeatable)",
     )
-    c.add_argument(
-        "--backend-arg",
-        dest="backend_args",
-        action="append",
-        default=[],
-        metavar="BACKEND.KEY=VALUE",
-        help="a backend option, e.g. --backend-arg neuromorphic.node_split=8 (repeatable)",
-    )
+    _add_target_args(c, "TARGET.KEY=VALUE", "neuromorphic.node_split=8")
     c.add_argument(
         "--out",
         default=None,
         help="report folder (default: <run folder>/compare; an existing report gets a "
         "numbered sibling, never overwritten)",
     )
+    c.add_argument(
+        "--baseline",
+        dest="baselines",
+        action="append",
+        default=[],
+        metavar="RUN",
+        help="a trained baseline (Transformer, LSTM...) run folder: one more row on plain torch, "
+        "costed on the same electronic model (repeatable)",
+    )
     c.add_argument("--limit", type=int, default=None, help="use the first N validation samples")
-    c.add_argument("--batch-size", type=int, default=64)
+    c.add_argument("--batch-size", type=int, default=64, help="samples per program call")
 
     s = sub.add_parser("sweep", help="run a grid or random sweep from a TOML file (cached)")
     s.add_argument("config", help="sweep TOML ([sweep], [base], [grid] or [random], [eval])")
@@ -129,10 +144,10 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("backends", help="list the backends and whether each is available")
 
     d = sub.add_parser("demo", help="train briefly on a built-in task, evaluate, print a summary")
-    d.add_argument("--task", default="hierarchical")
-    d.add_argument("--epochs", type=int, default=8)
-    d.add_argument("--samples", type=int, default=3000)
-    d.add_argument("--lr", type=float, default=3e-3)
+    d.add_argument("--task", default="hierarchical", help="built-in task")
+    d.add_argument("--epochs", type=int, default=8, help="training epochs")
+    d.add_argument("--samples", type=int, default=3000, help="samples generated (80%% train)")
+    d.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate")
     d.add_argument("--out", default=None, help="keep the run here (default: a temp folder)")
     return p
 
@@ -143,7 +158,8 @@ def _load_data(args, seed: int, cfg=None, n_classes: int | None = None):
     if args.task:
         return make_task(args.task, cfg.data if cfg else None, seed=seed)
     vf = cfg.data.val_fraction if cfg else 0.2
-    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes)
+    znorm = cfg.data.znorm if cfg else False
+    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes, znorm=znorm)
 
 
 def _model_kwargs(args) -> dict | None:
@@ -164,19 +180,35 @@ def _model_kwargs(args) -> dict | None:
     return {**paper_kwargs(name, args.task), **parse_model_args(name, args.model_args)}
 
 
+def _saved_config(out: Path):
+    """The config of the run in ``out`` (None if there is no checkpoint yet)."""
+    from rsgn.checkpoint import CKPT_NAME, load_model
+
+    if not (out / CKPT_NAME).is_file():
+        return None
+    return load_model(out / CKPT_NAME)[1]
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from rsgn.config import apply_overrides, load_config
-    from rsgn.train import train
+    from rsgn.data import check_trainable
+    from rsgn.training import train
 
-    cfg = load_config(args.config)
+    if Path(args.out).is_file():
+        raise RsgnError(f"--out {args.out} is a file, not a run folder")
     ov = list(args.overrides)
     if args.epochs is not None:
         ov.append(f"train.epochs={args.epochs}")
     if args.seed is not None:
         ov.append(f"train.seed={args.seed}")
-    cfg = apply_overrides(cfg, ov)
+    saved = _saved_config(Path(args.out)) if args.resume else None
+    # resuming: the flags given are changes to the saved run (refused unless a longer --epochs)
+    base = load_config(args.config) if (args.config or saved is None) else saved
+    cfg = apply_overrides(base, ov)
     model_kwargs = _model_kwargs(args)
     ds = _load_data(args, cfg.train.seed, cfg)
+    for warning in check_trainable(ds):
+        print(f"rsgn: warning: {warning}", file=sys.stderr)
     m = train(
         cfg,
         ds,
@@ -199,12 +231,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from rsgn.backends.registry import default_name, get_backend, make_options
     from rsgn.checkpoint import atomic_write_json, load_model
     from rsgn.data import check_features
-    from rsgn.evaluate import evaluate
+    from rsgn.evaluation import evaluate
 
     if args.batch_size <= 0:
         raise RsgnError(f"--batch-size must be positive, got {args.batch_size}")
     if args.repeats < 1:
         raise RsgnError(f"--repeats must be >= 1, got {args.repeats}")
+    if args.limit is not None and args.limit <= 0:
+        raise RsgnError(f"--limit must be positive, got {args.limit}")
     if args.out and Path(args.out).is_dir():
         raise RsgnError(f"--out {args.out} is a folder; give a file name for the JSON report")
     model, cfg, _ = load_model(args.ckpt)
@@ -212,21 +246,25 @@ def cmd_eval(args: argparse.Namespace) -> int:
     check_features(ds, model.d_in)
     if ds.n_classes != model.n_classes:
         raise RsgnError(f"task has {ds.n_classes} classes but the model has {model.n_classes}")
-    backend = args.backend
-    if not getattr(model, "model_name", None):
+    x, y = ds.x_val[: args.limit], ds.y_val[: args.limit]
+    if getattr(model, "model_name", None):  # a baseline: plain torch (a preset is refused)
+        if args.backend_args:
+            raise RsgnError("--backend-arg applies to the RSGN; baselines run on plain torch")
+        kw = {"backend": args.backend, "preset": args.preset}
+    else:
         name = args.backend or default_name()
         opts = make_options(name, preset=args.preset, items=args.backend_args)
-        backend = get_backend(name, options=opts)
-    elif args.backend_args:
-        raise RsgnError("--backend-arg applies to the RSGN; baselines run on plain torch")
+        kw = {"backend": get_backend(name, options=opts)}
+    lengths = None if ds.len_val is None else ds.len_val[: args.limit]
     res = evaluate(
         model,
-        ds.x_val,
-        ds.y_val,
-        backend,
+        x,
+        y,
         batch_size=args.batch_size,
-        preset=args.preset,
+        show_progress=True,
+        lengths=lengths,
         repeats=args.repeats,
+        **kw,
     ).to_dict()
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:
@@ -236,7 +274,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rsgn.compare import failed_rows, run_compare, summary_text
+    from rsgn.comparison import failed_rows, run_compare, summary_text
 
     report, files = run_compare(
         args.ckpt,
@@ -248,6 +286,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         out=args.out,
         limit=args.limit,
         batch_size=args.batch_size,
+        baselines=args.baselines,
+        show_progress=True,
     )
     print(summary_text(report))
     print(f"report: {Path(files['json']).parent}")
@@ -286,8 +326,8 @@ def cmd_backends(_args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rsgn.config import apply_overrides, load_config
     from rsgn.data import make_task
-    from rsgn.evaluate import evaluate
-    from rsgn.train import train
+    from rsgn.evaluation import evaluate
+    from rsgn.training import train
 
     cfg = apply_overrides(
         load_config(None),
@@ -323,6 +363,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+INTERRUPTED = {
+    "train": " (the last completed epoch is saved; continue it with --resume)",
+    "demo": " (nothing kept unless --out was given)",
+    "sweep": " (finished units are cached; run the same command again to continue)",
+    "compare": " (no report written; earlier reports are untouched)",
+    "eval": " (nothing written)",
+}
+"""What Ctrl-C leaves behind, per command."""
+
+
 def main(argv: list[str] | None = None) -> int:
     from rsgn.malloc_tuning import tune_malloc
 
@@ -342,9 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rsgn: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(
-            "rsgn: interrupted (the last completed epoch is saved; use --resume)", file=sys.stderr
-        )
+        print(f"rsgn: interrupted{INTERRUPTED.get(args.cmd, '')}", file=sys.stderr)
         return 130
 
 

@@ -171,7 +171,7 @@ class TrainConfig:
     device: str = "cpu"
     eval_batch_size: int = 256
     deterministic: bool = True
-    """Bit-reproducible CPU training for a given seed: while :func:`rsgn.train.train` runs,
+    """Bit-reproducible CPU training for a given seed: while :func:`rsgn.training.train` runs,
     ``torch.use_deterministic_algorithms(True)`` (with more than one CPU thread the
     accumulating index backward otherwise sums in thread order, so two runs of one seed
     differed in the last bits and, after a few epochs, in accuracy). Time per step of the
@@ -179,14 +179,42 @@ class TrainConfig:
     0.121-0.141 s with, no measurable cost. Not applied on CUDA, where the Triton kernels'
     atomics and cuBLAS are not bit-reproducible anyway."""
 
+    min_steps: int = 500
+    """Minimum number of optimiser steps: the run lasts max(epochs, ceil(min_steps /
+    steps_per_epoch)) epochs, and the cosine schedule spans them, so a small training set
+    (36 samples: one step per epoch) still trains long enough (paper: 0, epochs only)."""
+    eval_interval: int = 50
+    """Optimiser steps between evaluations (of the selection split, which chooses the model,
+    and of the reported split, which is only recorded): an evaluation follows the first epoch
+    that ends at least this many steps after the last one, and the last epoch; 0 evaluates
+    after every epoch (paper)."""
+    patience: int = 20
+    """Early stopping: stop once this many evaluations in a row have not improved the
+    selection split's score (accuracy, ties broken by the lower loss) and at least min_steps
+    steps are done; the best evaluation's weights are restored either way. 0: no early stop
+    (the run still ends on the best checkpoint when data.select_fraction > 0)."""
+    augment_jitter: float = 0.2
+    """Time-series augmentation, training batches only: x_bt += sigma eps_bt, eps ~ N(0, 1)
+    on real steps (sigma in the data's units; 0: off; paper: 0)."""
+    augment_scale: float = 0.1
+    """Augmentation: x_btc *= 1 + s eps_bc, one factor per sample and channel, eps ~ N(0, 1)
+    (0: off; paper: 0)."""
+    augment_shift: float = 0.0625
+    """Augmentation: shift each training sequence of L real steps by k ~ U{-K..K} steps,
+    K = floor(shift L) (a fraction of its length; 1/16: +-4 steps at L = 64): k > 0 prepends k
+    zero steps (what passes the end is dropped), k < 0 drops the first |k| steps (at least one
+    real step stays); the lengths follow (0: off; paper: 0)."""
+
     _choices = {"schedule": ("cosine", "constant")}
 
     def validate(self) -> None:
         _positive_int(self, "epochs", "batch_size", "eval_batch_size")
         if self.lr is not None:
             _positive_float(self, "lr")
-        _nonneg_float(self, "weight_decay", "grad_clip")
-        _nonneg_int(self, "seed")
+        _nonneg_float(self, "weight_decay", "grad_clip", "augment_jitter", "augment_scale")
+        _nonneg_int(self, "seed", "min_steps", "eval_interval", "patience")
+        if not 0.0 <= self.augment_shift < 1.0:
+            raise RsgnError(f"train.augment_shift must be in [0, 1), got {self.augment_shift}")
         if self.device not in ("cpu", "cuda", "auto") and not self.device.startswith("cuda:"):
             raise RsgnError(f"train.device must be cpu, cuda, cuda:N or auto, got {self.device!r}")
         _check_choices(self, "train")
@@ -194,14 +222,28 @@ class TrainConfig:
 
 @dataclass
 class DataConfig:
-    """Built-in task generator overrides (None keeps the paper's value) and the split."""
+    """Built-in task generator overrides (None keeps the paper's value) and the splits.
+
+    Three splits: ``train`` (the optimiser's), ``select`` (carved from the training data by
+    ``select_fraction``: chooses the checkpoint and stops early) and the reported split
+    (``val``: the 20% held out of a task or an .npz; ``test``: an aeon set's official test
+    split), which never chooses anything."""
 
     n_samples: int | None = None
     seq_len: int | None = None
     noise: float | None = None
     val_fraction: float = 0.2
+    select_fraction: float = 0.2
+    """Fraction of the training data held out, stratified by class and seeded by train.seed,
+    as the selection split (at least one sample of each class with two or more); 0: none, the
+    last epoch's weights are the result (paper)."""
+    znorm: bool = False
+    """Z-normalise each channel with the mean and std of the training split's real steps (the
+    same statistics for every split; padding stays 0). Applies to .npz and aeon data."""
 
     def validate(self) -> None:
+        if not 0.0 <= self.select_fraction < 1.0:
+            raise RsgnError(f"data.select_fraction must be in [0, 1), got {self.select_fraction}")
         if self.n_samples is not None and self.n_samples < 10:
             raise RsgnError(f"data.n_samples must be at least 10, got {self.n_samples}")
         if self.seq_len is not None and self.seq_len < 1:
@@ -222,6 +264,11 @@ class RunConfig:
         self.model.validate()
         self.train.validate()
         self.data.validate()
+        if self.train.patience > 0 and self.data.select_fraction == 0:
+            raise RsgnError(
+                "train.patience > 0 needs a selection split (data.select_fraction > 0): early "
+                "stopping never looks at the reported split"
+            )
         return self
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -354,9 +401,11 @@ def _sec(obj: Any) -> str:
     return {ModelConfig: "model", TrainConfig: "train", DataConfig: "data"}[type(obj)]
 
 
-CONFIG_PRESETS = ("paper",)
+CONFIG_PRESETS = ("paper", "paper-training")
 """Named run configs shipped in ``rsgn/presets/NAME.toml``: ``paper`` is the paper-faithful
-RSGN (per-token sparks, mean initial state, 41,672 parameters on the hierarchical task)."""
+RSGN (per-token sparks, mean initial state, 41,672 parameters on the hierarchical task) trained
+as the paper trained; ``paper-training`` is the default RSGN trained that way (epochs only, no
+selection split: how every training ran before issue 18)."""
 
 
 def preset_path(name: str) -> Path:

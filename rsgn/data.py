@@ -13,12 +13,22 @@ Built-in tasks (spec §6 of the RSGN paper)
     pattern (amplitude 0.5, 8 steps) fills the first 8 and the last 8 positions.
 
 User data: ``.npz`` with ``X`` float [n, T, F] and integer ``y`` [n]; optional ``X_val``/``y_val``,
-otherwise a seeded 80/20 split. Every problem (NaN/inf, wrong rank, mismatched lengths,
-non-integer or negative labels) raises :class:`~rsgn.errors.RsgnError` naming it.
+otherwise a seeded 80/20 split; optional ``lengths`` [n] (and ``lengths_val``): sample i has
+``lengths[i]`` real steps, the rest of its T steps is padding. Every problem (NaN/inf, wrong
+rank, mismatched lengths, non-integer or negative labels) raises
+:class:`~rsgn.errors.RsgnError` naming it.
+
+Standard sets: ``aeon:NAME`` (:mod:`rsgn.aeon_data`), the classification sets bundled inside the
+aeon package, with their official train/test split.
+
+Splits (:class:`Dataset`): ``train`` trains; ``select`` (:func:`with_selection`, carved from the
+training data) chooses the checkpoint and stops early; the reported split (``val`` or an aeon
+set's ``test``) is only measured.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +42,10 @@ from rsgn.errors import RsgnError
 
 @dataclass
 class Dataset:
-    """Train/validation tensors: X [n, T, F] float32, y [n] int64."""
+    """Three splits of X [n, T, F] float32, y [n] int64 and optional lengths [n] int64 (None:
+    every step is real): ``train``, ``select`` (None until :func:`with_selection` carves it
+    from the training data) and the reported split ``val``, named ``reported_split`` ('val',
+    or 'test' for an official test split)."""
 
     name: str
     x_train: torch.Tensor
@@ -40,6 +53,17 @@ class Dataset:
     x_val: torch.Tensor
     y_val: torch.Tensor
     n_classes: int
+    len_train: torch.Tensor | None = None
+    len_val: torch.Tensor | None = None
+    x_select: torch.Tensor | None = None
+    y_select: torch.Tensor | None = None
+    len_select: torch.Tensor | None = None
+    reported_split: str = "val"
+
+    def splits(self) -> dict[str, int]:
+        """Sample counts by split (the reported one under its own name)."""
+        sel = 0 if self.y_select is None else len(self.y_select)
+        return {"train": len(self.y_train), "select": sel, self.reported_split: len(self.y_val)}
 
     @property
     def d_in(self) -> int:
@@ -114,9 +138,76 @@ def split(
     return x[tr], y[tr], x[va], y[va]
 
 
+def _take(t: torch.Tensor | None, idx: np.ndarray) -> torch.Tensor | None:
+    return None if t is None else t[torch.from_numpy(idx)]
+
+
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded, stratified (keep, held) index arrays: from each class of n_c >= 2 samples
+    max(1, round(fraction n_c)) are held out (at most n_c - 1), none from a class of one."""
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        if len(idx) >= 2:
+            held.append(idx[: min(len(idx) - 1, max(1, round(fraction * len(idx))))])
+    out = np.sort(np.concatenate(held)) if held else np.zeros(0, dtype=np.int64)
+    keep = np.setdiff1d(np.arange(len(y)), out)
+    return keep, out
+
+
+def with_selection(ds: Dataset, fraction: float, seed: int) -> Dataset:
+    """``ds`` with a selection split carved from its training split (:func:`stratified_split`,
+    seed ``seed``); unchanged when ``fraction`` is 0 or it already has one."""
+    if fraction == 0 or ds.y_select is not None:
+        return ds
+    keep, held = stratified_split(ds.y_train.numpy(), fraction, seed)
+    if len(held) == 0:
+        raise RsgnError(
+            f"{ds.name}: no class has two training samples, so no selection split can be "
+            "carved (set data.select_fraction=0)"
+        )
+    return dataclasses.replace(
+        ds,
+        x_train=_take(ds.x_train, keep),
+        y_train=_take(ds.y_train, keep),
+        len_train=_take(ds.len_train, keep),
+        x_select=_take(ds.x_train, held),
+        y_select=_take(ds.y_train, held),
+        len_select=_take(ds.len_train, held),
+    )
+
+
+def znormalise(
+    x_train: np.ndarray, len_train: np.ndarray | None, *others: tuple[np.ndarray, np.ndarray | None]
+) -> list[np.ndarray]:
+    """Each channel c as (x - mu_c) / sd_c, mu and sd over the training split's real steps
+    (sd 0 -> 1); padded steps stay 0. Returns the training array then ``others``' arrays."""
+    mask = _steps_mask(x_train, len_train)
+    vals = x_train[mask]  # [real steps, F]
+    mu, sd = vals.mean(0), vals.std(0)
+    sd = np.where(sd > 0, sd, 1.0)
+    out = []
+    for x, lens in ((x_train, len_train), *others):
+        m = _steps_mask(x, lens)[..., None]
+        out.append(np.where(m, (x - mu) / sd, 0.0).astype(np.float32))
+    return out
+
+
+def _steps_mask(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
+    if lengths is None:
+        return np.ones(x.shape[:2], dtype=bool)
+    return np.arange(x.shape[1])[None, :] < lengths[:, None]
+
+
 def make_task(name: str, cfg: DataConfig | None = None, seed: int = 0) -> Dataset:
-    """Build a built-in task; ``cfg`` overrides sample count, length and noise."""
+    """Build a built-in task (or ``aeon:NAME``, :func:`rsgn.aeon_data.load_aeon`); ``cfg``
+    overrides sample count, length and noise."""
     cfg = cfg or DataConfig()
+    if name.startswith("aeon:"):
+        from rsgn.aeon_data import load_aeon
+
+        return load_aeon(name.split(":", 1)[1], znorm=cfg.znorm)
     kw = {}
     if cfg.n_samples is not None:
         kw["n_samples"] = cfg.n_samples
@@ -131,7 +222,7 @@ def make_task(name: str, cfg: DataConfig | None = None, seed: int = 0) -> Datase
         x, y = long_range(seed=seed, **kw)
         n_classes = 10
     else:
-        raise RsgnError(f"unknown task {name!r} (known: {', '.join(TASKS)})")
+        raise RsgnError(f"unknown task {name!r} (known: {', '.join(TASKS)}, aeon:NAME)")
     xt, yt, xv, yv = split(x, y, cfg.val_fraction, seed)
     return Dataset(name, *map(torch.from_numpy, (xt, yt, xv, yv)), n_classes=n_classes)
 
@@ -160,10 +251,31 @@ def _check_xy(x: np.ndarray, y: np.ndarray, xname: str, yname: str, path: Path) 
         raise RsgnError(f"{path}: {yname} must hold integer class labels, got dtype {y.dtype}")
 
 
+def _check_lengths(arrays: dict, key: str, x: np.ndarray, p: Path) -> np.ndarray | None:
+    if key not in arrays:
+        return None
+    lens = arrays[key]
+    if lens.ndim != 1 or len(lens) != len(x):
+        raise RsgnError(f"{p}: {key} must have shape [{len(x)}], got {lens.shape}")
+    if not np.issubdtype(lens.dtype, np.integer):
+        raise RsgnError(f"{p}: {key} must hold integers, got dtype {lens.dtype}")
+    if len(lens) and (lens.min() < 1 or lens.max() > x.shape[1]):
+        raise RsgnError(
+            f"{p}: {key} must lie in [1, {x.shape[1]}] (the padded length), found "
+            f"{int(lens.min())}..{int(lens.max())}"
+        )
+    return lens.astype(np.int64)
+
+
 def load_npz(
-    path: str | Path, seed: int = 0, val_fraction: float = 0.2, n_classes: int | None = None
+    path: str | Path,
+    seed: int = 0,
+    val_fraction: float = 0.2,
+    n_classes: int | None = None,
+    znorm: bool = False,
 ) -> Dataset:
-    """Load user data. ``n_classes`` (e.g. from a checkpoint) bounds the labels."""
+    """Load user data. ``n_classes`` (e.g. from a checkpoint) bounds the labels; ``znorm``
+    normalises with the training split's statistics (:func:`znormalise`)."""
     p = Path(path)
     if not p.is_file():
         raise RsgnError(f"data file not found: {p}")
@@ -199,14 +311,59 @@ def load_npz(
     if k < 2:
         raise RsgnError(f"{p}: need at least 2 classes, labels span only {k}")
     x = x.astype(np.float32)
+    lens = _check_lengths(arrays, "lengths", x, p)
+    if "lengths_val" in arrays and not has_val:
+        raise RsgnError(f"{p}: lengths_val needs X_val and y_val")
     if has_val:
         xt, yt, xv, yv = x, y, arrays["X_val"].astype(np.float32), arrays["y_val"].astype(np.int64)
+        lt, lv = lens, _check_lengths(arrays, "lengths_val", xv, p)
+        if (lt is None) != (lv is None):
+            raise RsgnError(f"{p}: lengths and lengths_val must be given together")
     else:
+        n = len(y)
+        perm = np.random.default_rng(seed).permutation(n)
         xt, yt, xv, yv = split(x, y, val_fraction, seed)
-    return Dataset(p.stem, *map(torch.from_numpy, (xt, yt, xv, yv)), n_classes=k)
+        n_val = n - len(yt)
+        lt = None if lens is None else lens[perm[n_val:]]
+        lv = None if lens is None else lens[perm[:n_val]]
+    if znorm:
+        xt, xv = znormalise(xt, lt, (xv, lv))
+    return Dataset(
+        p.stem,
+        *map(torch.from_numpy, (xt, yt, xv, yv)),
+        n_classes=k,
+        len_train=None if lt is None else torch.from_numpy(lt),
+        len_val=None if lv is None else torch.from_numpy(lv),
+    )
 
 
 def check_features(ds: Dataset, d_in: int) -> None:
     """Refuse data whose feature width differs from the model's."""
     if ds.d_in != d_in:
         raise RsgnError(f"data has {ds.d_in} features per step but the model expects {d_in}")
+
+
+MIN_VALIDATION = 10
+"""Fewest validation samples a training accepts: below it, its accuracy says nothing."""
+
+
+def check_trainable(ds: Dataset) -> list[str]:
+    """Refuse data too small to validate on (fewer than :data:`MIN_VALIDATION` validation
+    samples: an RsgnError); return warnings for what is legal but likely a mistake (class ids
+    that never occur: labels {0, 1, 2, 7} make an 8-class model)."""
+    n_val = len(ds.y_val)
+    if n_val < MIN_VALIDATION:
+        raise RsgnError(
+            f"{ds.name}: {n_val} validation sample(s) is too few to validate on (need at least "
+            f"{MIN_VALIDATION}): give more data, a larger data.val_fraction, or X_val / y_val"
+        )
+    seen = set(torch.cat([ds.y_train, ds.y_val]).unique().tolist())
+    missing = [c for c in range(ds.n_classes) if c not in seen]
+    if not missing:
+        return []
+    shown = ", ".join(map(str, missing[:8])) + (" ..." if len(missing) > 8 else "")
+    return [
+        f"{ds.name}: class ids {shown} never occur in the labels, yet the model gets "
+        f"{ds.n_classes} outputs (labels are used as class ids 0 .. max label); relabel to "
+        "0 .. k-1 if that is not intended"
+    ]

@@ -2,10 +2,11 @@
 
 The trainable :class:`rsgn.model.RSGN` runs it on its live parameters; the torch and Triton
 programs run it on a frozen :class:`rsgn.spec.ModelSpec` with their op tables; the optical
-program with an op table whose distances are measured through the optics.
+program with an op table whose distances are measured through the optics::
 
-    e_t  = encode(x)                                   token features          [B, T, F]
-    s_t  = spark_points(e_t)                           sparks in the ball      [B, T, D]
+    m    = length_mask(lengths)                        real steps (padding)    [B, T]
+    e_t  = encode(x, m)                                token features          [B, T, F]
+    s_t  = spark_points(e_t), padded s_t := s_0        sparks in the ball      [B, T, D]
     A(0) = ignite(s, graph)                            top-cap nodes, alpha(0)
     h(0) = alpha(0) W_init m_i,  m_i = attend(e, d_H(s_t, p_i))   ('attend', the default)
                                  m_i = mean_t e_t                 ('mean', the paper)
@@ -91,29 +92,34 @@ def forward(
     trace: Trace | None = None,
     feature_dropout: float = 0.0,
     training: bool = False,
+    lengths: torch.Tensor | None = None,
 ) -> ForwardOutput:
     """Run the RSGN on ``x`` [B, T, d_in] with the ops of ``table`` (see the module docstring).
 
     ``graph`` reuses a built graph (evaluation); ``record`` returns the per-sample mean
     activation [B, N] the Hebbian rules read; ``trace`` is filled with the run's sizes;
-    ``feature_dropout`` drops token features while ``training``.
+    ``feature_dropout`` drops token features while ``training``; ``lengths`` [B] (None: every
+    step is real) marks steps t >= L_b as padding, which never ignites a node nor enters the
+    initial states or the skip path (:func:`rsgn.ops.length_mask`).
     """
     g = graph if graph is not None else build_graph(w, hp, table)
     bsz, n = x.shape[0], hp.n_nodes
-    feats = ops.encode(x, w.enc_w, w.enc_b)
+    mask = ops.length_mask(lengths, x.shape[1])
+    feats = ops.encode(x, w.enc_w, w.enc_b, mask)
     if feature_dropout > 0:
         feats = F.dropout(feats, feature_dropout, training)
     sparks, spark_a = ops.spark_points(
         feats, w.spark_w1, w.spark_b1, w.spark_w2, w.spark_b2, w.spark_scale
     )
+    sparks, spark_a = ops.mask_sparks(sparks, spark_a, mask)
     st = table.ignite(
         sparks, spark_a, g, sigma=hp.sigma_ign, eps=hp.eps_active, cap=hp.cap, method=hp.selection
     )
     if hp.init_state == "attend":
         d = table.token_distances(sparks, spark_a, g, st.ids)
-        h0 = F.linear(ops.attend(feats, d, sigma=hp.sigma_ign), w.init_w, w.init_b)
+        h0 = F.linear(ops.attend(feats, d, sigma=hp.sigma_ign, mask=mask), w.init_w, w.init_b)
     else:  # 'mean', the paper
-        h0 = F.linear(feats.mean(1), w.init_w, w.init_b).unsqueeze(1)
+        h0 = F.linear(ops.mean_tokens(feats, mask), w.init_w, w.init_b).unsqueeze(1)
     st = ActiveState(
         ids=st.ids,
         valid=st.valid,
@@ -150,7 +156,7 @@ def forward(
     if w.node_out is not None:
         logits = logits + ops.node_readout(st, w.node_out).to(logits.dtype)
     if w.skip_w is not None:
-        logits = logits + F.linear(feats.amax(1), w.skip_w, w.skip_b)
+        logits = logits + F.linear(ops.max_tokens(feats, mask), w.skip_w, w.skip_b)
     if record:
         activity = activity / (hp.n_steps + 1)
     return ForwardOutput(logits=logits, active_fraction_per_step=fractions, activity=activity)

@@ -198,9 +198,10 @@ class RSGN(nn.Module):
         ops_table: OpTable | None = None,
         graph: Graph | None = None,
         record: bool = False,
+        lengths: torch.Tensor | None = None,
     ) -> ForwardOutput:
         """:func:`rsgn.forward.forward` with this model's parameters and ``ops_table``
-        (default: the definition, :data:`rsgn.ops.TABLE`)."""
+        (default: the definition, :data:`rsgn.ops.TABLE`); ``lengths`` [B] marks padding."""
         return forward(
             self.weights(),
             self.hyper(),
@@ -210,13 +211,19 @@ class RSGN(nn.Module):
             record=record,
             feature_dropout=self.cfg.feature_dropout,
             training=self.training,
+            lengths=lengths,
         )
 
     # ------------------------------------------------------------------ training protocol
-    def train_step(self, x: torch.Tensor, ops_table: OpTable | None = None) -> TrainStep:
+    def train_step(
+        self,
+        x: torch.Tensor,
+        ops_table: OpTable | None = None,
+        lengths: torch.Tensor | None = None,
+    ) -> TrainStep:
         """One training batch: logits, no regulariser, the mean active fraction over steps and
         the recorded activity (when the Hebbian rules are on)."""
-        out = self(x, ops_table=ops_table, record=self.cfg.hebbian)
+        out = self(x, ops_table=ops_table, record=self.cfg.hebbian, lengths=lengths)
         steps = out.active_fraction_per_step
         frac = sum(steps[1:]) / max(1, len(steps) - 1)
         return TrainStep(out.logits, 0.0, frac, activity=out.activity)

@@ -8,6 +8,9 @@ B samples of T tokens, d the node state width, A the active set of a sample.
 ==============  ================================================================  =============
 op              computes                                                          work
 ==============  ================================================================  =============
+mask            m_bt = [t < L_b] for padded batches (``lengths``); padded steps are
+                zeroed before the encoder, their sparks replaced by s_0, and left out
+                of 'attend', 'mean' and the max of the skip path
 encode          e_t = GELU(conv_w(x))_t (token encoder) or x_t                    O(B T w F)
 sparks          s_t = expmap0(s f_emb(e_t))                                       O(B T F D)
 graph           w_ji = sigmoid(a_ij) exp(-d_H(p_i,p_j)/tau) softplus(l_i-l_j+1)   O(N K (r+D))
@@ -70,9 +73,60 @@ def token_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> tor
     return F.conv1d(xt, weight, bias).transpose(1, 2)
 
 
-def encode(x: torch.Tensor, enc_w: torch.Tensor | None, enc_b: torch.Tensor | None) -> torch.Tensor:
-    """Token features e_t = GELU(conv_w(x))_t with the token encoder, else e_t = x_t. [B, T, F]"""
-    return x if enc_w is None else F.gelu(token_conv(x, enc_w, enc_b))
+def length_mask(lengths: torch.Tensor | None, t: int) -> torch.Tensor | None:
+    """m_bt = [t < L_b]: True on the L_b real steps of sample b, False on its padding [B, T];
+    None (no padding) when ``lengths`` is None."""
+    if lengths is None:
+        return None
+    steps = torch.arange(t, device=lengths.device)
+    return steps.unsqueeze(0) < lengths.to(steps.device).unsqueeze(1)
+
+
+def encode(
+    x: torch.Tensor,
+    enc_w: torch.Tensor | None,
+    enc_b: torch.Tensor | None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Token features e_t = GELU(conv_w(m x))_t m_t with the token encoder, else e_t = m_t x_t.
+    [B, T, F]
+
+    ``mask`` m [B, T] (:func:`length_mask`; None: no padding) zeroes padded steps before the
+    convolution, so the encoder reads past a sequence's end as the zeros of its 'same' padding
+    (the features of real steps equal those of the unpadded sequence), and zeroes the padded
+    features."""
+    if mask is not None:
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+    e = x if enc_w is None else F.gelu(token_conv(x, enc_w, enc_b))
+    return e if mask is None else e * mask.unsqueeze(-1).to(e.dtype)
+
+
+def mask_sparks(
+    sparks: torch.Tensor, spark_a: torch.Tensor, mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Padded tokens' sparks replaced by the sample's first spark s_0 (and its conformal
+    factor): max_t exp(-d_H(s_t, p_i)^2 / 2 sigma^2) over the padded sequence then equals the
+    max over its real tokens, so a padded step never ignites a node, on every target's ignite
+    (the ops need no mask). Requires L_b >= 1."""
+    if mask is None:
+        return sparks, spark_a
+    sp = torch.where(mask.unsqueeze(-1), sparks, sparks[:, :1])
+    return sp, torch.where(mask, spark_a, spark_a[:, :1])
+
+
+def mean_tokens(e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """mean over the real steps, sum_t m_t e_t / L [B, F] (the paper's 'mean' initial state)."""
+    if mask is None:
+        return e.mean(1)
+    m = mask.unsqueeze(-1).to(e.dtype)
+    return (e * m).sum(1) / m.sum(1).clamp_min(1)
+
+
+def max_tokens(e: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """max over the real steps, max_{t < L} e_t [B, F] (the token skip path)."""
+    if mask is None:
+        return e.amax(1)
+    return e.masked_fill(~mask.unsqueeze(-1), float("-inf")).amax(1)
 
 
 def spark_points(
@@ -260,14 +314,20 @@ def token_distances(
     )
 
 
-def attend(feats: torch.Tensor, d: torch.Tensor, *, sigma: float) -> torch.Tensor:
+def attend(
+    feats: torch.Tensor, d: torch.Tensor, *, sigma: float, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Ignition-weighted token features of each ignited node i:
 
-    pi_ti = softmax_t(-d_H(s_t, p_i)^2 / 2 sigma^2),   m_i = sum_t pi_ti e_t    [B, W, F]
+    pi_ti = softmax_{t < L}(-d_H(s_t, p_i)^2 / 2 sigma^2),   m_i = sum_t pi_ti e_t    [B, W, F]
 
     the tokens whose sparks lit node i route their features into it (``d`` [B, W, T] from
-    :func:`token_distances`, or measured by a target)."""
-    pi = torch.softmax(-d.pow(2) / (2 * sigma**2), dim=-1)
+    :func:`token_distances`, or measured by a target); padded steps (``mask`` False) get
+    pi = 0."""
+    logit = -d.pow(2) / (2 * sigma**2)
+    if mask is not None:
+        logit = logit.masked_fill(~mask.unsqueeze(1), float("-inf"))
+    pi = torch.softmax(logit, dim=-1)
     return torch.bmm(pi.to(feats.dtype), feats)
 
 

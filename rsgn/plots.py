@@ -18,23 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from rsgn.backends.base import OPS
 from rsgn.checkpoint import atomic_write_bytes
 
-OP_ORDER = (
-    "input",
-    "encode",
-    "graph",
-    "ignite",
-    "attend",
-    "propagate",
-    "inhibit",
-    "select",
-    "update",
-    "readout",
-    "sync",
-    "static",
-)
-"""The shared op vocabulary of every target's ledger, in data-flow order."""
+OP_ORDER = OPS
 
 _MARKERS = {"torch": "o", "triton": "s", "optical": "D", "optical-aware": "d", "neuromorphic": "^"}
 
@@ -57,6 +44,20 @@ def _plt():
     return plt
 
 
+def _finish_rows(ax, labels: list[str], xlabel: str, title: str, empty: str) -> None:
+    """One row per report row on a log x axis, legend outside the axes."""
+    if labels:
+        ax.set_xscale("log")
+        ax.set_yticks(range(len(labels)), labels)
+        ax.invert_yaxis()
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    else:
+        ax.text(0.5, 0.5, empty, ha="center", transform=ax.transAxes)
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    ax.grid(axis="x", which="major", alpha=0.4)
+
+
 def energy_plot(rows: list[dict[str, Any]], path: Path) -> None:
     """Total and per-op modelled energy per inference, log x axis."""
     plt = _plt()
@@ -74,15 +75,13 @@ def energy_plot(rows: list[dict[str, Any]], path: Path) -> None:
             pts = [(v, yy) for v, yy in zip(vals, y, strict=True) if v > 0]
             if pts:
                 ax.scatter(*zip(*pts, strict=True), s=28, color=cmap(i % 20), zorder=3, label=op)
-        ax.set_xscale("log")
-        ax.set_yticks(y, [r["row"] for r in ok])
-        ax.invert_yaxis()
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    else:
-        ax.text(0.5, 0.5, "no target reported energy", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("modelled energy per inference (J, log scale)")
-    ax.set_title("Energy per inference: total (bar) and by op (markers)")
-    ax.grid(axis="x", which="both", alpha=0.3)
+    _finish_rows(
+        ax,
+        [r["row"] for r in ok],
+        "modelled energy per inference (J, log scale)",
+        "Energy per inference: total (bar) and by op (markers)",
+        "no target reported energy",
+    )
     _save(fig, path)
 
 
@@ -105,23 +104,21 @@ def latency_plot(rows: list[dict[str, Any]], dists: dict[str, list[float]], path
         else:
             ax.scatter(r["latency_s_per_inference"], i, color=colour, marker="o", zorder=3)
     if ok:
-        ax.set_xscale("log")
-        ax.set_yticks(range(len(ok)), [r["row"] for r in ok])
-        ax.invert_yaxis()
         ax.scatter([], [], color="tab:blue", label="modelled (box: p25-p75, whiskers p1-p99)")
         ax.scatter([], [], color="tab:orange", label="measured wall clock / inference")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    else:
-        ax.text(0.5, 0.5, "no target reported latency", ha="center", transform=ax.transAxes)
-    ax.set_xlabel("latency per inference (s, log scale)")
-    ax.set_title("Latency per inference")
-    ax.grid(axis="x", which="both", alpha=0.3)
+    _finish_rows(
+        ax,
+        [r["row"] for r in ok],
+        "latency per inference (s, log scale)",
+        "Latency per inference",
+        "no target reported latency",
+    )
     _save(fig, path)
 
 
 def pareto_plot(rows: list[dict[str, Any]], path: Path) -> None:
     """Accuracy vs modelled energy per inference with the Pareto front."""
-    from rsgn.compare import pareto_front
+    from rsgn.comparison import pareto_front
 
     plt = _plt()
     pts = [
@@ -156,7 +153,7 @@ def pareto_plot(rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_xlabel("modelled energy per inference (J, log scale)")
     ax.set_ylabel("accuracy")
     ax.set_title("Accuracy vs energy (filled: on the Pareto front, grey line)")
-    ax.grid(which="both", alpha=0.3)
+    ax.grid(which="major", alpha=0.4)
     _save(fig, path)
 
 

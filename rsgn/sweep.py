@@ -57,8 +57,11 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 import rsgn
 from rsgn.errors import RsgnError
+from rsgn.progress import Bar
 
 SWEEP_KEYS = ("task", "data", "mode", "samples", "seed", "out")
 TOP_KEYS = ("sweep", "base", "grid", "random", "eval")
@@ -389,6 +392,30 @@ def plan_units(spec: SweepSpec) -> tuple[list[Unit], list[Unit]]:
     return list(trains.values()), list(evals.values())
 
 
+def check_targets(trains: list[Unit], evals: list[Unit]) -> None:
+    """Refuse, before any unit runs, an evaluation whose target, preset or options cannot run
+    its training's model (``Backend.check`` on an untrained model of that config)."""
+    if not evals:
+        return
+    from rsgn.backends.registry import get_backend
+    from rsgn.config import RunConfig
+    from rsgn.model import RSGN
+
+    by_id = {u.id: u for u in trains}
+    specs: dict[str, Any] = {}
+    for eu in evals:
+        tu = by_id[eu.spec["train"]]
+        if tu.id not in specs:
+            cfg = RunConfig.from_dict(tu.spec["config"], where="sweep unit")
+            ds = _dataset(tu.spec["data"], cfg)
+            specs[tu.id] = RSGN(ds.d_in, ds.n_classes, cfg.model).export()
+        be = get_backend(eu.spec["backend"], preset=eu.spec["preset"], **eu.spec["options"])
+        try:
+            be.check(specs[tu.id])
+        except RsgnError as exc:
+            raise RsgnError(f"sweep eval {eu.params}: {exc}") from None
+
+
 def unit_dir(out: str | Path, name: str) -> Path:
     return Path(out) / "units" / name
 
@@ -436,7 +463,7 @@ def execute_unit(kind: str, spec: dict[str, Any], params: dict[str, Any], out: s
 
 def _run_train(spec: dict[str, Any], d: Path) -> dict[str, Any]:
     from rsgn.config import RunConfig
-    from rsgn.train import train
+    from rsgn.training import train
 
     cfg = RunConfig.from_dict(spec["config"], where="sweep unit")
     ds = _dataset(spec["data"], cfg)
@@ -447,7 +474,7 @@ def _run_train(spec: dict[str, Any], d: Path) -> dict[str, Any]:
 def _run_eval(spec: dict[str, Any], out: str) -> dict[str, Any]:
     from rsgn.backends.registry import get_backend
     from rsgn.checkpoint import load_model
-    from rsgn.evaluate import evaluate
+    from rsgn.evaluation import evaluate
 
     tdir = unit_dir(out, f"train-{spec['train']}")
     if not (tdir / "result.json").is_file():
@@ -586,6 +613,7 @@ def run_sweep(
     out = str(Path(out).resolve())
     Path(out).mkdir(parents=True, exist_ok=True)
     trains, evals = plan_units(spec)
+    check_targets(trains, evals)  # a target that cannot run a model: refused before training
     ran: list[str] = []
     cached: list[str] = []
     failed: dict[str, str] = {}
@@ -630,10 +658,16 @@ def run_sweep(
             )
         if not todo:
             continue
-        if executor == "local":
-            _run_local(todo, out, min(n_workers, len(todo)), hook)
-        else:
-            _run_ray(todo, out, workers, hook)
+        with Bar(len(todo), f"sweep {todo[0].kind}", show=log is not None) as bar:
+
+            def counted(u: Unit, res: dict[str, Any], bar: Bar = bar) -> None:
+                hook(u, res)
+                bar.update()
+
+            if executor == "local":
+                _run_local(todo, out, min(n_workers, len(todo)), counted)
+            else:
+                _run_ray(todo, out, workers, counted)
 
     units = trains + evals
     csv_path = Path(out) / "results.csv"
@@ -692,7 +726,41 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
     atomic_write_bytes(path, buf.getvalue().encode())
 
 
+def _series(
+    items: list[tuple[Unit, dict]], x_key: str, metric: str, extra: tuple[str, ...]
+) -> dict[str, list[tuple[Any, float]]]:
+    """(x, metric) points grouped by the other swept values and ``extra`` keys of each unit."""
+    out: dict[str, list[tuple[Any, float]]] = {}
+    for u, r in items:
+        v = r["metrics"].get(metric)
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
+            continue
+        rest = [f"{k}={u.params[k]}" for k in (*u.params, *extra) if k != x_key and k in u.params]
+        out.setdefault(", ".join(rest) or "all", []).append((u.params.get(x_key), float(v)))
+    return out
+
+
+def _draw_series(ax, series: dict[str, list[tuple[Any, float]]], x_key: str) -> None:
+    numeric = all(isinstance(x, (int, float)) for xs in series.values() for x, _ in xs)
+    cats = sorted({str(x) for xs in series.values() for x, _ in xs})
+    for label, pts in series.items():
+        pts = sorted(pts, key=lambda p: p[0] if numeric else cats.index(str(p[0])))
+        xs = [p[0] if numeric else cats.index(str(p[0])) for p in pts]
+        ax.plot(xs, [p[1] for p in pts], marker="o", ms=4, lw=1, label=label)
+    if numeric:
+        vals = [x for xs in series.values() for x, _ in xs]
+        if vals and min(vals) > 0 and max(vals) / min(vals) >= 20:
+            ax.set_xscale("log")
+    else:
+        ax.set_xticks(range(len(cats)), cats, fontsize=7, rotation=20)
+    ax.set_xlabel(x_key)
+    ax.grid(alpha=0.3)
+
+
 def _plot(path: Path, units: list[Unit], results: dict[str, dict]) -> str:
+    """Accuracy (every training's validation accuracy, every evaluation's accuracy) and
+    modelled energy per inference against the first swept parameter, one line per value of
+    the other swept parameters and per target:preset."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -700,41 +768,33 @@ def _plot(path: Path, units: list[Unit], results: dict[str, dict]) -> str:
 
     from rsgn.checkpoint import atomic_write_bytes
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    trains = [(u, results[u.name]) for u in units if u.kind == "train" and u.name in results]
     evals = [(u, results[u.name]) for u in units if u.kind == "eval" and u.name in results]
-    pts = [
-        (u, r)
-        for u, r in evals
-        if isinstance(r["metrics"].get("energy_j_per_inference"), float)
-        and isinstance(r["metrics"].get("accuracy"), float)
-    ]
-    if pts:
-        groups: dict[str, list[tuple[float, float]]] = {}
-        for u, r in pts:
-            label = u.spec["backend"] + (f" ({u.spec['preset']})" if u.spec["preset"] else "")
-            m = r["metrics"]
-            groups.setdefault(label, []).append((m["energy_j_per_inference"], m["accuracy"]))
-        for label, xy in groups.items():
-            ax.scatter([p[0] for p in xy], [p[1] for p in xy], label=label, s=30)
-        if all(p[0] > 0 for xy in groups.values() for p in xy):
-            ax.set_xscale("log")
-        ax.set_xlabel("modelled energy per inference (J)")
-        ax.set_ylabel("accuracy")
-        ax.set_title("Sweep: accuracy vs energy per evaluation unit")
-        ax.legend(fontsize=7)
-    else:
-        trains = [(u, results[u.name]) for u in units if u.kind == "train" and u.name in results]
-        labels = [
-            ", ".join(
-                f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in u.params.items()
-            )
-            or u.name
-            for u, _ in trains
-        ]
-        ax.barh(range(len(trains)), [r["metrics"]["accuracy"] for _, r in trains])
-        ax.set_yticks(range(len(trains)), labels, fontsize=7)
-        ax.set_xlabel("validation accuracy")
-        ax.set_title("Sweep: validation accuracy per training unit")
+    swept = list(dict.fromkeys(k for u, _ in trains for k in u.params))
+    x_key = swept[0] if swept else "unit"
+    if not swept:  # nothing swept: one point per unit
+        for i, (u, _) in enumerate(trains + evals):
+            u.params.setdefault("unit", i)
+    target = ("backend", "preset")
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(11 if evals else 6, 4.2))
+    axes = np.atleast_1d(axes)
+    acc = _series(trains, x_key, "accuracy", ())
+    acc_eval = _series(evals, x_key, "accuracy", target)
+    _draw_series(axes[0], {f"train: {k}": v for k, v in acc.items()}, x_key)
+    if acc_eval:
+        _draw_series(axes[0], {f"eval: {k}": v for k, v in acc_eval.items()}, x_key)
+    axes[0].set_ylabel("accuracy")
+    axes[0].set_title("Accuracy")
+    axes[0].legend(fontsize=6)
+    if evals:
+        energy = _series(evals, x_key, "energy_j_per_inference", target)
+        if energy:
+            _draw_series(axes[1], energy, x_key)
+            axes[1].set_yscale("log")
+            axes[1].legend(fontsize=6)
+        axes[1].set_ylabel("modelled energy per inference (J)")
+        axes[1].set_title("Energy per inference")
+    fig.suptitle(f"Sweep over {', '.join(swept) or 'units'}")
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)

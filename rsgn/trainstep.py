@@ -9,7 +9,7 @@ import torch
 
 @dataclass
 class TrainStep:
-    """Output of ``model.train_step(x, ops_table)``: the loss is cross-entropy(logits, y) +
+    """Output of ``model.train_step(x, ops_table, lengths)``: the loss is cross-entropy(logits, y) +
     ``regulariser``; ``active_fraction`` is measured on the batch; ``activity`` [B, N] feeds the
     RSGN's slow rules; ``aux_loss`` is the MoE's load-balancing loss (reported)."""
 

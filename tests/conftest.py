@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -20,3 +21,16 @@ def small_cfg(**kw) -> ModelConfig:
     )
     base.update(kw)
     return ModelConfig(**base)
+
+
+@pytest.fixture
+def npz(tmp_path):
+    """A small learnable .npz data set: 60 samples of 6 tokens x 5 features, 3 classes (the
+    class is written into the first token)."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((60, 6, 5)).astype(np.float32)
+    y = (np.arange(60) % 3).astype(np.int64)
+    x[np.arange(60), 0, y] += 3.0
+    p = tmp_path / "data.npz"
+    np.savez(p, X=x, y=y)
+    return p

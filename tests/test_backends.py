@@ -23,7 +23,7 @@ from rsgn.backends.base import (
 )
 from rsgn.backends.cost import CostLedger
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.model import RSGN
 from tests.conftest import small_cfg
 
@@ -59,7 +59,7 @@ def test_engines_know_nothing_of_the_model_or_backends(folder):
     bad = {
         m
         for m in _folder_imports(folder)
-        if m.startswith(("rsgn.model", "rsgn.backends", "rsgn.train", "rsgn.cli", "rsgn.ops"))
+        if m.startswith(("rsgn.model", "rsgn.backends", "rsgn.training", "rsgn.cli", "rsgn.ops"))
     }
     assert not bad, bad
 

@@ -24,18 +24,11 @@ SMALL = [
     "model.target_active=0.1",
     "--set",
     "train.batch_size=16",
+    "--set",
+    "train.min_steps=0",
+    "--set",
+    "train.eval_interval=0",
 ]
-
-
-@pytest.fixture
-def npz(tmp_path):
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((60, 6, 5)).astype(np.float32)
-    y = (np.arange(60) % 3).astype(np.int64)
-    x[np.arange(60), 0, y] += 3.0
-    p = tmp_path / "data.npz"
-    np.savez(p, X=x, y=y)
-    return p
 
 
 def test_train_eval_roundtrip_and_resume(tmp_path, npz, capsys):
@@ -72,7 +65,37 @@ def test_train_eval_roundtrip_and_resume(tmp_path, npz, capsys):
         == 0
     )
     m2 = json.loads((out / "metrics.json").read_text())
-    assert [h["epoch"] for h in m2["history"]] == [1]  # the saved run's config (1 epoch) wins
+    assert [h["epoch"] for h in m2["history"]] == [1, 2]  # a longer --epochs extends the run
+    assert m2["history"][0] == m["history"][0] and m2["epochs"] == 2
+    capsys.readouterr()
+
+
+def test_resume_refuses_changed_settings_and_other_data_and_keeps_a_complete_run(
+    tmp_path, npz, capsys
+):
+    out = tmp_path / "run"
+    base = ["train", "--data", str(npz), "--out", str(out), "--quiet", *SMALL]
+    assert main([*base, "--epochs", "1"]) == 0
+    files = (out / "checkpoint.pt").read_bytes(), (out / "metrics.json").read_text()
+    other = tmp_path / "other.npz"
+    x = np.random.default_rng(1).standard_normal((60, 6, 5)).astype(np.float32)
+    np.savez(other, X=x, y=(np.arange(60) % 3).astype(np.int64))
+    for argv, needle in (
+        ([*base, "--resume", "--set", "model.n_nodes=64"], "model.n_nodes (32 -> 64)"),
+        ([*base, "--resume", "--seed", "3"], "train.seed (0 -> 3)"),
+        ([*base, "--resume", "--epochs", "1", "--set", "train.lr=0.1"], "train.lr"),
+        (
+            ["train", "--data", str(other), "--out", str(out), "--resume", *SMALL],
+            "other data",
+        ),
+    ):
+        rc, _, err = _run(*argv)
+        assert rc == 2 and needle in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1
+        assert ((out / "checkpoint.pt").read_bytes(), (out / "metrics.json").read_text()) == files
+    # the same settings on a complete run: nothing to do, nothing rewritten
+    assert main([*base, "--resume"]) == 0
+    assert ((out / "checkpoint.pt").read_bytes(), (out / "metrics.json").read_text()) == files
     capsys.readouterr()
 
 
@@ -85,7 +108,7 @@ def test_resume_continues_an_interrupted_run(tmp_path, npz, model):
     from rsgn.checkpoint import read_checkpoint
     from rsgn.config import apply_overrides, load_config
     from rsgn.data import load_npz
-    from rsgn.train import train
+    from rsgn.training import train
 
     cfg = apply_overrides(
         load_config(None), [s for s in SMALL if s != "--set"] + ["train.epochs=2"]
@@ -100,7 +123,7 @@ def test_resume_continues_an_interrupted_run(tmp_path, npz, model):
     class Stop(Exception):
         pass
 
-    import rsgn.train as T
+    import rsgn.training as T
 
     orig = T.save_checkpoint
     calls = []
@@ -193,7 +216,7 @@ def test_backends_listing():
 def test_a_folder_in_training_is_locked_against_a_second_training(tmp_path, npz):
     import os
 
-    from rsgn.train import LOCK_NAME, run_lock
+    from rsgn.training import LOCK_NAME, run_lock
 
     out = tmp_path / "run"
     out.mkdir()
@@ -228,11 +251,11 @@ def test_seeded_training_is_bit_reproducible_on_two_threads(tmp_path):
     from rsgn.checkpoint import read_checkpoint
     from rsgn.config import apply_overrides, load_config
     from rsgn.data import make_task
-    from rsgn.train import train
+    from rsgn.training import train
 
     cfg = apply_overrides(
         load_config(None),
-        ["data.n_samples=160", "train.epochs=1"],
+        ["data.n_samples=160", "train.epochs=1", "train.min_steps=0"],
     )
     ds = make_task("hierarchical", cfg.data, seed=0)
     threads = torch.get_num_threads()
@@ -246,3 +269,59 @@ def test_seeded_training_is_bit_reproducible_on_two_threads(tmp_path):
     sb = read_checkpoint(tmp_path / "b")["state_dict"]
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert not torch.are_deterministic_algorithms_enabled()  # restored after training
+
+
+def test_small_things_version_modes_out_file_gaps_tiny_data_limit(tmp_path, npz, capsys):
+    import stat
+
+    import rsgn
+
+    with pytest.raises(SystemExit) as ei:
+        main(["--version"])
+    assert ei.value.code == 0 and capsys.readouterr().out.strip() == f"rsgn {rsgn.__version__}"
+    # an --out that is a file: refused before any work
+    f = tmp_path / "afile"
+    f.write_text("x")
+    rc, _, err = _run("train", "--data", str(npz), "--out", str(f), *SMALL)
+    assert rc == 2 and "is a file" in err and f.read_text() == "x"
+    # a 5-sample file has one validation sample: refused; a gap in the labels: a warning
+    tiny = tmp_path / "tiny.npz"
+    np.savez(tiny, X=np.ones((5, 6, 5), np.float32), y=np.array([0, 1, 0, 1, 0]))
+    rc, _, err = _run("train", "--data", str(tiny), "--out", str(tmp_path / "t"), *SMALL)
+    assert rc == 2 and "too few to validate" in err and not (tmp_path / "t").exists()
+    gaps = tmp_path / "gaps.npz"
+    x = np.random.default_rng(0).standard_normal((60, 6, 5)).astype(np.float32)
+    np.savez(gaps, X=x, y=np.array([0, 1, 2, 7] * 15))
+    out = tmp_path / "g"
+    rc, _, err = _run("train", "--data", str(gaps), "--out", str(out), "--epochs", "1", *SMALL)
+    assert rc == 0 and "rsgn: warning:" in err and "class ids 3, 4, 5, 6 never occur" in err
+    # written files get the ordinary mode, not mkstemp's 0600
+    for name in ("checkpoint.pt", "metrics.json"):
+        mode = stat.S_IMODE((out / name).stat().st_mode)
+        assert mode == 0o666 & ~_umask(), (name, oct(mode))
+    # eval --limit evaluates the first N validation samples
+    capsys.readouterr()
+    assert main(["eval", "--ckpt", str(out), "--data", str(gaps), "--limit", "5"]) == 0
+    assert json.loads(capsys.readouterr().out)["n_samples"] == 5
+
+
+def _umask() -> int:
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_ctrl_c_says_what_each_command_leaves_behind(monkeypatch, capsys):
+    from rsgn import cli
+
+    def interrupted(_args):
+        raise KeyboardInterrupt
+
+    for cmd, needle in (("eval", "nothing written"), ("compare", "no report written")):
+        monkeypatch.setitem(cli.INTERRUPTED, cmd, cli.INTERRUPTED[cmd])
+        monkeypatch.setattr(cli, f"cmd_{cmd}", interrupted)
+        rc = main([cmd, "--ckpt", "x", "--task", "hierarchical"])
+        err = capsys.readouterr().err
+        assert rc == 130 and needle in err and "--resume" not in err

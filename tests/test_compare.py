@@ -17,7 +17,7 @@ if not torch.cuda.is_available():  # before triton is imported anywhere in this 
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from rsgn.cli import main  # noqa: E402
-from rsgn.compare import (  # noqa: E402
+from rsgn.comparison import (  # noqa: E402
     COLUMNS,
     NUMERIC,
     RowSpec,
@@ -30,7 +30,7 @@ from rsgn.compare import (  # noqa: E402
 from rsgn.config import apply_overrides, load_config  # noqa: E402
 from rsgn.data import make_task  # noqa: E402
 from rsgn.errors import RsgnError  # noqa: E402
-from rsgn.train import train  # noqa: E402
+from rsgn.training import train  # noqa: E402
 
 TINY = [
     "model.n_nodes=32",
@@ -49,7 +49,11 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
-    cfg = apply_overrides(load_config(None), TINY)
+    # the training these checks were written against (paper-training: epochs only, no
+    # selection split, no augmentation); the 32-sample model trained with issue 18's default
+    # training has a near-tied winner on one sample where triton's and torch's logits differ
+    # by 0.0099 (predictions identical; measured)
+    cfg = apply_overrides(load_config("paper-training"), TINY)
     ds = make_task("hierarchical", cfg.data, seed=cfg.train.seed)
     out = tmp_path_factory.mktemp("cmp") / "run"
     train(cfg, ds, out, log=None)
@@ -67,18 +71,22 @@ def _check_complete(row):
         assert isinstance(v, float) or _is_na(v), (row["row"], col, v)
 
 
-def test_report_is_complete_and_written(ckpt, tmp_path):
-    out = tmp_path / "report"
-    report, files = run_compare(
+def _run(ckpt, backends: str, out, limit: int):
+    return run_compare(
         ckpt,
         task="hierarchical",
         data=None,
-        backends="torch,optical:ideal,optical:bench,neuromorphic:loihi2_est",
+        backends=backends,
         presets=[],
         out=out,
-        limit=8,
+        limit=limit,
         batch_size=4,
     )
+
+
+def test_report_is_complete_and_written(ckpt, tmp_path):
+    out = tmp_path / "report"
+    report, files = _run(ckpt, "torch,optical:ideal,optical:bench,neuromorphic:loihi2_est", out, 8)
     rows = {r["row"]: r for r in report["rows"]}
     assert list(rows) == [
         "torch:electronic_45nm",
@@ -128,16 +136,7 @@ def test_report_is_complete_and_written(ckpt, tmp_path):
     assert float(csv_rows[1]["agreement"]) == 1.0
     assert "| row |" in open(files["table"]).read()
     # a second report goes next to the first, never over it
-    _, files2 = run_compare(
-        ckpt,
-        task="hierarchical",
-        data=None,
-        backends="torch",
-        presets=[],
-        out=out,
-        limit=4,
-        batch_size=4,
-    )
+    _, files2 = _run(ckpt, "torch", out, 4)
     assert os.path.dirname(files2["json"]).endswith("report-2")
     assert json.loads(open(files["json"]).read())["rows"] == saved["rows"]
 
@@ -146,16 +145,7 @@ def test_triton_under_the_interpreter(ckpt, tmp_path):
     pytest.importorskip("triton", reason="triton is not installed (pip install triton)")
     if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
         pytest.skip("triton was imported before TRITON_INTERPRET=1 could be set")
-    report, _ = run_compare(
-        ckpt,
-        task="hierarchical",
-        data=None,
-        backends="torch,triton",
-        presets=[],
-        out=tmp_path / "r",
-        limit=4,
-        batch_size=4,
-    )
+    report, _ = _run(ckpt, "torch,triton", tmp_path / "r", 4)
     tr = report["rows"][1]
     assert tr["target"] == "triton" and tr["status"] == "ok"
     _check_complete(tr)
@@ -270,6 +260,29 @@ def test_target_args_reach_the_target_and_bad_ones_are_one_line_errors(ckpt, tmp
         err = capsys.readouterr().err.strip()
         assert rc == 2 and err.startswith("rsgn: error: ") and needle in err, (args, err)
         assert len(err.splitlines()) == 1
+
+
+def test_a_baseline_sits_beside_the_rsgn_on_the_same_cost_model(ckpt, tmp_path, capsys):
+    cfg = apply_overrides(load_config(None), TINY)
+    ds = make_task("hierarchical", cfg.data, seed=cfg.train.seed)
+    base = tmp_path / "tr"
+    kw = {"d": 16, "n_heads": 2, "n_layers": 1, "d_ff": 16}
+    train(cfg, ds, base, log=None, model="transformer", model_kwargs=kw)
+    out = tmp_path / "c"
+    argv = ["compare", "--ckpt", str(ckpt), "--task", "hierarchical", "--backends", "torch"]
+    assert main([*argv, "--baseline", str(base), "--limit", "6", "--out", str(out)]) == 0
+    capsys.readouterr()
+    rows = json.loads((out / "compare.json").read_text())["rows"]
+    assert [r["row"] for r in rows] == ["torch:electronic_45nm", "transformer (baseline)"]
+    rsgn_row, tr_row = rows
+    assert tr_row["status"] == "ok" and tr_row["n_samples"] == 6
+    assert tr_row["agreement"].startswith("n/a: a baseline")
+    for r in rows:
+        assert r["energy_j_per_inference"] > 0 and r["energy_kind"].startswith("modelled")
+    # the same per-event constants: the Transformer's events are MACs of its layers
+    assert tr_row["events_per_inference"] > 0
+    bad = main([*argv, "--baseline", str(ckpt), "--out", str(tmp_path / "e")])
+    assert bad == 2 and "is an RSGN run" in capsys.readouterr().err
 
 
 def test_rows_parse_target_preset_pairs():

@@ -58,22 +58,24 @@ def _backend(name: str, preset: str | None):
     return get_backend(name, preset=preset)
 
 
-def _runs(be, spec) -> bool:
-    try:
-        be.check(spec)
-    except RsgnError as exc:
-        msg = str(exc)
-        assert msg and "\n" not in msg
-        return False
-    return True
+def _ready(name: str, preset: str | None, *specs):
+    """The target, or a skip when it is unavailable here or refuses (in ``check``, with a
+    one-line reason) to run these models."""
+    be = _backend(name, preset)
+    for spec in specs:
+        try:
+            be.check(spec)
+        except RsgnError as exc:
+            msg = str(exc)
+            assert msg and "\n" not in msg
+            pytest.skip(f"{name}:{preset} refuses this RSGN before any work: {msg}")
+    return be
 
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_agreement_with_torch_is_what_the_capabilities_promise(name, preset):
-    be = _backend(name, preset)
     spec = _spec()
-    if not _runs(be, spec):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, spec)
     x = torch.randn(6, 7, 5)
     ref, _ = get_backend("torch").prepare(spec)(x)
     logits, _ = be.prepare(spec)(x)
@@ -86,10 +88,8 @@ def test_agreement_with_torch_is_what_the_capabilities_promise(name, preset):
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_reports_carry_what_the_capabilities_promise(name, preset):
-    be = _backend(name, preset)
     spec = _spec()
-    if not _runs(be, spec):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, spec)
     caps = be.capabilities()
     for key in ("latency", "latency_distribution", "energy", "energy_measured"):
         assert key in caps.metrics, (name, key)
@@ -116,10 +116,8 @@ def test_reports_carry_what_the_capabilities_promise(name, preset):
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_programs_are_reentrant(name, preset):
-    be = _backend(name, preset)
     a, b = _spec(0), _spec(1, inhibition_strength=0.2)
-    if not (_runs(be, a) and _runs(be, b)):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, a, b)
     x1, x2 = torch.randn(3, 7, 5), torch.randn(4, 7, 5)
     pa, pb = be.prepare(a), be.prepare(b)
     inter = [pa(x1), pb(x2), pa(x2), pb(x1)]
@@ -135,12 +133,32 @@ def test_programs_are_reentrant(name, preset):
 
 @pytest.mark.parametrize("name,preset", CASES)
 def test_results_do_not_depend_on_the_batch_size(name, preset):
-    be = _backend(name, preset)
     spec = _spec()
-    if not _runs(be, spec):
-        pytest.skip(f"{name}:{preset} cannot run a graded RSGN (refused by check)")
+    be = _ready(name, preset, spec)
     x = torch.randn(6, 7, 5)
     prog = be.prepare(spec)
     whole, _ = prog(x)
     parts = torch.cat([prog(x[:2])[0], prog(x[2:5])[0], prog(x[5:])[0]])
     torch.testing.assert_close(parts, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name,preset", CASES)
+def test_padded_steps_are_inert_on_every_target(name, preset):
+    """``program(x, lengths)``: a padded sample gives its unpadded logits (targets whose
+    measurement noise is on draw it from the sample's bytes, padding included, so they are
+    only checked to run and stay finite)."""
+    spec = _spec()
+    be = _ready(name, preset, spec)
+    g = torch.Generator().manual_seed(3)
+    lengths = torch.tensor([7, 4, 1])
+    x = torch.randn(3, 7, 5, generator=g)
+    pad = torch.arange(7)[None, :] >= lengths[:, None]
+    xp = torch.where(pad.unsqueeze(-1), 9.0 * torch.randn(3, 7, 5, generator=g), x)
+    prog = be.prepare(spec)
+    padded, rep = prog(xp, lengths=lengths)
+    assert torch.isfinite(padded).all() and rep.n_samples == 3
+    if be.capabilities().reference_tol is None:
+        return
+    for i, n in enumerate(lengths.tolist()):
+        alone, _ = prog(x[i : i + 1, :n])
+        torch.testing.assert_close(padded[i : i + 1], alone, rtol=1e-4, atol=1e-5)

@@ -92,9 +92,10 @@ def test_checkpoint_out_degrees_per_step(hits_module, tmp_path):
     untrained one of the same config."""
     from rsgn.config import apply_overrides, load_config
     from rsgn.data import make_task
-    from rsgn.train import train
+    from rsgn.training import train
 
-    sets = ["data.n_samples=40", "train.epochs=1", "model.n_nodes=48", "model.n_steps=3"]
+    sets = ["data.n_samples=40", "train.epochs=1", "train.min_steps=0", "model.n_nodes=48",
+            "model.n_steps=3"]  # fmt: skip
     cfg = apply_overrides(load_config(None), sets)
     train(cfg, make_task("hierarchical", cfg.data, seed=0), tmp_path / "run", log=None)
     res = hits_module.checkpoint_out_degrees(str(tmp_path / "run"), "hierarchical", samples=5)

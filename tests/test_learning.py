@@ -4,9 +4,10 @@ import pytest
 
 from rsgn.config import apply_overrides, load_config
 from rsgn.data import make_task
-from rsgn.train import train
+from rsgn.training import train
 
-SMALL = ["model.n_nodes=128", "model.d_hidden=64", "model.n_steps=3", "train.lr=3e-3"]
+SMALL = ["model.n_nodes=128", "model.d_hidden=64", "model.n_steps=3", "train.lr=3e-3",
+         "train.min_steps=0"]  # fmt: skip
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from rsgn.backends.base import Measured, Modelled, NotAvailable
 from rsgn.backends.neuromorphic import NeuromorphicBackend, NeuromorphicOptions, mapping
 from rsgn.backends.neuromorphic.node_program import select as chip_select
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.forward import Trace, forward
 from rsgn.model import RSGN
 from rsgn.plots import OP_ORDER

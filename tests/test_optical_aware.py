@@ -21,7 +21,7 @@ from rsgn.backends.optical_aware import (
 from rsgn.backends.optical_aware import surrogate as sur
 from rsgn.config import ModelConfig, RunConfig
 from rsgn.data import make_task
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.model import RSGN
 
 
@@ -235,7 +235,7 @@ def test_angle_error_rotation_statistics():
 
 def test_training_steps_on_optical_aware(tmp_path):
     from rsgn.config import apply_overrides
-    from rsgn.train import train
+    from rsgn.training import train
 
     cfg = apply_overrides(
         RunConfig(),
@@ -245,6 +245,7 @@ def test_training_steps_on_optical_aware(tmp_path):
             "model.n_steps=2",
             "model.d_hidden=16",
             "train.epochs=2",
+            "train.min_steps=0",
             "train.batch_size=16",
         ],
     )

@@ -24,7 +24,7 @@ from rsgn.checkpoint import save_checkpoint
 from rsgn.cli import main
 from rsgn.config import DataConfig, RunConfig
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.forward import node_positions
 from rsgn.model import RSGN
 from rsgn.spec import ModelSpec

@@ -223,3 +223,20 @@ def test_pool_workers_exit_when_the_study_process_is_gone(tmp_path):
     if alive:
         os.kill(pid, 9)
     assert not alive, "the worker outlived its parent"
+
+
+def test_full_record_trains_as_before_and_generalised_mode_as_the_default(study):
+    """full/ keeps the pre-issue-18 training; --generalised trains with the package default
+    (selection split, early stopping, min_steps) except the paper config, which trains as the
+    paper did in both."""
+    from rsgn.config import RunConfig
+
+    default = RunConfig().train
+    for mode, before in (("full", True), ("generalised", False)):
+        runs = study.plan(study.PRESETS[mode])
+        for s in runs:
+            cfg = study.run_config(s)
+            paperlike = before or s.label in ("rsgn-paper", "paper-config")
+            assert (cfg.data.select_fraction == 0) == paperlike, (mode, s.id)
+            assert cfg.train.min_steps == (0 if paperlike else default.min_steps)
+            assert cfg.train.patience == (0 if paperlike else default.patience)

@@ -29,6 +29,7 @@ target_active = 0.25
 
 [base.train]
 epochs = 1
+min_steps = 0
 batch_size = 16
 
 [base.data]
@@ -210,3 +211,30 @@ def test_ray_executor_local_cluster(tmp_path):
     assert len(s["ran"]) == 2 and not s["failed"]
     again = run_sweep(spec, tmp_path / "o", executor="local", workers=1)
     assert again["ran"] == [] and len(again["cached"]) == 2
+
+
+def test_a_target_that_cannot_run_the_model_is_refused_before_any_training(tmp_path):
+    text = BASE + (
+        '\n[grid]\n"train.seed" = [0]\n\n[eval]\nbackends = ["torch", "neuromorphic"]\n'
+        'presets = { neuromorphic = ["loihi"] }\n'
+    )
+    spec = load_sweep(_write(tmp_path, text))
+    out = tmp_path / "o"
+    with pytest.raises(RsgnError, match="loihi.*binary spikes") as ei:
+        run_sweep(spec, out, workers=1)
+    assert "\n" not in str(ei.value)
+    assert not (out / "units").exists()  # nothing trained
+
+
+def test_sweep_plot_shows_the_swept_parameter(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    labels = []
+    monkeypatch.setattr(
+        matplotlib.axes.Axes, "set_xlabel", lambda self, t, *a, **k: labels.append(t)
+    )
+    text = (
+        BASE + '\n[grid]\n"model.n_nodes" = [32, 40]\n\n[eval]\nbackends = ["torch"]\nlimit = 4\n'
+    )
+    run_sweep(load_sweep(_write(tmp_path, text)), tmp_path / "o", workers=1)
+    assert set(labels) == {"model.n_nodes"} and len(labels) >= 2  # both panels

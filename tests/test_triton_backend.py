@@ -21,7 +21,7 @@ from rsgn.backends.registry import backend_class  # noqa: E402
 from rsgn.backends.triton import TritonBackend, TritonOptions  # noqa: E402
 from rsgn.backends.triton.target import resolve_device  # noqa: E402
 from rsgn.errors import RsgnError  # noqa: E402
-from rsgn.evaluate import evaluate  # noqa: E402
+from rsgn.evaluation import evaluate  # noqa: E402
 from rsgn.model import RSGN  # noqa: E402
 from tests.conftest import small_cfg  # noqa: E402
 

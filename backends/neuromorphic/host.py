@@ -27,10 +27,14 @@ class HostStart:
     """[B, T, F] token features e_t."""
     state: ActiveState
     """Ignited nodes: ids, valid [B, W], alpha(0) [B, W], h(0) [B, W, d]."""
+    mask: torch.Tensor | None = None
+    """[B, T] real steps (None: no padding), for the readout's skip path."""
 
 
 @torch.no_grad()
-def front_end(spec: ModelSpec, graph: Graph, x: torch.Tensor) -> HostStart:
+def front_end(
+    spec: ModelSpec, graph: Graph, x: torch.Tensor, lengths: torch.Tensor | None = None
+) -> HostStart:
     """Host work (electronic cost model): the front end, ignition and initial states.
 
     e_t  = encode(x)                              token features
@@ -40,10 +44,12 @@ def front_end(spec: ModelSpec, graph: Graph, x: torch.Tensor) -> HostStart:
                                                   or mean_t e_t ('mean')
     """
     w, hp = spec.weights, spec.hyper
-    feats = ops.encode(x, w.enc_w, w.enc_b)
+    mask = ops.length_mask(lengths, x.shape[1])
+    feats = ops.encode(x, w.enc_w, w.enc_b, mask)
     sparks, spark_a = ops.spark_points(
         feats, w.spark_w1, w.spark_b1, w.spark_w2, w.spark_b2, w.spark_scale
     )
+    sparks, spark_a = ops.mask_sparks(sparks, spark_a, mask)
     st = ops.ignite(
         sparks,
         spark_a,
@@ -55,15 +61,17 @@ def front_end(spec: ModelSpec, graph: Graph, x: torch.Tensor) -> HostStart:
     )
     if hp.init_state == "attend":
         d = ops.token_distances(sparks, spark_a, graph, st.ids)
-        h0 = F.linear(ops.attend(feats, d, sigma=hp.sigma_ign), w.init_w, w.init_b)
+        h0 = F.linear(ops.attend(feats, d, sigma=hp.sigma_ign, mask=mask), w.init_w, w.init_b)
     else:  # 'mean', the paper
-        h0 = F.linear(feats.mean(1), w.init_w, w.init_b).unsqueeze(1)
+        h0 = F.linear(ops.mean_tokens(feats, mask), w.init_w, w.init_b).unsqueeze(1)
     h = st.alpha.unsqueeze(-1) * h0 * st.valid.unsqueeze(-1)
-    return HostStart(feats, ActiveState(ids=st.ids, valid=st.valid, alpha=st.alpha, h=h))
+    return HostStart(feats, ActiveState(ids=st.ids, valid=st.valid, alpha=st.alpha, h=h), mask)
 
 
 @torch.no_grad()
-def readout(spec: ModelSpec, state: ActiveState, feats: torch.Tensor) -> torch.Tensor:
+def readout(
+    spec: ModelSpec, state: ActiveState, feats: torch.Tensor, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Host work (electronic cost model): the logits from the final active set read off the
     chip, logits = W_o sum_{i in A} alpha_i h_i + b_o [+ sum_{i in A} alpha_i R_i]
     [+ W_s max_t e_t + b_s]."""
@@ -72,5 +80,5 @@ def readout(spec: ModelSpec, state: ActiveState, feats: torch.Tensor) -> torch.T
     if w.node_out is not None:
         logits = logits + ops.node_readout(state, w.node_out).to(logits.dtype)
     if w.skip_w is not None:
-        logits = logits + F.linear(feats.amax(1), w.skip_w, w.skip_b)
+        logits = logits + F.linear(ops.max_tokens(feats, mask), w.skip_w, w.skip_b)
     return logits

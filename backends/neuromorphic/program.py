@@ -197,9 +197,12 @@ class NeuromorphicProgram(Program):
         """Per-channel payload LSBs (d state channels, then the gate); None when exact."""
         return None if self.coding.bits is None else self.coding.chan_scale.copy()
 
-    def run_chip(self, x: torch.Tensor) -> tuple[host.HostStart, list[Inference]]:
-        """Host front end, then every sample of ``x`` on the chip."""
-        start = host.front_end(self.spec, self.graph, x.to(self.device))
+    def run_chip(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[host.HostStart, list[Inference]]:
+        """Host front end, then every sample of ``x`` on the chip (``lengths``: padding)."""
+        lens = None if lengths is None else lengths.to(self.device)
+        start = host.front_end(self.spec, self.graph, x.to(self.device), lens)
         n_steps = self.spec.hyper.n_steps
         infs = [
             run_sample(self.sim, self.params, self.coding, self.layout, n_steps, start.state, b)
@@ -208,12 +211,14 @@ class NeuromorphicProgram(Program):
         return start, infs
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         t0 = time.perf_counter()
-        start, infs = self.run_chip(x)
+        start, infs = self.run_chip(x, lengths)
         sd = self.coding.sigma_delta
         final = final_state(infs, self.params.d, sd, self.device)
-        logits = host.readout(self.spec, final, start.feats)
+        logits = host.readout(self.spec, final, start.feats, start.mask)
         wall = time.perf_counter() - t0
         return logits, self._report(x, start, infs, final, wall)
 

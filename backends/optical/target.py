@@ -123,13 +123,22 @@ class OpticalProgram(Program):
         return CallOps(self.core, self.spec.hyper, readings.sample_digests(x))
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         x = x.to(self.device)
+        lengths = None if lengths is None else lengths.to(self.device)
         t0 = time.perf_counter()
         calls = self.call_ops(x)
         trace = Trace()
         out = forward(
-            self.spec.weights, self.spec.hyper, x, calls.table(), graph=self.graph, trace=trace
+            self.spec.weights,
+            self.spec.hyper,
+            x,
+            calls.table(),
+            graph=self.graph,
+            trace=trace,
+            lengths=lengths,
         )
         dt = time.perf_counter() - t0
         lat = cost.call_latency(

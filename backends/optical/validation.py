@@ -11,7 +11,7 @@ import torch
 
 from rsgn.backends.registry import get_backend
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.spec import ModelSpec
 
 

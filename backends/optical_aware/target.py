@@ -98,8 +98,11 @@ class OpticalAwareProgram(Program):
             self.graph = build_graph(self.spec.weights, self.spec.hyper, table)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         x = x.to(self.device)
+        lengths = None if lengths is None else lengths.to(self.device)
         w, hp, seed = self.spec.weights, self.spec.hyper, self.options.seed
         logits, fractions, traces, times = [], [], [], []
         t0 = time.perf_counter()
@@ -107,7 +110,8 @@ class OpticalAwareProgram(Program):
             ts = time.perf_counter()
             table = surrogate_table(self.readout, generator(seed, STREAM_SAMPLE, digest))
             trace = Trace()
-            out = forward(w, hp, x[b : b + 1], table, graph=self.graph, trace=trace)
+            lb = None if lengths is None else lengths[b : b + 1]
+            out = forward(w, hp, x[b : b + 1], table, graph=self.graph, trace=trace, lengths=lb)
             logits.append(out.logits)
             fractions.append(out.active_fraction_per_step)
             traces.append(trace)

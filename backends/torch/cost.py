@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import torch
 
+from rsgn.backends.base import OPS
 from rsgn.backends.cost import CostLedger, EnergyTable, load_energy_table
 from rsgn.errors import RsgnError
 from rsgn.forward import Trace
@@ -88,17 +89,8 @@ def model_text(prec: Precision) -> str:
     return MODEL if prec is FP32 else f"{MODEL}, {prec.name} datapath"
 
 
-ELECTRONIC_OPS = (
-    "encode",
-    "ignite",
-    "attend",
-    "propagate",
-    "inhibit",
-    "select",
-    "update",
-    "readout",
-    "input",
-)
+ELECTRONIC_OPS = tuple(op for op in OPS if op not in ("graph", "sync", "static"))
+"""The ops :func:`charge_run` charges per call (the graph is charged once, by the program)."""
 
 
 def electronic_table() -> EnergyTable:

@@ -28,7 +28,8 @@ from rsgn.backends.base import (
 )
 from rsgn.backends.cost import CostLedger
 from rsgn.backends.options import TargetOptions
-from rsgn.backends.torch import cost
+from rsgn.backends.torch import cost, nvml
+from rsgn.backends.torch.nvml import EnergyMeter
 from rsgn.errors import RsgnError
 from rsgn.forward import Trace, build_graph, forward
 from rsgn.ops import OpTable
@@ -42,6 +43,9 @@ def resolve_device(name: str | None, default: torch.device) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RsgnError(f"device {name!r} asked for but no CUDA GPU is available")
     return torch.device(name)
+
+
+CPU_NO_COUNTER = "no power counter is read on the CPU (NVML measures CUDA GPUs only)"
 
 
 def wall_clock_how(device: torch.device) -> str:
@@ -68,17 +72,33 @@ class TorchOptions(TargetOptions):
 
 
 def run_traced(
-    spec: ModelSpec, graph, x: torch.Tensor, table: OpTable
-) -> tuple[torch.Tensor, list[float], Trace, float]:
-    """Forward pass with a trace, timed (CUDA-synchronised): (logits, fractions, trace, s)."""
+    spec: ModelSpec,
+    graph,
+    x: torch.Tensor,
+    table: OpTable,
+    lengths: torch.Tensor | None = None,
+    *,
+    measure_energy: bool = False,
+) -> tuple[torch.Tensor, list[float], Trace, float, Measured | NotAvailable]:
+    """Forward pass with a trace, timed (CUDA-synchronised), with the GPU's NVML energy when
+    ``measure_energy`` on CUDA: (logits, fractions, trace, seconds, measured energy);
+    ``lengths`` [B] marks padded steps (None: none)."""
     trace = Trace()
-    if x.device.type == "cuda":
+    cuda = x.device.type == "cuda"
+    if cuda:
         torch.cuda.synchronize(x.device)
+    meter = EnergyMeter(x.device.index or 0) if (cuda and measure_energy) else None
     t0 = time.perf_counter()
-    out = forward(spec.weights, spec.hyper, x, table, graph=graph, trace=trace)
-    if x.device.type == "cuda":
+    if meter is not None:
+        meter.__enter__()
+    out = forward(spec.weights, spec.hyper, x, table, graph=graph, trace=trace, lengths=lengths)
+    if cuda:
         torch.cuda.synchronize(x.device)
-    return out.logits, out.active_fraction_per_step, trace, time.perf_counter() - t0
+    dt = time.perf_counter() - t0
+    if meter is not None:
+        meter.__exit__(None, None, None)
+    energy = meter.result() if meter is not None else NotAvailable(measured_energy_reason(x.device))
+    return out.logits, out.active_fraction_per_step, trace, dt, energy
 
 
 class TorchProgram(Program):
@@ -87,20 +107,31 @@ class TorchProgram(Program):
     target = "torch"
 
     def __init__(
-        self, spec: ModelSpec, device: torch.device, preset: str, prec: cost.Precision = cost.FP32
+        self,
+        spec: ModelSpec,
+        device: torch.device,
+        preset: str,
+        prec: cost.Precision = cost.FP32,
+        measure_energy: bool = False,
     ) -> None:
         self.spec = spec.to(device)
         self.device = device
         self.preset = preset
         self.precision = prec
+        self.measure_energy = measure_energy
         self.table = cost.electronic_table()
         with torch.no_grad():
             self.graph = build_graph(self.spec.weights, self.spec.hyper, ops.TABLE)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         x = x.to(self.device)
-        logits, fractions, trace, dt = run_traced(self.spec, self.graph, x, ops.TABLE)
+        lengths = None if lengths is None else lengths.to(self.device)
+        logits, fractions, trace, dt, measured = run_traced(
+            self.spec, self.graph, x, ops.TABLE, lengths, measure_energy=self.measure_energy
+        )
         ledger = CostLedger(self.table)
         cost.charge_run(ledger, self.spec, self.graph, trace, prec=self.precision)
         how = wall_clock_how(self.device)
@@ -114,7 +145,24 @@ class TorchProgram(Program):
             latency=Measured(dt / max(1, n), "s", f"{how}, batch time / batch size"),
             ledger=ledger,
             energy_model=cost.model_text(self.precision),
+            energy_measured=measured,
         )
+
+
+def measured_energy_reason(device: torch.device) -> str:
+    """Why a run on ``device`` has no measured energy."""
+    if device.type == "cuda":
+        return "NVML is not installed (pip install nvidia-ml-py)"
+    return CPU_NO_COUNTER
+
+
+def measured_energy_capability(device: str | None) -> str | NotAvailable:
+    """What a torch-run target with the device option ``device`` says about measured energy:
+    measured on an explicit CUDA device with NVML, else why not."""
+    dev = torch.device(device or "cpu")
+    if dev.type == "cuda" and torch.cuda.is_available() and nvml.available():
+        return "measured"
+    return NotAvailable(measured_energy_reason(dev))
 
 
 class TorchBackend(Backend):
@@ -134,7 +182,7 @@ class TorchBackend(Backend):
                     "one wall-clock time per batch, not per inference"
                 ),
                 "energy": "modelled",
-                "energy_measured": NotAvailable("the torch target reads no power counter"),
+                "energy_measured": measured_energy_capability(self.options.device),
             },
             reference_tol=0.0,
             notes="the reference definition; every other target is tested against it; "
@@ -147,6 +195,11 @@ class TorchBackend(Backend):
 
     def prepare(self, spec: ModelSpec) -> TorchProgram:
         device = resolve_device(self.options.device, spec.device)
+        measure = self.capabilities().kind("energy_measured") == "measured"
         return TorchProgram(
-            spec, device, self.options.preset, cost.precision(self.options.precision)
+            spec,
+            device,
+            self.options.preset,
+            cost.precision(self.options.precision),
+            measure_energy=measure,
         )

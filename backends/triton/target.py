@@ -111,15 +111,24 @@ class TritonProgram(Program):
         self.table = kernel_table(fast_tanh=options.fast_tanh, fused=self.fused, tables=tables)
 
     @torch.no_grad()
-    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, Report]:
+    def __call__(
+        self, x: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, Report]:
         x = x.to(self.device)
+        lengths = None if lengths is None else lengths.to(self.device)
         trace = Trace()
         cuda = x.device.type == "cuda"
         if cuda:
             torch.cuda.synchronize(x.device)
         t0 = time.perf_counter()
         out = forward(
-            self.spec.weights, self.spec.hyper, x, self.table, graph=self.graph, trace=trace
+            self.spec.weights,
+            self.spec.hyper,
+            x,
+            self.table,
+            graph=self.graph,
+            trace=trace,
+            lengths=lengths,
         )
         if cuda:
             torch.cuda.synchronize(x.device)

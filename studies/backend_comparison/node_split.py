@@ -24,7 +24,7 @@ from rsgn.backends import get_backend
 from rsgn.checkpoint import atomic_write_bytes, load_model
 from rsgn.data import make_task
 from rsgn.errors import RsgnError
-from rsgn.evaluate import evaluate
+from rsgn.evaluation import evaluate
 from rsgn.spec import ModelSpec
 
 HERE = Path(__file__).resolve().parent
@@ -33,7 +33,7 @@ HERE = Path(__file__).resolve().parent
 def run_one(
     spec: ModelSpec, x: torch.Tensor, y: torch.Tensor, ref: torch.Tensor, preset: str, split
 ) -> dict:
-    """One split through ``rsgn.evaluate``: accuracy, agreement with the torch logits ``ref``
+    """One split through ``rsgn.evaluation``: accuracy, agreement with the torch logits ``ref``
     (measured on the same samples), mapping, energy and latency per inference."""
     row: dict = {"node_split": "auto" if split is None else split}
     t0 = time.perf_counter()

@@ -7,7 +7,7 @@ RSGN on the hierarchical task, and writes ``results.json``, ``tables.md`` and PN
     python studies/paper_reproduction/run.py --quick         # smoke test -> quick/
     python studies/paper_reproduction/run.py --workers 2 --threads 1 --only hierarchical
 
-Each run is one training (``rsgn.train.train``) in its own folder under ``--runs``
+Each run is one training (``rsgn.training.train``) in its own folder under ``--runs``
 (default ``studies/paper_reproduction/ckpt_runs/``, gitignored). A run whose ``metrics.json``
 exists is reused, an interrupted one resumes from its checkpoint, so the study resumes where it
 stopped. Seed ``s`` seeds both the task data and the initialisation (as ``rsgn train --seed``).
@@ -104,16 +104,32 @@ class Point:
 
 
 def paper_overrides() -> tuple[str, ...]:
-    """``--set`` strings that turn the package's default RSGN into the paper-faithful one
-    (``rsgn/presets/paper.toml``): the model keys where the two differ."""
-    from rsgn.config import ModelConfig, load_config
+    """``--set`` strings that turn the package's default RSGN and training into the
+    paper-faithful ones (``rsgn/presets/paper.toml``): the keys where the two differ, except
+    the learning rate (set by :func:`main_spec`, so that ``--lr`` still wins)."""
+    from rsgn.config import RunConfig, load_config
 
-    paper, default = load_config("paper").model, ModelConfig()
+    paper, default = load_config("paper"), RunConfig()
     return tuple(
-        f"model.{f.name}={getattr(paper, f.name)}"
-        for f in dataclasses.fields(ModelConfig)
-        if getattr(paper, f.name) != getattr(default, f.name)
+        f"{sec}.{f.name}={getattr(getattr(paper, sec), f.name)}"
+        for sec in ("model", "train", "data")
+        for f in dataclasses.fields(getattr(paper, sec))
+        if f.name != "lr"
+        and getattr(getattr(paper, sec), f.name) != getattr(getattr(default, sec), f.name)
     )
+
+
+# The training of every run before issue 18 (the full/ record): the paper's schedule (epochs
+# only, the last epoch is the result, no selection split, no augmentation).
+BEFORE_TRAINING = (
+    "train.min_steps=0",
+    "train.eval_interval=0",
+    "train.patience=0",
+    "data.select_fraction=0",
+    "train.augment_jitter=0",
+    "train.augment_scale=0",
+    "train.augment_shift=0",
+)
 
 
 # Every point differs from the default RSGN (256 nodes, 5 steps, Hebbian on, 5% active, width-5
@@ -167,6 +183,10 @@ class Settings:
     task_epochs: tuple[tuple[str, int], ...] = ()
     """Per-task epoch counts that replace ``epochs`` (the full study trains the long-range
     task for fewer epochs than the paper's 50 so that it fits a few hours on 2 cores)."""
+    training: tuple[str, ...] = ()
+    """``--set`` strings of the training every run gets (before its own overrides): empty
+    for the package's default training (issue 18), :data:`BEFORE_TRAINING` for the full/
+    record."""
 
     def samples(self, task: str) -> int:
         return dict(self.n_samples)[task]
@@ -178,6 +198,18 @@ class Settings:
 PRESETS = {
     "full": Settings(
         mode="full",
+        epochs=50,
+        seeds=(0, 1, 2),
+        ablation_seeds=(0,),
+        n_samples=tuple(FULL_SAMPLES.items()),
+        models=MODELS,
+        tasks=TASKS,
+        ablation=ABLATION_NAMES,
+        task_epochs=(("long-range", LONG_RANGE_EPOCHS),),
+        training=BEFORE_TRAINING,
+    ),
+    "generalised": Settings(
+        mode="generalised",
         epochs=50,
         seeds=(0, 1, 2),
         ablation_seeds=(0,),
@@ -199,6 +231,7 @@ PRESETS = {
         # group; the full-study estimate times the rest like the default
         ablation=("default", "nodes-512", "steps-1", "hebbian-off", "init-mean", "space-3",
                   "active-10", "skip-on", "no-encoder", "paper-config"),
+        training=("train.min_steps=0", "train.eval_interval=0"),
     ),
     "tiny": Settings(
         mode="tiny",
@@ -209,6 +242,7 @@ PRESETS = {
         models=("rsgn-hebbian", "mlp"),
         tasks=TASKS,
         ablation=("steps-1",),
+        training=("train.min_steps=0", "train.eval_interval=0"),
     ),
 }  # fmt: skip
 
@@ -254,7 +288,15 @@ def main_spec(task: str, key: str, seed: int, st: Settings) -> RunSpec:
         model = key
         kwargs = tuple(sorted(paper_kwargs(key, task).items()))
     return RunSpec(
-        task, key, model, overrides, kwargs, seed, st.epochs_for(task), st.samples(task), st.lr
+        task,
+        key,
+        model,
+        st.training + overrides,
+        kwargs,
+        seed,
+        st.epochs_for(task),
+        st.samples(task),
+        st.lr,
     )
 
 
@@ -263,7 +305,7 @@ def ablation_spec(name: str, seed: int, st: Settings) -> RunSpec:
     if name in SAME_AS_MAIN:
         return main_spec(task, SAME_AS_MAIN[name], seed, st)
     point = next(p for p in ABLATION if p.name == name)
-    overrides = ("model.hebbian=true", *point.overrides)
+    overrides = (*st.training, "model.hebbian=true", *point.overrides)
     return RunSpec(
         task, name, "rsgn", overrides, (), seed, st.epochs_for(task), st.samples(task), st.lr
     )
@@ -307,7 +349,7 @@ def run_config(spec: RunSpec):
 def _exit_with_parent(parent: int, period: float = 5.0) -> None:
     """Pool-worker initializer: a daemon thread ends this worker (exit status 3) once the
     study process that started it is gone, so killing the study does not leave orphaned
-    workers training on (the run-folder lock of ``rsgn.train`` is then stale and is taken
+    workers training on (the run-folder lock of ``rsgn.training`` is then stale and is taken
     over by the next invocation)."""
     import threading
 
@@ -326,7 +368,7 @@ def execute(spec: RunSpec, run_dir: str, threads: int | None) -> dict[str, Any]:
     from rsgn.checkpoint import atomic_write_json
     from rsgn.data import make_task
     from rsgn.malloc_tuning import tune_malloc
-    from rsgn.train import train
+    from rsgn.training import train
 
     tune_malloc()  # as the rsgn command line does (speed only; see rsgn/malloc_tuning.py)
     if threads:
@@ -354,6 +396,14 @@ def execute(spec: RunSpec, run_dir: str, threads: int | None) -> dict[str, Any]:
     return {"id": spec.id, "accuracy": metrics["accuracy"], "wall_seconds": wall}
 
 
+GENERALISE_KEYS = (
+    ("min_steps", "eval_interval", "patience", "augment_jitter", "augment_scale", "augment_shift",
+     "weight_decay"),
+    ("select_fraction",),
+)  # fmt: skip
+"""The training keys of issue 18 a reused run must share with the study."""
+
+
 def load_run(spec: RunSpec, run_dir: Path) -> dict[str, Any] | None:
     """The finished run's metrics (checked against ``spec``), or None if it has not finished."""
     mpath = run_dir / "metrics.json"
@@ -363,8 +413,11 @@ def load_run(spec: RunSpec, run_dir: Path) -> dict[str, Any] | None:
     cfg = run_config(spec).to_dict()
     got = m["config"]
     checked = (("train", "epochs"), ("train", "seed"), ("train", "lr"), ("data", "n_samples"))
+    checked += tuple(("train", k) for k in GENERALISE_KEYS[0]) + tuple(
+        ("data", k) for k in GENERALISE_KEYS[1]
+    )
     for sec, key in checked:
-        if got[sec][key] != cfg[sec][key]:
+        if got[sec].get(key) != cfg[sec][key]:
             raise SystemExit(
                 f"{mpath}: {sec}.{key} is {got[sec][key]!r}, this study wants {cfg[sec][key]!r};"
                 " move the old run away or pass another --runs"
@@ -374,6 +427,7 @@ def load_run(spec: RunSpec, run_dir: Path) -> dict[str, Any] | None:
     side = run_dir / "study_run.json"
     wall = json.loads(side.read_text())["wall_seconds"] if side.exists() else None
     keep = ("accuracy", "val_loss", "params", "active_fraction", "seconds_per_step")
+    epochs_run = m.get("epochs_run", m["epochs"])
     rec = {k: m[k] for k in keep}
     rec.update(
         id=spec.id,
@@ -381,16 +435,19 @@ def load_run(spec: RunSpec, run_dir: Path) -> dict[str, Any] | None:
         label=spec.label,
         seed=spec.seed,
         folder=str(run_dir),
-        epoch_seconds=m["train_seconds"] / m["epochs"],
+        epoch_seconds=m["train_seconds"] / epochs_run,
         train_seconds=m["train_seconds"],
         wall_seconds=wall,
-        epochs=m["epochs"],
+        epochs=epochs_run,
+        train_steps=m.get("train_steps"),
+        selected_epoch=m.get("selection", {}).get("epoch", epochs_run),
         n_train=m["n_train"],
         n_val=m["n_val"],
         lr=m.get("lr", got["train"]["lr"]),
         history=[
             {k: h[k] for k in ("epoch", "train_loss", "train_accuracy", "val_accuracy")}
             for h in m["history"]
+            if "val_accuracy" in h
         ],
     )
     return rec
@@ -454,6 +511,20 @@ def _cols(a: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _training_note(st: Settings) -> str:
+    if st.training == BEFORE_TRAINING:
+        return (
+            "as before issue 18 (the paper's schedule: the epochs above, no selection split, "
+            "the last epoch reported, no augmentation)"
+        )
+    extra = f" (`--set` {', '.join(st.training)})" if st.training else ""
+    return (
+        "the package default of issue 18: a selection split of 20% carved from the training "
+        "split chooses the checkpoint, early stopping, at least `train.min_steps` optimiser "
+        f"steps{extra}; the paper-config RSGN trains as the paper did"
+    )
+
+
 def render_tables(st: Settings, agg: dict[str, dict[str, Any]], meta: dict[str, Any]) -> str:
     lr_note = (
         f"{meta['lr']:g} (`--lr`)"
@@ -478,7 +549,10 @@ def render_tables(st: Settings, agg: dict[str, dict[str, Any]], meta: dict[str, 
         + ", ".join(f"{t} {n:,}" for t, n in st.n_samples)
         + f" (80/20 split), batch {BATCH}, learning rate {lr_note}; seed s seeds the data and the "
         "initialisation.",
-        "- Accuracy: final validation accuracy, mean ± std over seeds (std with ddof 0). Active "
+        f"- Training: {_training_note(st)}",
+        "- Accuracy: validation accuracy of the reported checkpoint (the last epoch without a "
+        "selection split; the best selection-split evaluation with one), mean ± std over seeds "
+        "(std with ddof 0). Active "
         "fraction: measured on the validation set (RSGN: nodes active per propagation step; "
         "dense baselines 100%; MoE: fraction of expert capacity used). Train time: training "
         "seconds per epoch (no evaluation), and seconds per optimiser step.",
@@ -815,6 +889,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="2 epochs, 1 seed, 600 samples")
     mode.add_argument("--tiny", action="store_true", help="1 epoch, 60 samples, 2 models (tests)")
+    mode.add_argument(
+        "--generalised",
+        action="store_true",
+        help="the full study with the default training of issue 18 (selection split, early "
+        "stopping, min_steps) -> generalised/; the full mode trains as before issue 18",
+    )
     ap.add_argument("--workers", type=int, default=1, help="parallel runs (process pool)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads per run")
     ap.add_argument(
@@ -870,7 +950,9 @@ def _last_training_line(meta: dict) -> list[str]:
 
 def reproduce_command(st: Settings) -> str:
     """The command that runs the whole study of ``st``'s mode on a 2-core CPU."""
-    flag = {"full": [], "quick": ["--quick"], "tiny": ["--tiny"]}[st.mode]
+    flag = {"full": [], "quick": ["--quick"], "tiny": ["--tiny"], "generalised": ["--generalised"]}[
+        st.mode
+    ]
     lr = [] if st.lr is None else ["--lr", repr(st.lr)]
     args = ["python", "studies/paper_reproduction/run.py", *flag, *lr, "--workers", "2"]
     return "OMP_NUM_THREADS=1 " + shlex.join([*args, "--threads", "1"])
@@ -878,7 +960,15 @@ def reproduce_command(st: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    mode = "quick" if args.quick else "tiny" if args.tiny else "full"
+    mode = (
+        "quick"
+        if args.quick
+        else "tiny"
+        if args.tiny
+        else "generalised"
+        if args.generalised
+        else "full"
+    )
     st = dataclasses.replace(PRESETS[mode], lr=args.lr)
     out = args.out or STUDY_DIR / mode
     shown = sys.argv[1:] if argv is None else argv

@@ -9,7 +9,7 @@ Models (untrained, seed 0, 32 input features, 20 classes, hidden 128, paper defa
 - ``dense``: :class:`rsgn.dense.DenseRSGN`, the N x N formulation of the public code (N <= 4096);
 - ``sparse``: :class:`rsgn.model.RSGN` on the torch backend, batch 8, sequence 64; measured
   wall time of a forward pass (median of repeats) and the torch backend's modelled energy
-  (``rsgn.evaluate.evaluate(..., backend="torch")``, electronic_45nm op counts);
+  (``rsgn.evaluation.evaluate(..., backend="torch")``, electronic_45nm op counts);
 - ``neuromorphic``: the same RSGN through ``evaluate(..., backend="neuromorphic")`` (preset
   ``loihi2_est``) on 2 inputs: modelled chip latency and energy per inference, plus the wall
   time of the simulation itself;
@@ -79,14 +79,14 @@ def run_one(kind: str, n: int, repeats: int) -> dict:
         res["repeats"] = repeats
         res["latency_kind"] = "measured (CPU wall time of a batched forward / batch)"
     if kind == "sparse":
-        from rsgn.evaluate import evaluate
+        from rsgn.evaluation import evaluate
 
         rep = evaluate(model, x, y, backend="torch", batch_size=batch)
         res["energy_j_per_inference"] = rep.get("cost", {}).get("energy_j_per_inference")
         res["energy_kind"] = "modelled (torch backend op counts x electronic_45nm)"
         res["active_fraction"] = rep["active_fraction"]
     if kind == "optical":
-        from rsgn.evaluate import evaluate
+        from rsgn.evaluation import evaluate
 
         t = time.perf_counter()
         rep = evaluate(model, x, y, backend="optical", preset="bench", batch_size=batch).report
@@ -98,7 +98,7 @@ def run_one(kind: str, n: int, repeats: int) -> dict:
         res["latency_s_per_inference"] = rep.latency.value
         res["latency_kind"] = f"modelled (optical target: {rep.latency.model})"
     if kind == "neuromorphic":
-        from rsgn.evaluate import evaluate
+        from rsgn.evaluation import evaluate
 
         preset = "loihi2_est"
         t = time.perf_counter()

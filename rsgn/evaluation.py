@@ -14,20 +14,16 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from rsgn.backends import get_backend
-from rsgn.backends.base import (
-    Backend,
-    Measured,
-    NotAvailable,
-    Report,
-    merge_reports,
-)
+from rsgn.backends.base import Backend, Measured, NotAvailable, Report, merge_reports
 from rsgn.errors import RsgnError
+from rsgn.progress import progress
 from rsgn.spec import ModelSpec
 
 
@@ -132,11 +128,14 @@ def evaluate(
     preset: str | None = None,
     keep_logits: bool = False,
     repeats: int = 1,
+    lengths: torch.Tensor | None = None,
+    show_progress: bool = False,
 ) -> Evaluation:
     """Run ``x`` through the target in batches of ``batch_size``; accuracy, mean loss and the
-    merged report. ``model`` is an RSGN (exported here), its ModelSpec, or a baseline.
-    ``repeats > 1``: that many noise draws (seeds s0 ... s0 + R - 1 of the target's ``seed``
-    option), accuracy as their mean with :class:`NoiseStats`."""
+    merged report. ``model`` is an RSGN (exported here), its ModelSpec, or a baseline;
+    ``lengths`` [n] marks padded steps (None: none); ``show_progress`` draws a progress bar on a
+    terminal. ``repeats > 1``: that many noise draws (seeds s0 ... s0 + R - 1 of the target's
+    ``seed`` option), accuracy as their mean with :class:`NoiseStats`."""
     if batch_size <= 0:
         raise RsgnError(f"batch size must be positive, got {batch_size}")
     if repeats < 1:
@@ -146,20 +145,23 @@ def evaluate(
     if getattr(model, "model_name", None):
         if repeats > 1:
             raise RsgnError("repeats > 1 needs a noisy target; baselines run on plain torch")
-        return evaluate_baseline(
-            model, x, y, backend, batch_size=batch_size, preset=preset, keep_logits=keep_logits
-        )
+        check_baseline_backend(backend, preset)
+        return _evaluate_baseline(model, x, y, batch_size, keep_logits, show_progress, lengths)
     be = backend if isinstance(backend, Backend) else get_backend(backend, preset=preset)
     spec = model if isinstance(model, ModelSpec) else model.export()
     if repeats > 1:
-        return _repeated(spec, x, y, be, batch_size, keep_logits, repeats)
+        return _repeated(spec, x, y, be, batch_size, keep_logits, repeats, lengths, show_progress)
     be.check(spec)
     program = be.prepare(spec)
     correct, loss = 0, 0.0
     reports: list[Report] = []
     kept: list[torch.Tensor] = []
-    for s in range(0, len(y), batch_size):
-        logits, rep = program(x[s : s + batch_size])
+    starts = range(0, len(y), batch_size)
+    for s in progress(starts, total=len(starts), desc=f"eval {be.name}", show=show_progress):
+        if lengths is None:
+            logits, rep = program(x[s : s + batch_size])
+        else:
+            logits, rep = program(x[s : s + batch_size], lengths=lengths[s : s + batch_size])
         c, ls = _score(logits, y[s : s + batch_size])
         correct, loss = correct + c, loss + ls
         reports.append(rep)
@@ -183,6 +185,8 @@ def _repeated(
     batch_size: int,
     keep_logits: bool,
     repeats: int,
+    lengths: torch.Tensor | None = None,
+    show_progress: bool = False,
 ) -> Evaluation:
     """``repeats`` evaluations of ``be`` with seeds s0, s0 + 1, ... (its ``seed`` option)."""
     seed0 = getattr(be.options, "seed", None)
@@ -199,6 +203,8 @@ def _repeated(
             type(be)(be.options.replace(seed=s)),
             batch_size=batch_size,
             keep_logits=keep_logits and r == 0,
+            lengths=lengths,
+            show_progress=show_progress,
         )
         for r, s in enumerate(seeds)
     ]
@@ -214,7 +220,20 @@ def _repeated(
     )
 
 
-BASELINE_ENERGY = NotAvailable("baselines run on plain torch without a cost model")
+BASELINE_ENERGY_MODEL = (
+    "counted operators (torch.utils.flop_counter MACs + element-wise counts) x electronic_45nm "
+    "per-event energies (Horowitz 2014, 45 nm): the RSGN's electronic model"
+)
+
+
+def _sum_measured(parts: list, reason: str) -> Measured | NotAvailable:
+    """The batches' measured energies summed, or the first reason one is missing."""
+    if not parts:
+        return NotAvailable(reason)
+    for p in parts:
+        if isinstance(p, NotAvailable):
+            return p
+    return Measured(math.fsum(p.value for p in parts), "J", parts[0].how)
 
 
 def check_baseline_backend(backend: Backend | str | None, preset: str | None = None) -> None:
@@ -226,34 +245,52 @@ def check_baseline_backend(backend: Backend | str | None, preset: str | None = N
         raise RsgnError(f"baselines run on torch only: --preset {preset!r} does not apply")
 
 
-def evaluate_baseline(
+def _evaluate_baseline(
     model: torch.nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
-    backend: Backend | str | None = None,
-    *,
-    batch_size: int = 256,
-    preset: str | None = None,
-    keep_logits: bool = False,
+    batch_size: int,
+    keep_logits: bool,
+    show_progress: bool,
+    lengths: torch.Tensor | None = None,
 ) -> Evaluation:
     """Evaluate a baseline with plain torch (inference mode) in batches: accuracy, loss, the
     measured active fraction (1.0 for dense models; for the MoE the fraction of expert
-    capacity used, see ``active_fraction_definition``) and measured latency."""
-    check_baseline_backend(backend, preset)
+    capacity used, see ``active_fraction_definition``), measured latency, and modelled energy
+    on the RSGN's electronic cost model (:mod:`rsgn.backends.torch.baseline_cost`: each batch's
+    operators counted in a second, counted forward pass)."""
+    from rsgn.backends.cost import CostLedger
+    from rsgn.backends.torch import cost as electronic
+    from rsgn.backends.torch import nvml
+    from rsgn.backends.torch.baseline_cost import charge_module, count_module
+    from rsgn.backends.torch.nvml import EnergyMeter
+    from rsgn.backends.torch.target import measured_energy_reason
+
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     correct, total, loss, frac_sum, wall = 0, 0, 0.0, 0.0, 0.0
     loads: list[list[float]] = []
     kept: list[torch.Tensor] = []
+    ledger = CostLedger(electronic.electronic_table())
+    meter_on = device.type == "cuda" and nvml.available()
+    measured: list[Measured | NotAvailable] = []
+    starts = range(0, len(y), batch_size)
+    bar = progress(starts, total=len(starts), desc=f"eval {model.model_name}", show=show_progress)
     with torch.inference_mode():
-        for s in range(0, len(y), batch_size):
+        for s in bar:
             xb, yb = x[s : s + batch_size].to(device), y[s : s + batch_size]
-            t0 = time.perf_counter()
-            logits = model(xb)
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            wall += time.perf_counter() - t0
+            lb = None if lengths is None else lengths[s : s + batch_size].to(device)
+            with EnergyMeter(device.index or 0) if meter_on else nullcontext() as meter:
+                t0 = time.perf_counter()
+                logits = model(xb, lb)
+                if device.type == "cuda":
+                    torch.cuda.synchronize(device)
+                wall += time.perf_counter() - t0
+            if meter_on:
+                measured.append(meter.result())
+            _, counts = count_module(model, xb, lb)  # the same forward again, counted
+            charge_module(ledger, counts)
             c, ls = _score(logits, yb)
             correct, loss, total = correct + c, loss + ls, total + len(yb)
             frac_sum += model.active_fraction() * len(yb)
@@ -266,12 +303,14 @@ def evaluate_baseline(
     frac = frac_sum / total
     report = Report(
         target="torch",
-        preset=None,
+        preset=electronic.TABLE_NAME,
         n_samples=total,
         active_fraction_per_step=[frac, frac],
         wall_time=Measured(wall, "s", how),
         latency=Measured(wall / total, "s", how),
-        energy_model=BASELINE_ENERGY.reason,
+        ledger=ledger,
+        energy_model=BASELINE_ENERGY_MODEL,
+        energy_measured=_sum_measured(measured, measured_energy_reason(device)),
     )
     extra: dict[str, Any] = {
         "model": model.model_name,
@@ -284,7 +323,16 @@ def evaluate_baseline(
         accuracy=correct / total,
         loss=loss / total,
         report=report,
-        capabilities={"trains": True, "devices": [device.type], "metrics": {}},
+        capabilities={
+            "trains": True,
+            "devices": [device.type],
+            "metrics": {
+                "latency": "measured",
+                "latency_distribution": "n/a: one wall-clock time per batch",
+                "energy": "modelled",
+                "energy_measured": "n/a: no power counter was read",
+            },
+        },
         logits=torch.cat(kept) if keep_logits else None,
         extra=extra,
     )

@@ -1,7 +1,7 @@
 """``rsgn compare``: one checkpoint, the same inputs, several targets, one report.
 
 Each row is a target with a preset (``torch``, ``optical:ideal``, ``optical:bench``,
-``neuromorphic:loihi2_est``...), run through :func:`rsgn.evaluate.evaluate` on the same
+``neuromorphic:loihi2_est``...), run through :func:`rsgn.evaluation.evaluate` on the same
 validation samples with the same torch seed. The torch target is the reference that prediction
 agreement and logit errors are measured against (here, and only here); it runs even when not
 listed. The report reads every figure from the targets' typed reports and capabilities:
@@ -235,8 +235,14 @@ def compare(
     explicit: bool = True,
     batch_size: int = 64,
     seed: int = 0,
+    baselines: list[torch.nn.Module] | None = None,
+    show_progress: bool = False,
 ) -> dict[str, Any]:
     """Run ``model`` on every row's target on the same ``x``; return the report.
+
+    ``baselines``: trained baseline models (Transformer, LSTM...) run on plain torch on the
+    same samples and costed on the same electronic model, one row each (agreement n/a: another
+    model).
 
     ``explicit``: the user listed the rows (a target that runs here only emulated runs only
     then). ``target_args``: ``KEY=VALUE`` options per target. Unknown presets or options and
@@ -244,7 +250,7 @@ def compare(
     while running becomes ``failed: <error>``.
     """
     from rsgn.backends.registry import backend_class, get_backend, make_options
-    from rsgn.evaluate import evaluate
+    from rsgn.evaluation import evaluate
 
     if getattr(model, "model_name", None):
         raise RsgnError("compare runs the RSGN on every target; baselines run on torch only")
@@ -286,7 +292,9 @@ def compare(
         label = f"{r.target}:{be.options.preset}" if be.options.preset else r.target
         torch.manual_seed(seed)
         try:
-            ev = evaluate(spec, x, y, be, batch_size=batch_size, keep_logits=True)
+            ev = evaluate(
+                spec, x, y, be, batch_size=batch_size, keep_logits=True, show_progress=show_progress
+            )
         except (RsgnError, RuntimeError, ValueError) as exc:
             text = str(exc).strip()
             first = text.splitlines()[0] if text else type(exc).__name__
@@ -320,6 +328,25 @@ def compare(
         out_rows.append({c: row[c] for c in COLUMNS})
         d = ev.to_dict()
         full[label] = {"evaluation": d, "options": be.options.to_dict()}
+    for base in baselines or []:
+        torch.manual_seed(seed)
+        ev = evaluate(base, x, y, "torch", batch_size=batch_size, show_progress=show_progress)
+        label = f"{base.model_name} (baseline)"
+        why = "n/a: a baseline is another model; agreement is with the RSGN's own reference"
+        row = {
+            "row": label,
+            "target": "torch",
+            "preset": ev.report.preset,
+            "status": "ok",
+            "n_samples": ev.n_samples,
+            "accuracy": ev.accuracy,
+            **dict.fromkeys(("agreement", "max_abs_logit_err", "mean_abs_logit_err"), why),
+            **_latency_cells(ev),
+            **_energy_cells(ev),
+            "active_fraction": ev.active_fraction,
+        }
+        out_rows.append({c: row[c] for c in COLUMNS})
+        full[label] = {"evaluation": ev.to_dict(), "options": {}}
     return {
         "reference": REFERENCE,
         "n_samples": int(len(y)),
@@ -469,6 +496,8 @@ def run_compare(
     limit: int | None,
     batch_size: int = 64,
     backend_args: list[str] | None = None,
+    baselines: list[str] | None = None,
+    show_progress: bool = False,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The ``rsgn compare`` command: load, split, compare, write (``out`` defaults to
     ``<run folder>/compare``; an existing report folder gets a numbered sibling)."""
@@ -492,6 +521,17 @@ def run_compare(
     check_features(ds, model.d_in)
     if ds.n_classes != model.n_classes:
         raise RsgnError(f"task has {ds.n_classes} classes but the model has {model.n_classes}")
+    others = []
+    for path in baselines or []:
+        other, _, _ = load_model(path)
+        if not getattr(other, "model_name", None):
+            raise RsgnError(f"--baseline {path} is an RSGN run; give it as --ckpt")
+        if (other.d_in, other.n_classes) != (model.d_in, model.n_classes):
+            raise RsgnError(
+                f"--baseline {path} takes {other.d_in} features / {other.n_classes} classes, "
+                f"the RSGN {model.d_in} / {model.n_classes}: not the same task"
+            )
+        others.append(other)
     x, y = ds.x_val, ds.y_val
     if limit is not None:
         x, y = x[:limit], y[:limit]
@@ -504,6 +544,8 @@ def run_compare(
         explicit=explicit,
         batch_size=batch_size,
         seed=seed,
+        baselines=others,
+        show_progress=show_progress,
     )
     report = {"ckpt": str(ckpt), "data": ds.name, **report}
     return report, write_report(report, folder)

@@ -1,0 +1,97 @@
+"""Variable-length .npz data, the aeon loader on a bundled set, and the real-data study's quick
+mode end to end."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rsgn.data import load_npz, make_task, znormalise
+from rsgn.errors import RsgnError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_npz_lengths(tmp_path) -> None:
+    x = np.random.default_rng(0).standard_normal((20, 8, 3)).astype(np.float32)
+    y = np.arange(20) % 2
+    lens = np.arange(20) % 8 + 1
+    np.savez(tmp_path / "d.npz", X=x, y=y, lengths=lens)
+    ds = load_npz(tmp_path / "d.npz", seed=1, val_fraction=0.25)
+    assert ds.len_train is not None and len(ds.len_train) == 15 and len(ds.len_val) == 5
+    # each sample keeps its own length through the seeded split
+    for xs, ls in ((ds.x_train, ds.len_train), (ds.x_val, ds.len_val)):
+        for xi, li in zip(xs, ls, strict=True):
+            j = int(np.flatnonzero((x == xi.numpy()).all(axis=(1, 2)))[0])
+            assert li == lens[j]
+    np.savez(tmp_path / "bad.npz", X=x, y=y, lengths=lens + 1)
+    with pytest.raises(RsgnError, match=r"lengths must lie in \[1, 8\]"):
+        load_npz(tmp_path / "bad.npz")
+
+
+def test_znormalise_uses_training_statistics_of_real_steps() -> None:
+    x = np.zeros((2, 4, 1), dtype=np.float32)
+    x[0, :4, 0] = [1, 2, 3, 4]
+    x[1, :2, 0] = [5, 6]
+    lens = np.array([4, 2])
+    xt, xo = znormalise(x, lens, (x.copy(), lens))
+    real = np.array([1, 2, 3, 4, 5, 6.0])
+    assert xt[0, 0, 0] == pytest.approx((1 - real.mean()) / real.std())
+    assert np.all(xt[1, 2:] == 0)  # padding stays 0
+    assert np.array_equal(xt, xo)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aeon") is None, reason="aeon not installed")
+def test_aeon_loader_on_a_bundled_set() -> None:
+    ds = make_task("aeon:JapaneseVowels")
+    assert ds.name == "aeon:JapaneseVowels" and ds.reported_split == "test"
+    assert (len(ds.y_train), len(ds.y_val), ds.d_in, ds.n_classes) == (270, 370, 12, 9)
+    assert ds.seq_len == 29 and int(ds.len_train.min()) == 7  # ragged: padded, with lengths
+    pad = torch.arange(29)[None, :] >= ds.len_train[:, None]
+    assert torch.all(ds.x_train[pad] == 0)
+    from rsgn.config import DataConfig
+
+    z = make_task("aeon:JapaneseVowels", DataConfig(znorm=True))
+    real = z.x_train[~pad]
+    assert torch.allclose(real.mean(0), torch.zeros(12), atol=1e-4)
+    assert torch.allclose(real.std(0, unbiased=False), torch.ones(12), atol=1e-3)
+    with pytest.raises(RsgnError, match="not bundled"):
+        make_task("aeon:NoSuchSet")
+
+
+def _load_study():
+    path = ROOT / "studies" / "real_data" / "run.py"
+    spec = importlib.util.spec_from_file_location("real_data_run", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("aeon") is None, reason="aeon not installed")
+def test_real_data_study_quick_mode(tmp_path) -> None:
+    """The quick mode end to end (two of its models, 1-NN; MiniRocket's numba compile would
+    take minutes on a fresh machine): trains, reuses finished runs, writes the tables."""
+    study = _load_study()
+    args = ["--quick", "--models", "rsgn,mlp", "--no-minirocket", "--out", str(tmp_path / "q"),
+            "--runs", str(tmp_path / "runs")]  # fmt: skip
+    assert study.main(args) == 0
+    res = json.loads((tmp_path / "q" / "results.json").read_text())
+    assert res["meta"]["ran"] == 2 and not res["failed"]
+    agg = res["aggregate"]
+    assert set(agg) == {"BasicMotions/rsgn", "BasicMotions/mlp", "BasicMotions/1nn"}
+    assert agg["BasicMotions/rsgn"]["energy_per_inference_j"] > 0
+    assert agg["BasicMotions/rsgn"]["active_fraction"] <= 0.05
+    assert agg["BasicMotions/1nn"]["accuracy"] > 0.5  # 1-NN is far above chance (0.25)
+    run = res["runs"][0]
+    assert run["splits"]["test"] == 40 and run["splits"]["train"] + run["splits"]["select"] == 40
+    assert "| RSGN (default) |" in (tmp_path / "q" / "tables.md").read_text()
+    assert study.main(args) == 0  # a second invocation reuses the runs
+    assert json.loads((tmp_path / "q" / "results.json").read_text())["meta"]["reused"] == 2
