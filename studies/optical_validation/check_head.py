@@ -1,7 +1,9 @@
 """Spot check that the code at HEAD reproduces the committed ``results/results.json``
 (measured at an earlier commit): retrain the long-range plain model and compare its weights and
 torch accuracy with the study's checkpoint and record, and re-evaluate committed sweep points
-(accuracy over the same noise seeds, modelled energy) with that checkpoint.
+(accuracy over the same noise seeds, modelled energy) with that checkpoint; and price each
+task's plain model on the torch target at int8 and fp32 (the electronic baseline at the optical
+target's electronic precision; the study's ``torch_energy_j_per_inference`` is fp32).
 
     OMP_NUM_THREADS=1 python studies/optical_validation/check_head.py [--ckpt-dir DIR]
 
@@ -25,6 +27,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import run as study  # noqa: E402
 
+from rsgn.backends import get_backend  # noqa: E402
 from rsgn.checkpoint import load_model  # noqa: E402
 
 POINTS = [("long-range", "target_snr_db", 2), ("long-range", "adc_bits", 2)]
@@ -71,6 +74,17 @@ def main() -> int:
                 "energy_head": now["energy_j_per_inference"],
             }
         )
+    out["torch_energy_j_per_inference"] = {}
+    for t, (ov, ep) in study.TASKS_FULL.items():
+        net_t, _, ds_t = study.train_or_load(
+            t, ov, ep, "torch", args.ckpt_dir / f"{t}_plain", log=None
+        )
+        out["torch_energy_j_per_inference"][t] = {
+            prec: study.evaluate(
+                net_t, ds_t.x_val, ds_t.y_val, get_backend("torch", precision=prec)
+            ).report.energy_per_inference.value
+            for prec in ("int8", "fp32")
+        }
     out["wall_seconds"] = time.perf_counter() - t0
     (HERE / "results" / "check_head.json").write_text(json.dumps(out, indent=1) + "\n")
     print(json.dumps(out, indent=1))
