@@ -688,6 +688,27 @@ def test_repeats_report_noise_statistics(tmp_path, capsys):
     assert main([*args, "--repeats", "0"]) == 2
 
 
+def test_repeats_pass_lengths_on():
+    """``evaluate(..., repeats=R, lengths=...)``: every draw sees the lengths (each equals a
+    one-seed evaluation with them), and on ``ideal`` padded steps are inert (the padded batch
+    scores as the unpadded samples one by one)."""
+    spec = _spec(encoder_width=0, token_skip=False)
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(12, 7, 8, generator=g), torch.randint(0, 3, (12,), generator=g)
+    lengths = torch.randint(2, 8, (12,), generator=g)
+    pad = torch.arange(7)[None, :] >= lengths[:, None]
+    xp = torch.where(pad.unsqueeze(-1), 5.0 * torch.randn(12, 7, 8, generator=g), x)
+    ev = evaluate(spec, xp, y, get_backend("optical", preset="lowpower", seed=2), repeats=2,
+                  lengths=lengths)  # fmt: skip
+    one = [evaluate(spec, xp, y, get_backend("optical", preset="lowpower", seed=s),
+                    lengths=lengths).loss for s in (2, 3)]  # fmt: skip
+    assert ev.noise.losses == one
+    ideal = evaluate(spec, xp, y, get_backend("optical"), repeats=2, lengths=lengths)
+    alone = [evaluate(spec, x[i : i + 1, :n], y[i : i + 1], get_backend("optical")).loss
+             for i, n in enumerate(lengths.tolist())]  # fmt: skip
+    assert ideal.noise.losses[0] == pytest.approx(float(np.mean(alone)), rel=1e-4, abs=1e-5)
+
+
 def test_written_states_are_the_encoders_incoherent_sums():
     """The receiver writes the closed form S0 (w+ + w-)(1, (p - 2 eps) n) of the two sub-symbols'
     incoherent sum: the value of optics.encode_stokes (Jones vectors summed), noise off and on."""
