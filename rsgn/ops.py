@@ -8,9 +8,9 @@ B samples of T tokens, d the node state width, A the active set of a sample.
 ==============  ================================================================  =============
 op              computes                                                          work
 ==============  ================================================================  =============
-mask            m_bt = [t < L_b] for padded batches (``lengths``); padded steps are
-                zeroed before the encoder, their sparks replaced by s_0, and left out
-                of 'attend', 'mean' and the max of the skip path
+mask            m_bt = [t < L_b] for padded batches (``lengths``): padded steps
+                are zeroed before the encoder, their sparks replaced by s_0, and
+                left out of 'attend', 'mean' and the max of the skip path
 encode          e_t = GELU(conv_w(x))_t (token encoder) or x_t                    O(B T w F)
 sparks          s_t = expmap0(s f_emb(e_t))                                       O(B T F D)
 graph           w_ji = sigmoid(a_ij) exp(-d_H(p_i,p_j)/tau) softplus(l_i-l_j+1)   O(N K (r+D))
