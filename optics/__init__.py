@@ -13,7 +13,7 @@ Self-contained (numpy/scipy only; knows nothing of RSGN).  Conventions, pinned t
   (``readout``).
 
 Modules: stokes, jones, mueller, lorentz, decomposition, ballmaps, readout, encoder, polarimeter,
-nonlinear, noise, devices, presets, energy.  The most used names are re-exported here.
+nonlinear, noise, link, devices, presets, energy.  The most used names are re-exported here.
 """
 
 from .ballmaps import (
@@ -57,21 +57,25 @@ from .encoder import (
     encode_stokes,
     incoherent_sum,
     mixing_weights,
+    quantized_drive,
 )
-from .energy import (
-    CostReport,
-    EventCounts,
-    event_costs,
-    event_table,
-    laser_electrical_energy,
-    propagation_delay,
-)
+from .energy import laser_electrical_energy, propagation_delay
 from .jones import (
     jones_diattenuator,
     jones_from_direction,
     jones_retarder,
     jones_rotator,
     jones_to_mueller,
+)
+from .link import (
+    chromatic_retardance_error,
+    db_transmittance,
+    integration_bandwidth,
+    required_power,
+    snr_ceiling,
+    splitter_stages,
+    splitter_transmittance,
+    wavelength_spacing,
 )
 from .lorentz import (
     MINKOWSKI,
@@ -179,10 +183,8 @@ from .stokes import (
 
 __all__ = [
     "Constant",
-    "CostReport",
     "DetectorParams",
     "EncodedBeams",
-    "EventCounts",
     "MINKOWSKI",
     "OpticalPreset",
     "PolarDecomposition",
@@ -196,11 +198,13 @@ __all__ = [
     "available_presets",
     "boost",
     "boost_parameters",
+    "chromatic_retardance_error",
     "circular_stokes",
     "clip_rapidity",
     "compose",
     "db_to_gain_exponent",
     "db_to_ratio",
+    "db_transmittance",
     "degree_of_polarization",
     "depolarization_index",
     "depolarizer",
@@ -230,8 +234,6 @@ __all__ = [
     "enob_from_sndr",
     "enob_from_snr",
     "estimate_power",
-    "event_costs",
-    "event_table",
     "expected_readout",
     "faraday_rotation_angle",
     "faraday_rotator",
@@ -243,6 +245,7 @@ __all__ = [
     "incoherent_sum",
     "insertion_transmittance",
     "instrument_matrix",
+    "integration_bandwidth",
     "is_nondepolarizing",
     "is_physical_stokes",
     "is_scaled_lorentz",
@@ -285,11 +288,13 @@ __all__ = [
     "polarizer",
     "propagation_delay",
     "quantize",
+    "quantized_drive",
     "quarter_wave_plate",
     "rapidity_from_diattenuation",
     "rapidity_from_transmittances",
     "ratio_to_db",
     "readout_chain",
+    "required_power",
     "readout_retarder",
     "retardance",
     "retarder",
@@ -303,6 +308,9 @@ __all__ = [
     "sbs_amplifier",
     "sbs_gain",
     "snr",
+    "snr_ceiling",
+    "splitter_stages",
+    "splitter_transmittance",
     "sqnr_db",
     "stokes_distance",
     "stokes_from_angles",
@@ -315,4 +323,5 @@ __all__ = [
     "tetrahedral_polarimeter",
     "transmittances_from_rapidity",
     "unpolarized_stokes",
+    "wavelength_spacing",
 ]

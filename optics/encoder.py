@@ -11,6 +11,13 @@ incoherent sources) with power fractions :math:`(1 \pm p)/2`:
 
 A power-split error :math:`\epsilon` (fraction of :math:`S_0` moved from the :math:`+\hat n` beam to
 the :math:`-\hat n` beam) changes the DOP to :math:`p - 2\epsilon`.
+
+A polarisation-state generator driven by b-bit converters writes only a grid of states
+(:func:`quantized_drive`): each pure sub-frame's azimuth and ellipticity
+(:math:`2\psi` on a grid of :math:`2\pi/2^b`, :math:`2\chi` on a grid of :math:`\pi/2^b`, 0
+on both) and the two sub-frames' power transmissions :math:`w_\pm = (1 \pm p)/2` (each on a
+grid of :math:`1/(2^b - 1)` over [0, 1]); the written state is then
+:math:`S = S_0 (w_+ + w_-)\,(1,\ \tfrac{w_+ - w_-}{w_+ + w_-}\hat n_q)`.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from numpy.typing import ArrayLike, NDArray
 from ._util import FloatArray, as_float, as_vec3, unit_vectors
 from .ballmaps import poincare_to_dop_direction
 from .jones import jones_from_direction
-from .stokes import jones_to_stokes
+from .stokes import jones_to_stokes, stokes_from_angles, stokes_to_angles
 
 __all__ = [
     "EncodedBeams",
@@ -32,6 +39,7 @@ __all__ = [
     "incoherent_sum",
     "encode_stokes",
     "encode_poincare",
+    "quantized_drive",
 ]
 
 
@@ -122,3 +130,37 @@ def encode_poincare(
     else:
         total = as_float(1.0 if s0 is None else s0)
     return encode_stokes(p, n, total)
+
+
+def _grid(x: FloatArray, step: float) -> FloatArray:
+    return np.round(x / step) * step
+
+
+def quantized_drive(
+    dop: ArrayLike, direction: ArrayLike, bits: float, interior: bool = False
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    r"""The state a ``bits``-bit drive writes for (p, n̂) (module docstring).
+
+    Returns the written degree of polarisation :math:`(w_+ - w_-)/(w_+ + w_-)`, its direction
+    :math:`\hat n_q` (unit, shape (..., 3)) and the power factor :math:`w_+ + w_-` (1 when
+    exact). ``interior`` keeps both sub-frame codes at least one level above 0, so the written
+    state stays partially polarised (:math:`p < 1`: a finite Lorentz norm) however close to 1 the
+    asked DOP is. ``bits = inf`` returns the state unchanged.
+    """
+    p = as_float(dop)
+    n = unit_vectors(direction, "direction")
+    p, _ = np.broadcast_arrays(p, n[..., 0])
+    if np.isinf(bits):
+        return p.copy(), n.copy(), np.ones_like(p)
+    if bits < 1 or bits != int(bits):
+        raise ValueError("bits must be an integer >= 1 (or inf)")
+    psi, chi = stokes_to_angles(np.concatenate([np.ones(n.shape[:-1] + (1,)), n], axis=-1))
+    two_psi = _grid(2.0 * psi, 2.0 * np.pi / 2.0**bits)
+    two_chi = _grid(2.0 * chi, np.pi / 2.0**bits)
+    nq = stokes_from_angles(0.5 * two_psi, 0.5 * two_chi)[..., 1:]
+    levels = 2.0**bits - 1.0
+    low = 1.0 if interior else 0.0
+    w_plus = np.clip(np.round(0.5 * (1.0 + p) * levels), low, levels) / levels
+    w_minus = np.clip(np.round(0.5 * (1.0 - p) * levels), low, levels) / levels
+    total = w_plus + w_minus
+    return (w_plus - w_minus) / np.where(total > 0, total, 1.0), nq, total

@@ -4,9 +4,10 @@ All noise terms are photocurrent variances in A² over a noise bandwidth B (Hz),
 power P (W) on a detector of responsivity :math:`\mathcal R` (A/W), photocurrent
 :math:`I = \mathcal R P`:
 
-* shot: :math:`2 q I B` (photontorch ``detectors/photodetector.py``);
-* dark: :math:`2 q I_d B`, the shot noise of the dark current (same source);
-* thermal: :math:`4 k_B T B / R_L`, with the feedback resistance :math:`R_f` for a TIA (same);
+* shot: :math:`2 q I B` (Schottky's shot noise of a photocurrent);
+* dark: :math:`2 q I_d B`, the shot noise of the dark current;
+* thermal: :math:`4 k_B T B / R_L`, with the feedback resistance :math:`R_f` for a TIA (the
+  Johnson-Nyquist noise current variance, J. B. Johnson and H. Nyquist, Phys. Rev. 32, 1928);
 * RIN: :math:`10^{\mathrm{RIN}/10}\,I^2 B`
   (``snalo/photonic_accelerator_scalability_analysis``);
 * ADC: :math:`\Delta^2/12`, :math:`\Delta = FS/2^{\mathrm{ENOB}}`; SQNR = 6.02N + 1.76 dB and

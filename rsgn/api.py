@@ -125,17 +125,19 @@ def evaluate(
     target: str = "torch",
     preset: str | None = None,
     batch_size: int = 256,
+    repeats: int = 1,
     **options: Any,
 ):
     """Accuracy, loss and the whole-run typed report of ``model`` on ``target`` (with its
-    ``preset`` and typed ``options``): an :class:`rsgn.evaluation.Evaluation`."""
+    ``preset`` and typed ``options``): an :class:`rsgn.evaluation.Evaluation`. ``repeats > 1``:
+    that many noise draws of a noisy target (accuracy as mean, std and 95% CI)."""
     from rsgn.backends import get_backend
     from rsgn.evaluation import evaluate as _evaluate
 
     if getattr(model, "model_name", None):  # a baseline runs on plain torch
-        return _evaluate(model, x, y, target, preset=preset, batch_size=batch_size)
+        return _evaluate(model, x, y, target, preset=preset, batch_size=batch_size, repeats=repeats)
     be = get_backend(target, preset=preset, **options)
-    return _evaluate(model, x, y, be, batch_size=batch_size)
+    return _evaluate(model, x, y, be, batch_size=batch_size, repeats=repeats)
 
 
 def compare(

@@ -97,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
     _add_target_args(e, "KEY=VALUE", "node_split=8")
     e.add_argument("--batch-size", type=int, default=256, help="samples per program call")
     e.add_argument("--limit", type=int, default=None, help="use the first N validation samples")
+    e.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="noise draws of a noisy target (seeds seed ... seed+R-1): accuracy as mean, std "
+        "and 95%% CI (default 1)",
+    )
     e.add_argument("--out", default=None, help="also write the JSON report to this file")
 
     c = sub.add_parser(
@@ -244,6 +251,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if args.batch_size <= 0:
         raise RsgnError(f"--batch-size must be positive, got {args.batch_size}")
+    if args.repeats < 1:
+        raise RsgnError(f"--repeats must be >= 1, got {args.repeats}")
     if args.limit is not None and args.limit <= 0:
         raise RsgnError(f"--limit must be positive, got {args.limit}")
     if args.out and Path(args.out).is_dir():
@@ -264,7 +273,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
         kw = {"backend": get_backend(name, options=opts)}
     lengths = None if ds.len_val is None else ds.len_val[: args.limit]
     res = evaluate(
-        model, x, y, batch_size=args.batch_size, show_progress=True, lengths=lengths, **kw
+        model,
+        x,
+        y,
+        batch_size=args.batch_size,
+        show_progress=True,
+        lengths=lengths,
+        repeats=args.repeats,
+        **kw,
     ).to_dict()
     res = {"ckpt": str(args.ckpt), "data": ds.name, **res}
     if args.out:

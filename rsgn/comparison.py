@@ -5,7 +5,8 @@ Each row is a target with a preset (``torch``, ``optical:ideal``, ``optical:benc
 validation samples with the same torch seed. The torch target is the reference that prediction
 agreement and logit errors are measured against (here, and only here); it runs even when not
 listed, and it runs the definition (``compile=eager``, :mod:`rsgn.ops`) unless a ``compile``
-option is given for it. The report reads every figure from the targets' typed reports and capabilities:
+option is given for it. The report reads every figure from the targets' typed reports and
+capabilities:
 
 - accuracy, prediction agreement and max / mean absolute logit error vs torch;
 - latency per inference (measured on a device, or modelled), its p50 / p99 where the target

@@ -3,6 +3,11 @@
 The RSGN runs through ``backend.prepare(model.export())`` in batches; the batches' reports are
 merged into one (:func:`rsgn.backends.base.merge_reports`). Baselines (:mod:`rsgn.baselines`)
 run on plain torch.
+
+Noise statistics as aihwkit reports them: ``repeats = R > 1`` evaluates R independent draws of a
+noisy target (its option ``seed`` = s0, s0 + 1, ..., s0 + R - 1: new static device errors and new
+per-sample noise each time) and reports the accuracy as mean, standard deviation and a 95%
+confidence interval of the mean (Student t over the R draws; :class:`NoiseStats`).
 """
 
 from __future__ import annotations
@@ -22,6 +27,50 @@ from rsgn.progress import progress
 from rsgn.spec import ModelSpec
 
 
+@dataclass(frozen=True)
+class NoiseStats:
+    """Accuracy and loss over R noise draws of one target (the seeds they used)."""
+
+    seeds: list[int]
+    accuracies: list[float]
+    losses: list[float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.accuracies) / len(self.accuracies)
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation of the accuracy over the draws (0 for one draw)."""
+        n = len(self.accuracies)
+        if n < 2:
+            return 0.0
+        m = self.mean
+        return math.sqrt(sum((a - m) ** 2 for a in self.accuracies) / (n - 1))
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        r"""95% confidence interval of the mean accuracy, :math:`\bar a \pm t_{0.975,R-1}
+        s/\sqrt R` (zero width for one draw)."""
+        from scipy import stats
+
+        n = len(self.accuracies)
+        half = 0.0 if n < 2 else float(stats.t.ppf(0.975, n - 1)) * self.std / math.sqrt(n)
+        return (self.mean - half, self.mean + half)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repeats": len(self.seeds),
+            "seeds": self.seeds,
+            "accuracy_mean": self.mean,
+            "accuracy_std": self.std,
+            "accuracy_ci95": list(self.ci95),
+            "accuracy_per_repeat": self.accuracies,
+            "loss_per_repeat": self.losses,
+            "ci_method": "Student t over the noise draws (seeds)",
+        }
+
+
 @dataclass
 class Evaluation:
     """Accuracy and loss of one model on one target, and the target's whole-run report."""
@@ -34,6 +83,9 @@ class Evaluation:
     """Logits of every sample [n, C] (float32, CPU) when asked for."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Model-specific figures (a baseline's parameter count, the MoE's expert load...)."""
+    noise: NoiseStats | None = None
+    """Accuracy over several noise draws (``repeats > 1``); ``accuracy`` is then their mean,
+    ``report`` and ``logits`` those of the first draw."""
 
     @property
     def n_samples(self) -> int:
@@ -55,6 +107,8 @@ class Evaluation:
             **rep,
             "capabilities": self.capabilities,
         }
+        if self.noise is not None:
+            out["noise_repeats"] = self.noise.to_dict()
         return out
 
 
@@ -73,22 +127,30 @@ def evaluate(
     batch_size: int = 256,
     preset: str | None = None,
     keep_logits: bool = False,
+    repeats: int = 1,
     lengths: torch.Tensor | None = None,
     show_progress: bool = False,
 ) -> Evaluation:
     """Run ``x`` through the target in batches of ``batch_size``; accuracy, mean loss and the
     merged report. ``model`` is an RSGN (exported here), its ModelSpec, or a baseline;
     ``lengths`` [n] marks padded steps (None: none); ``show_progress`` draws a progress bar on a
-    terminal."""
+    terminal. ``repeats > 1``: that many noise draws (seeds s0 ... s0 + R - 1 of the target's
+    ``seed`` option), accuracy as their mean with :class:`NoiseStats`."""
     if batch_size <= 0:
         raise RsgnError(f"batch size must be positive, got {batch_size}")
+    if repeats < 1:
+        raise RsgnError(f"repeats must be >= 1, got {repeats}")
     if len(y) == 0:
         raise RsgnError("no samples to evaluate")
     if getattr(model, "model_name", None):
+        if repeats > 1:
+            raise RsgnError("repeats > 1 needs a noisy target; baselines run on plain torch")
         check_baseline_backend(backend, preset)
         return _evaluate_baseline(model, x, y, batch_size, keep_logits, show_progress, lengths)
     be = backend if isinstance(backend, Backend) else get_backend(backend, preset=preset)
     spec = model if isinstance(model, ModelSpec) else model.export()
+    if repeats > 1:
+        return _repeated(spec, x, y, be, batch_size, keep_logits, repeats, lengths, show_progress)
     be.check(spec)
     program = be.prepare(spec)
     correct, loss = 0, 0.0
@@ -112,6 +174,49 @@ def evaluate(
         report=merge_reports(reports),
         capabilities=be.capabilities().to_dict(),
         logits=torch.cat(kept) if keep_logits else None,
+    )
+
+
+def _repeated(
+    spec: ModelSpec,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    be: Backend,
+    batch_size: int,
+    keep_logits: bool,
+    repeats: int,
+    lengths: torch.Tensor | None = None,
+    show_progress: bool = False,
+) -> Evaluation:
+    """``repeats`` evaluations of ``be`` with seeds s0, s0 + 1, ... (its ``seed`` option)."""
+    seed0 = getattr(be.options, "seed", None)
+    if seed0 is None:
+        raise RsgnError(
+            f"repeats > 1 needs a target with a noise seed; {be.name!r} has no 'seed' option"
+        )
+    seeds = [int(seed0) + r for r in range(repeats)]
+    runs = [
+        evaluate(
+            spec,
+            x,
+            y,
+            type(be)(be.options.replace(seed=s)),
+            batch_size=batch_size,
+            keep_logits=keep_logits and r == 0,
+            lengths=lengths,
+            show_progress=show_progress,
+        )
+        for r, s in enumerate(seeds)
+    ]
+    stats = NoiseStats(seeds, [ev.accuracy for ev in runs], [ev.loss for ev in runs])
+    first = runs[0]
+    return Evaluation(
+        accuracy=stats.mean,
+        loss=sum(stats.losses) / repeats,
+        report=first.report,
+        capabilities=first.capabilities,
+        logits=first.logits,
+        noise=stats,
     )
 
 

@@ -151,9 +151,7 @@ def test_intensity_noise_matches_preset_variance(power_w):
     est = rm.detect(s, _gen(0))
     det = p.detector_params()
     var_i = sum(
-        v
-        for k, v in optics.noise_variances(power_w, p.detector.bandwidth, det).items()
-        if k != "adc"
+        v for k, v in optics.noise_variances(power_w, p.noise_bandwidth, det).items() if k != "adc"
     )
     var_p = float(var_i) / det.responsivity**2
     rel_se = math.sqrt(2.0 / n)  # sampling error of a variance estimate
@@ -169,7 +167,7 @@ def test_full_receiver_matches_optics_sampler():
     est = rm.detect(torch.full((n,), power_w, dtype=torch.float64), _gen(1))
     ref = optics.estimate_power(
         optics.sample_photocurrent(
-            np.full(n, power_w), p.detector.bandwidth, det, np.random.default_rng(2)
+            np.full(n, power_w), p.noise_bandwidth, det, np.random.default_rng(2)
         ),
         det,
     )
@@ -185,10 +183,9 @@ def test_distance_noise_follows_the_inversion():
     d0, a_beam, r_node = 2.0, 0.5, 0.5
     n = 100_000
     d = torch.full((n,), d0, dtype=torch.float64, requires_grad=True)
-    dh = rm.read_distance(
-        d, torch.tensor(a_beam, dtype=torch.float64), torch.tensor(r_node), _gen(0)
-    )
-    k = float(rm.scale(torch.tensor(r_node))) * float(rm.lorentz_norm(torch.tensor(a_beam)))
+    lnorm = rm.lorentz_norm(torch.tensor(a_beam, dtype=torch.float64))
+    dh = rm.read_distance(d, lnorm, lnorm, torch.tensor(r_node), _gen(0))
+    k = float(rm.scale(torch.tensor(r_node))) * float(lnorm)
     s = k * math.cosh(d0)
     sd_s = math.sqrt(float(rm.analog_variance(torch.tensor(rm.responsivity * s)))) / rm.responsivity
     expect = sd_s / (k * math.sinh(d0))
@@ -224,9 +221,7 @@ def test_extinction_ratio_clips_node_radius():
 
 
 def test_angle_error_rotation_statistics():
-    be = get_backend(
-        "optical-aware", overrides="devices.retardance_error=0,devices.angle_error=0.02"
-    )
+    be = get_backend("optical-aware", overrides="node.retardance_error=0,node.angle_error=0.02")
     rm = be.readout
     sd = rm.rot_channel
     assert sd == pytest.approx(math.sqrt(2) * 0.04)
@@ -288,3 +283,33 @@ def test_options_are_typed():
     assert opts.noise_on and not OpticalAwareOptions(preset="ideal").noise_on
     be = OpticalAwareBackend(opts)
     assert be.readout.r_max < get_backend("optical-aware").readout.r_max  # 20 dB < 30 dB
+
+
+def test_written_beam_matches_the_core_encoder():
+    """The surrogate's written state (drive grid of the sub-symbol powers, split error) has the
+    core encoder's statistics: the DOP error p_written - p of both agree in mean and spread
+    (pure drive quantisation and split error; angles off)."""
+    from rsgn.backends.optical.readings import Receiver
+
+    over = "encoder.angle_error=0,encoder.retardance_error=0,encoder.split_error=0.005,dac.bits=6"
+    be = get_backend("optical-aware", preset="bench", overrides=over)
+    rm = be.readout
+    n = 20_000
+    r = torch.rand(n, generator=_gen(0), dtype=torch.float64) * 0.95
+    x = torch.stack([r, torch.zeros_like(r), torch.zeros_like(r)], -1)
+    a = (1 - r) * (1 + r)
+    xw, aw, lnorm, known = rm.write_beam(x, a, _gen(1))
+    p = (2 * r / (1 + r * r)).numpy()
+
+    def dop_of(radius):
+        return 2 * radius / (1 + radius**2)
+
+    err_s = dop_of(xw[:, 0].numpy()) - p
+    rx = Receiver(be.options.load(), True, rm.power)
+    s, kn = rx.write(p, np.tile([1.0, 0.0, 0.0], (n, 1)), np.random.default_rng(2))
+    err_o = s[:, 1] / s[:, 0] - p
+    assert abs(err_s.mean() - err_o.mean()) < 3e-4
+    assert err_s.std() == pytest.approx(err_o.std(), rel=0.05)
+    ratio_s = (lnorm / known).numpy()
+    ratio_o = np.sqrt(np.clip(s[:, 0] ** 2 - s[:, 1] ** 2, 0, None)) / kn
+    assert np.median(ratio_s) == pytest.approx(np.median(ratio_o), rel=0.01)

@@ -11,13 +11,19 @@ spark :math:`t^*` (``nearest_spark`` returns the proxy :math:`\delta = (c - 1)/2
 :math:`d = \mathrm{arcosh}\,c` (:func:`rsgn.ops.ignite` then forms
 :math:`\alpha = e^{-d^2/2\sigma^2}`). The ``attend`` initial state (``token_distances``) reuses
 ignition's readings of the :math:`B W T` (winner, spark) pairs, kept in SRAM, so its weights
-carry the same detector noise; pairs ignition did not read are re-read (a second optical
-pass, fresh noise).
+carry the same detector noise; pairs ignition did not read, or all of them with ``attend =
+'reread'``, are re-read (a second optical pass of the T spark states, the winners' channels
+converting: fresh noise, no B T N readings stored).
 
 Optical activation (``propagate = 'eit' | 'sbs'``): ``soft_threshold`` drives the activation
 medium with :math:`z = (\alpha_i + \gamma|\tilde h_i| - \theta_i)/T` (its calibrated transfer
-function, :mod:`.activation`); its output beam is detected (per-sample noise) and digitised
-before the electronic inhibition, :func:`rsgn.ops.inhibit`.
+function, :mod:`.activation`); the beam its detector reads is detected (per-sample noise over the
+activation window, its own receiver) and digitised before the electronic inhibition,
+:func:`rsgn.ops.inhibit`.
+
+The :class:`Counter` records what the core did, by op: written states, converted readings and
+integration windows in sequence (summed over samples); :mod:`.cost` prices them with the
+system's device counts.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from rsgn import ops
+from rsgn import ops, optics
 from rsgn.backends.optical.activation import LogPowerActivation
 from rsgn.backends.optical.mapping import BallPoints, Channels, ball_parts
 from rsgn.backends.optical.readings import (
@@ -50,10 +56,19 @@ from rsgn.state import Candidates, Graph
 class Counter:
     """What one call did on the core, by op (call-local; :mod:`.cost` prices it)."""
 
-    events: dict[str, dict[str, float]] = field(
-        default_factory=lambda: defaultdict(lambda: defaultdict(float))
-    )
-    """Optical events counted where they happen, op -> event -> count."""
+    states: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Written states by op: one per token and sample (fanned out to every channel), or one per
+    (token, channel) pair for planar pairs."""
+    readings: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Readings converted by an ADC, by op."""
+    windows: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    """Integration windows in sequence, by op, summed over samples."""
+    activations: int = 0
+    """Optical activations (one per candidate and step)."""
+    activation_windows: int = 0
+    """Activation windows in sequence, summed over samples (one per sample and step)."""
+    stored: int = 0
+    """Ignition readings stored in SRAM for 'attend' (``attend = 'keep'``)."""
     attend_kept: int = 0
     """(sample, winner, token) distances of 'attend' inverted from ignition's kept readings."""
     reread_pairs: int = 0
@@ -63,8 +78,10 @@ class Counter:
     planar_pairs: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     """(beam, channel) pairs rotated electronically into their plane (D > 3), by op."""
 
-    def add(self, op: str, event: str, n: float) -> None:
-        self.events[op][event] += float(n)
+    def optical_pass(self, op: str, states: int, readings: int, windows: int) -> None:
+        self.states[op] += states
+        self.readings[op] += readings
+        self.windows[op] += windows
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,8 @@ class Core:
     seed: int
     ignite: bool
     """Ignition (and 'attend') read through the channels."""
+    keep: bool = True
+    """'attend' reuses ignition's readings kept in SRAM (else its pairs are re-read)."""
 
 
 class CallOps:
@@ -94,8 +113,8 @@ class CallOps:
         self.digests = digests
         self.counter = Counter()
         self._sparks: BallPoints | None = None
-        self._ignition: list[tuple[np.ndarray, np.ndarray]] = []  # (rmin, token) per sample
-        self._kept: list[tuple[np.ndarray, np.ndarray]] = []
+        self._ignition: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # rmin, token, lmin
+        self._kept: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []  # won, reads, lnorm
         self._selected: tuple[torch.Tensor, torch.Tensor] | None = None
         self._act_rngs: dict[int, np.random.Generator] = {}
 
@@ -128,27 +147,25 @@ class CallOps:
         bsz, t, _ = sparks.shape
         n = ch.q.shape[0]
         self._sparks = ball_parts(sparks, spark_a)
-        keep = hp.init_state == "attend"
+        keep = hp.init_state == "attend" and self.core.keep
         cmin = np.empty((bsz, n))
         tok = np.empty((bsz, n), dtype=np.int64)
         self._ignition, self._kept = [], []
         for b in range(bsz):
             ign = ignition_readings(rx, ch, self._sparks.sample(b), self._rng(STREAM_IGNITE, b))
             cmin[b], tok[b] = ign.cmin, ign.token
-            self._ignition.append((ign.rmin, ign.token))
+            self._ignition.append((ign.rmin, ign.token, ign.lmin))
             if keep:  # the readings 'attend' will need: this sample's own winners
                 delta = torch.as_tensor(0.5 * (np.maximum(ign.cmin, 1.0) - 1.0), dtype=sparks.dtype)
                 key = ops.ignition_key(delta.unsqueeze(0), hp.selection)
                 ids, valid = ops.select_dense(key, hp.cap, hp.selection)
                 won = ids[0][valid[0]].numpy()
-                self._kept.append((won, ign.reads[:, won]))
+                self._kept.append((won, ign.reads[:, won], ign.lnorm[:, won]))
+                self.counter.stored += ign.reads.size
         e = bsz * t * n
-        c = self.counter
-        c.add("ignite", "slm_frame", 2 * bsz * t)
-        for ev in ("laser_pulse", "detector_sample", "adc_sample"):
-            c.add("ignite", ev, e)
+        self.counter.optical_pass("ignite", e if ch.planar else bsz * t, e, bsz * t)
         if ch.planar:
-            c.planar_pairs["ignite"] += e
+            self.counter.planar_pairs["ignite"] += e
         delta = torch.as_tensor(0.5 * (np.maximum(cmin, 1.0) - 1.0), dtype=sparks.dtype)
         return delta.to(sparks.device), torch.as_tensor(tok, device=sparks.device)
 
@@ -167,9 +184,8 @@ class CallOps:
         readings that selected them: d = arcosh(S0' / (sqrt(q r) I)) [B, W]."""
         del a_sel, x_sel, a_nodes  # the readings hold them
         ids = self._selected[0].cpu().numpy()
-        rmin = np.stack([r[ids[b]] for b, (r, _) in enumerate(self._ignition)])
-        tsel = np.stack([t[ids[b]] for b, (_, t) in enumerate(self._ignition)])
-        lnorm = self.core.receiver.lorentz_norm(np.take_along_axis(self._sparks.a, tsel, 1))
+        rmin = np.stack([r[ids[b]] for b, (r, _, _) in enumerate(self._ignition)])
+        lnorm = np.stack([lm[ids[b]] for b, (_, _, lm) in enumerate(self._ignition)])
         d = invert(rmin, lnorm, self.core.channels, ids)
         return torch.as_tensor(d, dtype=s_sel.dtype, device=s_sel.device)
 
@@ -200,7 +216,7 @@ class CallOps:
             hit = col >= 0
             if hit.any():
                 rd = self._kept[b][1][:, col[hit]].T  # [w_hit, T]
-                lnorm = np.broadcast_to(self.core.receiver.lorentz_norm(sparks_bp.a[b]), rd.shape)
+                lnorm = self._kept[b][2][:, col[hit]].T
                 nd = np.broadcast_to(nodes[hit][:, None], rd.shape)
                 d[b, need[hit]] = invert(rd, lnorm, ch, nd)
                 self.counter.attend_kept += int(hit.sum()) * t
@@ -220,10 +236,9 @@ class CallOps:
         c = self.counter
         c.reread_pairs += pairs
         c.reread_beams += beams
-        c.add("attend", "slm_frame", 2 * beams)
-        for ev in ("laser_pulse", "detector_sample", "adc_sample"):
-            c.add("attend", ev, pairs)
-        if self.core.channels.planar:
+        planar = self.core.channels.planar
+        c.optical_pass("attend", pairs if planar else beams, pairs, beams)
+        if planar:
             c.planar_pairs["attend"] += pairs
 
     # ---------------------------------------------------------------------------- activation
@@ -236,35 +251,33 @@ class CallOps:
         gamma: float,
         temperature: float,
     ) -> torch.Tensor:
-        """The activation medium's output f(z), z = (alpha_prev + gamma |h~| - theta) / T, as
-        a fraction of the ADC full scale (noise-free; detected in :meth:`inhibit`)."""
+        """The activation medium's output f(z), z = (alpha_prev + gamma |h~| - theta) / T
+        (noise-free; detected in :meth:`inhibit`)."""
         act = self.core.activation
         norm = torch.linalg.vector_norm(htilde, dim=-1)
         z = ((alpha_prev + gamma * norm - theta) / temperature).detach().double().cpu().numpy()
-        m = z.shape[0]
-        c = self.counter
-        for ev in ("dac_sample", "laser_pulse"):
-            c.add("propagate", ev, m)
-        c.add("propagate", "eit_coupling_pulse" if act.kind == "eit" else "sbs_pump_pulse", m)
+        self.counter.activations += z.shape[0]
         return torch.as_tensor(act(z), dtype=htilde.dtype, device=htilde.device)
 
     def inhibit(self, cand: Candidates, graph: Graph, *, strength: float) -> torch.Tensor:
-        """The activation beams detected and digitised (each sample's own noise), then the
-        electronic :func:`rsgn.ops.inhibit` on the measured activations."""
-        fs = self.core.receiver.preset.adc.full_scale_power
-        f = cand.alpha.detach().double().cpu().numpy() * fs
+        """The activation outputs detected and digitised (each sample's own noise, the
+        activation's receiver over its window), then the electronic :func:`rsgn.ops.inhibit` on
+        the measured activations."""
+        act = self.core.activation
+        power = act.output_power(cand.alpha.detach().double().cpu().numpy())
         rows = cand.batch.cpu().numpy()
-        out = np.empty_like(f)
+        out = power.copy()
         bounds = np.searchsorted(rows, np.arange(cand.n_batch + 1))
+        det, bandwidth = act.receiver()
         for b in range(cand.n_batch):
             sl = slice(bounds[b], bounds[b + 1])
             if sl.start == sl.stop:
                 continue
-            rng = self._act_rngs.setdefault(b, self._rng(STREAM_ACTIVATION, b))
-            out[sl] = self.core.receiver.detect(f[sl], rng)
-        m = f.shape[0]
-        for ev in ("detector_sample", "adc_sample"):
-            self.counter.add("propagate", ev, m)
-        alpha = torch.as_tensor(np.maximum(out / fs, 0.0), dtype=cand.alpha.dtype)
+            self.counter.activation_windows += 1
+            if self.core.receiver.noise:
+                rng = self._act_rngs.setdefault(b, self._rng(STREAM_ACTIVATION, b))
+                i = optics.sample_photocurrent(np.maximum(power[sl], 0.0), bandwidth, det, rng)
+                out[sl] = optics.estimate_power(i, det)
+        alpha = torch.as_tensor(np.clip(act.from_power(out), 0.0, None), dtype=cand.alpha.dtype)
         measured = dataclasses.replace(cand, alpha=alpha.to(cand.alpha.device))
         return ops.inhibit(measured, graph, strength=strength)

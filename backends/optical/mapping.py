@@ -8,12 +8,15 @@ Stokes space, :math:`S = S_0(1,\ p\hat n)` with degree of polarisation and Loren
 Each node becomes a readout channel: a retarder that turns the node's Stokes axis onto
 :math:`S_1`, then a linear diattenuator (:func:`rsgn.optics.readout_chain`) of rapidity
 :math:`\eta = 2\,\mathrm{artanh}|x|` (node opposite the transmission axis), clipped to
-:math:`\eta_{max} = \frac12\ln ER` by the extinction ratio and scaled by the insertion loss:
-:math:`q = 10^{-IL/10}`, :math:`r = q e^{-2\min(\eta,\eta_{max})}`. With noise on, every
-channel's retarder has a retardance error (an extra retarder of retardance
-:math:`N(0,\sigma_\delta^2)` at a random azimuth) and an azimuth error
-:math:`N(0,\sigma_\theta^2)`, its diattenuator an azimuth error; these static errors are drawn
-once per (seed, program) from ``numpy.random.default_rng([seed, 0])``.
+:math:`\eta_{max} = \frac12\ln ER` by the extinction ratio (``node.extinction_ratio``) and
+scaled by the insertion loss of both elements: :math:`q = 10^{-2 IL/10}`,
+:math:`r = q e^{-2\min(\eta,\eta_{max})}` (``node.insertion_loss_db`` each). The calibration
+knows q and r (the readout divides by :math:`\sqrt{qr}`). With noise on, every channel's
+retarder has a retardance error (an extra retarder of retardance :math:`N(0,\sigma_\delta^2)`
+at a random azimuth) and an azimuth error :math:`N(0,\sigma_\theta^2)`, its diattenuator an
+azimuth error (``node.retardance_error``, ``node.angle_error``); these static errors are drawn
+once per (seed, program) from ``numpy.random.default_rng([seed, 0])``: a closed-loop setting
+leaves this residual, not a quantisation step.
 
 One beam spans only :math:`H^3`: ``d_space <= 3`` embeds isometrically (zero padding); for
 ``d_space > 3`` (``planar``) each channel is programmed in its node's own frame (node on
@@ -104,12 +107,11 @@ def program_channels(
     when ``noise`` is on (see the module docstring)."""
     planar = nodes.n.shape[-1] > 3
     y = nodes.r[:, None] * (np.eye(3)[0] if planar else pad3(nodes.n))
-    dev = preset.devices
-    axis, q_max, r_nom = optics.diattenuator_for_node(
-        y, optics.insertion_transmittance(dev.insertion_loss_db)
-    )
+    dev = preset.node
+    loss_db = 2.0 * dev.insertion_loss_db  # retarder and diattenuator in series
+    axis, q_max, r_nom = optics.diattenuator_for_node(y, optics.insertion_transmittance(loss_db))
     eta = optics.rapidity_from_transmittances(q_max, r_nom)
-    q, rt = optics.device_transmittances(eta, dev.extinction_ratio, dev.insertion_loss_db)
+    q, rt = optics.device_transmittances(eta, dev.extinction_ratio, loss_db)
     clipped = eta > optics.max_rapidity(dev.extinction_ratio)
     if noise and (dev.retardance_error > 0 or dev.angle_error > 0):
         rng = np.random.default_rng([seed, 0])

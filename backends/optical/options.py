@@ -1,14 +1,18 @@
 """Typed options of the optical target, the presets they name and the preset's constants.
 
 A preset of the optical targets is an optics preset (the constants, with provenance, in
-``rsgn/optics/presets/<name>.toml``) plus the simulation flags it sets (:class:`PresetFlags`):
-``ideal`` is the noise-free reference (its flags turn noise off), ``bench`` and ``lowpower``
-simulate detector noise and device errors. ``preset_file`` replaces the constants by another
-TOML file of the same layout, ``overrides`` single constants (SI units), e.g. for sweeps:
+``rsgn/optics/presets/<name>.toml``), whose data also says whether its devices are noisy
+(``[meta] noise``: ``ideal`` is the noise-free reference, ``bench`` and ``lowpower`` simulate
+detector noise, device errors and quantisation); the option ``noise`` overrides it.
+``preset_file`` replaces the constants by another TOML file of the same layout, ``overrides``
+single constants (SI units), e.g. for sweeps:
 
-    OpticalOptions(preset="bench", overrides="laser.optical_power=2e-3,adc.full_scale_power=2e-3")
+    OpticalOptions(preset="bench", overrides="link.target_snr_db=30,adc.enob=5")
 
-The offload map says which ops run on the optical core (:data:`OFFLOAD_MODES`).
+The offload map says which ops run on the optical core (:data:`OFFLOAD_MODES`); the design
+choices of the system (:mod:`.system`): ``fanout``, ``wavelengths``, ``precision`` of the
+electronics, ``schedule`` (what time the always-on devices are charged for) and ``reuse``
+(inferences per node setting).
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from rsgn import optics
 from rsgn.backends.options import TargetOptions
 from rsgn.errors import RsgnError
 
+SCHEDULES = ("streaming", "single")
+ATTEND = ("keep", "reread")
+PRECISIONS = ("auto", "int8", "fp32")
 OFFLOAD_MODES: dict[str, tuple[str, ...]] = {
     "graph": ("optical", "electronic"),
     "ignite": ("optical", "electronic"),
@@ -138,6 +145,23 @@ class OpticalOptions(OpticsChoice):
     """The B T N spark-node distances of ignition (and 'attend'): read, or computed."""
     propagate: str = "electronic"
     """The node activation: the electronic sigmoid or an optical transfer (eit, sbs)."""
+    fanout: int = 0
+    """Node channels fed by one source and encoder; 0: the most the laser's power allows."""
+    wavelengths: int = 1
+    """Samples carried at once on separate wavelengths (WDM) through the same node channels."""
+    precision: str = "auto"
+    """Electronic datapath the cost model prices: auto (int8 when the readings carry <= 8
+    effective bits, else fp32), int8 or fp32."""
+    schedule: str = "streaming"
+    """streaming: samples back to back, every always-on device charged for the time the
+    inference occupies it; single: one inference at a time, charged for its whole latency."""
+    reuse: int = 1_000_000
+    """Inferences that reuse one setting of the node devices (their setting energy is spread
+    over them)."""
+    attend: str = "keep"
+    """The 'attend' initial state's distances: keep (ignition's B T N readings stored in SRAM,
+    the winners' read back) or reread (a second pass of the T spark states, the winners'
+    channels converting: fresh noise, T more windows)."""
     TARGET: ClassVar[str] = "optical"
 
     def validate(self) -> None:
@@ -148,6 +172,20 @@ class OpticalOptions(OpticsChoice):
                     f"optical option {op!r}: cannot run as {getattr(self, op)!r} "
                     f"(choices: {', '.join(modes)})"
                 )
+        for name, value, choices in (
+            ("precision", self.precision, PRECISIONS),
+            ("schedule", self.schedule, SCHEDULES),
+            ("attend", self.attend, ATTEND),
+        ):
+            if value not in choices:
+                raise RsgnError(
+                    f"optical option {name!r}: {value!r} is not one of {', '.join(choices)}"
+                )
+        for name, value, low in (("fanout", self.fanout, 0), ("wavelengths", self.wavelengths, 1)):
+            if value < low:
+                raise RsgnError(f"optical option {name!r} must be >= {low}, got {value}")
+        if self.reuse < 1:
+            raise RsgnError(f"optical option 'reuse' must be >= 1, got {self.reuse}")
 
     @property
     def offload(self) -> dict[str, str]:

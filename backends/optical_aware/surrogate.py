@@ -13,18 +13,27 @@ preset:
    each written beam's Stokes direction (norm kept, so :math:`a` is unchanged), Gaussian
    perpendicular displacement of per-component standard deviation
    :math:`\sqrt{\sigma_\delta^2 + k(2\sigma_\theta)^2}` (:math:`k = 2` for a channel: retarder and
-   diattenuator azimuth; :math:`k = 1` for a beam: the SLM), the first-order effect of
-   :func:`rsgn.optics.perturbed_retarder` and a rotator (an azimuth error turns the Stokes vector
-   by :math:`2\,d\theta`). Drawn afresh on every call (the core draws them once per seed).
-3. **Detected intensity** :math:`S = \sqrt{q r}\,I\cosh d` (W), :math:`\sqrt{qr} = q_{IL}
-   e^{-\min(\eta,\eta_{max})}`, :math:`I = P\,a/(2-a)` the beam's Lorentz norm, then the receiver
-   exactly as :func:`rsgn.optics.sample_photocurrent`: photocurrent :math:`\mathcal R S + I_d` plus
-   Gaussian noise of variance shot + dark + thermal + RIN (:func:`rsgn.optics.noise_variances`),
-   the nominal-N ADC (:func:`ste_quantize`, a straight-through estimator), the extra ADC noise
-   that brings it to the ENOB, dark subtraction, and the known-norm inversion
-   :math:`\hat d = \mathrm{arcosh}\max(1, \hat S/(\sqrt{qr}\,I))`; so the noise on :math:`d`
-   follows from the intensity-to-distance inversion (amplified by :math:`1/\sinh d` and by small
-   :math:`\sqrt{qr}\,I` near the boundary).
+   diattenuator azimuth, ``node`` errors; :math:`k = 1` for a beam: the encoder's errors), the
+   first-order effect of :func:`rsgn.optics.perturbed_retarder` and a rotator (an azimuth error
+   turns the Stokes vector by :math:`2\,d\theta`). Drawn afresh on every call (the core draws
+   the channels' once per seed).
+3. **The written state** (noise on, :meth:`SurrogateReadout.write_beam`): the drives quantise
+   the sub-symbol powers :math:`w_\pm = (1\pm p)/2` to ``dac.bits`` exactly as
+   :func:`rsgn.optics.quantized_drive` (straight-through), the direction quantisation enters as
+   the uniform error of its grid, :math:`\Delta/\sqrt{12}` added to the beam's rotation, and a
+   power-split error :math:`\epsilon \sim N(0, \sigma^2)` moves the DOP to :math:`p_q - 2\epsilon`;
+   the readout divides by the quantised state's known norm, not by the split state's.
+4. **Detected intensity** :math:`S = \sqrt{q r}\,I\cosh d` (W), :math:`\sqrt{qr} = q_{IL}
+   e^{-\min(\eta,\eta_{max})}` (:math:`q_{IL}` both elements' insertion loss),
+   :math:`I = P(w_+ + w_-)\sqrt{1 - p^2}` the written state's Lorentz norm (:math:`P` the link
+   budget's channel power), then the receiver exactly as
+   :func:`rsgn.optics.sample_photocurrent` over the window's noise bandwidth: photocurrent
+   :math:`\mathcal R S + I_d` plus Gaussian noise of variance shot + dark + thermal + RIN
+   (:func:`rsgn.optics.noise_variances`), the nominal-N ADC (:func:`ste_quantize`, a
+   straight-through estimator), the extra ADC noise that brings it to the ENOB, dark
+   subtraction, and the known-norm inversion :math:`\hat d = \mathrm{arcosh}\max(1, \hat S/
+   (\sqrt{qr}\,I_{known}))`; so the noise on :math:`d` follows from the intensity-to-distance
+   inversion (amplified by :math:`1/\sinh d` and by small :math:`\sqrt{qr}\,I` near the boundary).
 
 Gradients: the readout is straight-through, :math:`\hat d = d_c + \mathrm{sg}(\hat d - d_c)`, where
 :math:`d_c` is the float32 distance between the clipped, rotated points: the forward value is the
@@ -48,6 +57,7 @@ from functools import partial
 import torch
 
 from rsgn import ops, optics
+from rsgn.errors import RsgnError
 from rsgn.geometry import dist_from_parts
 from rsgn.optics.noise import ELEMENTARY_CHARGE
 from rsgn.state import ActiveState, Graph
@@ -102,18 +112,30 @@ class SurrogateReadout:
     r_max: float
     rot_channel: float
     rot_beam: float
+    """Per-component rotation of a written beam: encoder errors and the direction grid."""
+    dac_levels: float
+    """2^b - 1 levels of the sub-symbol power drive (inf: exact drives)."""
+    split_sd: float
+    """Std of the power-split error of a written state."""
 
     @classmethod
     def from_preset(cls, p: optics.OpticalPreset, noise: bool) -> SurrogateReadout:
+        try:
+            power = p.channel_power()
+        except ValueError as exc:
+            raise RsgnError(f"optical link budget outside its regime: {exc}") from None
         det = p.detector_params()
-        bw = p.detector.bandwidth
+        bw = p.noise_bandwidth
         var = optics.noise_variances(0.0, bw, det)
         extra = det.adc_full_scale**2 / 12.0 * (4.0 ** (-det.adc_enob) - 4.0 ** (-det.adc_bits))
-        eta_max = float(optics.max_rapidity(p.devices.extinction_ratio))
-        s_d, s_t = p.devices.retardance_error, p.devices.angle_error
+        eta_max = float(optics.max_rapidity(p.node.extinction_ratio))
+        s_d, s_t = p.node.retardance_error, p.node.angle_error
+        e_d, e_t = p.encoder.retardance_error, p.encoder.angle_error
+        bits = p.dac.bits
+        grid = 0.0 if math.isinf(bits) else (2 * math.pi / 2**bits) ** 2 + (math.pi / 2**bits) ** 2
         return cls(
             noise=noise,
-            power=p.laser.optical_power,
+            power=power,
             responsivity=p.detector.responsivity,
             dark=p.detector.dark_current,
             var_const=float(var["dark"] + var["thermal"]),
@@ -122,10 +144,12 @@ class SurrogateReadout:
             levels=2.0**det.adc_bits,
             step=0.0 if math.isinf(det.adc_bits) else det.adc_full_scale / 2.0**det.adc_bits,
             extra_sd=math.sqrt(extra) if math.isfinite(extra) and extra > 0 else 0.0,
-            q_il=float(optics.insertion_transmittance(p.devices.insertion_loss_db)),
+            q_il=p.channel_transmittance,
             r_max=math.tanh(eta_max / 2.0) if math.isfinite(eta_max) else 1.0,
             rot_channel=math.sqrt(s_d**2 + 2.0 * (2.0 * s_t) ** 2),
-            rot_beam=math.sqrt(s_d**2 + (2.0 * s_t) ** 2),
+            rot_beam=math.sqrt(e_d**2 + (2.0 * e_t) ** 2 + grid / 24.0),
+            dac_levels=2.0**bits - 1.0,
+            split_sd=p.encoder.split_error,
         )
 
     # ---------------------------------------------------------------------------- receiver
@@ -151,8 +175,47 @@ class SurrogateReadout:
         return self.q_il * torch.exp(-eta)
 
     def lorentz_norm(self, a: torch.Tensor) -> torch.Tensor:
-        """Known Lorentz norm I = P a / (2 - a) of an encoded beam (W)."""
+        """Lorentz norm I = P a / (2 - a) of an exactly written beam (W)."""
         return self.power * a / (2.0 - a)
+
+    def write_beam(
+        self, x: torch.Tensor, a: torch.Tensor, gen: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        r"""The state written for beams ``x`` (conformal factors ``a``): its ball point and
+        conformal factor, its Lorentz norm and the norm the readout divides by (W). Noise off:
+        the beam itself, both norms :math:`P a/(2-a)`. Noise on: rotated (encoder errors and the
+        direction grid), power drives quantised, split error (module docstring); the radial
+        change is straight-through."""
+        if not self.noise:
+            lnorm = self.lorentz_norm(a.detach())
+            return x, a, lnorm, lnorm
+        xr = self.rotate(x, self.rot_beam, gen)
+        with torch.no_grad():
+            ad = a.detach().double()
+            r = torch.sqrt((1.0 - ad).clamp_min(0.0))
+            p = 2.0 * r / (2.0 - ad)
+            if math.isfinite(self.dac_levels):
+                lv = self.dac_levels  # both codes >= 1 (as the core's interior drive)
+                w_plus = torch.round(0.5 * (1.0 + p) * lv).clamp(1.0, lv) / lv
+                w_minus = torch.round(0.5 * (1.0 - p) * lv).clamp(1.0, lv) / lv
+                total = w_plus + w_minus
+                pq = (w_plus - w_minus) / total.clamp_min(1e-30)
+            else:
+                total, pq = torch.ones_like(p), p
+            eps = torch.zeros_like(p)
+            if self.split_sd > 0:
+                eps = (self.split_sd * randn_like(p, gen)).clamp(-0.5 * (1 - pq), 0.5 * (1 + pq))
+            pw = (pq - 2.0 * eps).clamp(-1.0, 1.0)  # a split beyond p/2 flips the state
+            c_known = torch.sqrt((1.0 - pq * pq).clamp_min(0.0))
+            c_act = torch.sqrt((1.0 - pw * pw).clamp_min(0.0))
+            known = self.power * total * c_known
+            actual = self.power * total * c_act
+            rw = pw / (1.0 + c_act)  # Poincare radius of DOP pw
+            aw = ((1.0 - rw) * (1.0 + rw)).clamp_min(1e-12)  # a dark sub-symbol: pure state
+            scale = torch.where(r > 0, rw / r.clamp_min(1e-30), torch.ones_like(r))
+        xw = xr - xr.detach() + xr.detach() * scale.unsqueeze(-1).to(x.dtype)  # value exact
+        aw = a - a.detach() + aw.to(a.dtype).clamp_min(1e-12)
+        return xw, aw, actual, known
 
     # ---------------------------------------------------------------------------- devices
     def clip_nodes(self, x: torch.Tensor, a: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -181,18 +244,20 @@ class SurrogateReadout:
     def read_distance(
         self,
         d: torch.Tensor,
-        a_beam: torch.Tensor,
+        lnorm: torch.Tensor,
+        known: torch.Tensor,
         r_node: torch.Tensor,
         gen: torch.Generator | None,
     ) -> torch.Tensor:
-        r"""Straight-through noisy readout of distances ``d`` (beams' ``a``, nodes' clipped
-        radius, broadcasting): value arcosh(max(1, S^/(sqrt(qr) I))), gradient that of ``d``."""
+        r"""Straight-through noisy readout of distances ``d`` (beams' Lorentz norm and the norm
+        the readout divides by, nodes' clipped radius, broadcasting): value
+        arcosh(max(1, S^/(sqrt(qr) I_known))), gradient that of ``d``."""
         if not self.noise:
             return d
         with torch.no_grad():
-            k = (self.scale(r_node) * self.lorentz_norm(a_beam)).double()
-            s_hat = self.detect(k * torch.cosh(d.detach().double()), gen)
-            dh = torch.arccosh(torch.clamp(s_hat / k, min=1.0)).to(d.dtype)
+            k = self.scale(r_node).double()
+            s_hat = self.detect(k * lnorm.double() * torch.cosh(d.detach().double()), gen)
+            dh = torch.arccosh(torch.clamp(s_hat / (k * known.double()), min=1.0)).to(d.dtype)
         return d + (dh - d).detach()
 
 
@@ -209,10 +274,10 @@ def edge_distances(
     (node j's state, rotated), through the noisy readout."""
     xc, ac = readout.clip_nodes(x, a)
     xc = readout.rotate(xc, readout.rot_channel, gen)
-    xb = readout.rotate(x, readout.rot_beam, gen)
-    d0 = dist_from_parts(xc.unsqueeze(1), xb[in_idx], ac.unsqueeze(1), a[in_idx])
+    xb, ab, lnorm, known = readout.write_beam(x, a, gen)
+    d0 = dist_from_parts(xc.unsqueeze(1), xb[in_idx], ac.unsqueeze(1), ab[in_idx])
     r_node = torch.linalg.vector_norm(xc.detach(), dim=-1)
-    return readout.read_distance(d0, a[in_idx].detach(), r_node.unsqueeze(1), gen)
+    return readout.read_distance(d0, lnorm[in_idx], known[in_idx], r_node.unsqueeze(1), gen)
 
 
 def token_distances(
@@ -228,19 +293,26 @@ def token_distances(
     ignition (clipped, rotated channel and beam; straight-through noisy readout)."""
     xc, ac = readout.clip_nodes(graph.x, graph.a)
     xc = readout.rotate(xc, readout.rot_channel, gen)
-    sp_r = readout.rotate(sparks, readout.rot_beam, gen)
+    sp_w, sa_w, lnorm, known = readout.write_beam(sparks, spark_a, gen)
     p, ap = xc[ids], ac[ids]  # [B, W, D], [B, W]
-    d0 = dist_from_parts(sp_r.unsqueeze(1), p.unsqueeze(2), spark_a.unsqueeze(1), ap.unsqueeze(2))
+    d0 = dist_from_parts(sp_w.unsqueeze(1), p.unsqueeze(2), sa_w.unsqueeze(1), ap.unsqueeze(2))
     r_node = torch.linalg.vector_norm(p.detach(), dim=-1).unsqueeze(2)
-    return readout.read_distance(d0, spark_a.detach().unsqueeze(1), r_node, gen)
+    return readout.read_distance(d0, lnorm.unsqueeze(1), known.unsqueeze(1), r_node, gen)
 
 
 class _NoisyIgnition:
     """The primitives of one surrogate ignition: noisy readings select, the same readings
     give the straight-through distances (local to one :func:`ignite` call)."""
 
-    def __init__(self, readout: SurrogateReadout, gen: torch.Generator | None) -> None:
+    def __init__(
+        self,
+        readout: SurrogateReadout,
+        gen: torch.Generator | None,
+        lnorm: torch.Tensor,
+        known: torch.Tensor,
+    ) -> None:
         self.readout, self.gen = readout, gen
+        self.lnorm, self.known = lnorm.double(), known.double()  # written sparks' norms [B, T]
         self.cmin: torch.Tensor | None = None
         self.ids: torch.Tensor | None = None
 
@@ -249,7 +321,8 @@ class _NoisyIgnition:
         self, sparks: torch.Tensor, spark_a: torch.Tensor, x: torch.Tensor, a: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""Per node the spark of smallest noisy normalised reading :math:`\hat c = \hat S /
-        (\sqrt{qr} I)` (= cosh d noise-free) and its proxy delta = (c - 1)/2: [B, N] each."""
+        (\sqrt{qr} I_{known})` (= cosh d noise-free) and its proxy delta = (c - 1)/2: [B, N]
+        each."""
         rm = self.readout
         bsz, t, _ = sparks.shape
         n = x.shape[0]
@@ -261,13 +334,12 @@ class _NoisyIgnition:
         xd, ad = x.detach(), a.detach()
         p2 = (xd * xd).sum(-1)
         k_node = rm.scale(torch.linalg.vector_norm(xd, dim=-1)).double()  # [N]
-        k_beam = rm.lorentz_norm(sa.double())  # [B, T]
         for s0 in range(0, n, chunk):
             sl = slice(s0, s0 + chunk)
             num = torch.baddbmm(s2 + p2[sl], sp, xd[sl].T.expand(bsz, -1, -1), alpha=-2.0)
             delta = num.clamp_min_(0).double() / (sa.double().unsqueeze(2) * ad[sl].double())
-            kk = k_beam.unsqueeze(2) * k_node[sl]
-            c = rm.detect(kk * (1.0 + 2.0 * delta), self.gen) / kk  # cosh d, read
+            reading = self.lnorm.unsqueeze(2) * k_node[sl] * (1.0 + 2.0 * delta)
+            c = rm.detect(reading, self.gen) / (self.known.unsqueeze(2) * k_node[sl])  # cosh d
             cmin[:, sl], tok[:, sl] = c.min(1)
         self.cmin = cmin
         return (0.5 * (cmin.clamp_min(1.0) - 1.0)).to(sparks.dtype), tok
@@ -301,7 +373,8 @@ def ignite(
     gen: torch.Generator | None,
 ) -> ActiveState:
     r""":func:`rsgn.ops.ignite` on the surrogate readings: nodes clipped and rotated, sparks
-    rotated; with noise, the active set from the noisy normalised readings and
+    written (:meth:`SurrogateReadout.write_beam`); with noise, the active set from the noisy
+    normalised readings and
     :math:`\alpha = \exp(-\hat d^2/2\sigma^2)` with the straight-through readout of the same
     readings (:class:`_NoisyIgnition`); without, the reference ignition of the clipped nodes."""
     xc, ac = readout.clip_nodes(graph.x, graph.a)
@@ -309,11 +382,11 @@ def ignite(
     if not readout.noise:
         return ops.ignite(sparks, spark_a, dataclasses.replace(graph, x=xc, a=ac), **kw)
     xc = readout.rotate(xc, readout.rot_channel, gen)
-    sp_r = readout.rotate(sparks, readout.rot_beam, gen)
-    call = _NoisyIgnition(readout, gen)
+    sp_w, sa_w, lnorm, known = readout.write_beam(sparks, spark_a, gen)
+    call = _NoisyIgnition(readout, gen, lnorm, known)
     g = dataclasses.replace(graph, x=xc, a=ac)
     return ops.ignite(
-        sp_r, spark_a, g, nearest=call.nearest, select=call.select, distances=call.distances, **kw
+        sp_w, sa_w, g, nearest=call.nearest, select=call.select, distances=call.distances, **kw
     )
 
 

@@ -2,8 +2,12 @@
 
 Every formula of the electronic datapath exists here once; the torch and Triton targets charge
 all ops with it, the optical and neuromorphic targets the ops they compute electronically.
-Events and their energies are those of the ``electronic_45nm`` table (fp32 arithmetic,
-on-chip SRAM words, DRAM words); energy = sum of counted events x per-event energy.
+Events and their energies are those of the ``electronic_45nm`` table; energy = sum of counted
+events x per-event energy. A :class:`Precision` names the events of one datapath width: every
+charge function takes one (``FP32``, the default: fp32 arithmetic, 32-bit SRAM and DRAM words;
+``INT8``: 8-bit integer arithmetic and 8-bit words). Index arithmetic (``int_op_32b``: edge
+gathers, histograms) is 32-bit at either precision. MAC, add and transcendental counts, SRAM
+and DRAM word counts below are those of the chosen precision.
 
 Per batch of B samples with T tokens (F token features, D ball dimensions, d state width, C
 classes, K_inh inhibition slots), for a step from the active set A (|A| sources, E_A their
@@ -39,6 +43,7 @@ import torch
 
 from rsgn.backends.base import OPS
 from rsgn.backends.cost import CostLedger, EnergyTable, load_energy_table
+from rsgn.errors import RsgnError
 from rsgn.forward import Trace
 from rsgn.sparse import gather_out_edges
 from rsgn.spec import ModelSpec
@@ -46,6 +51,44 @@ from rsgn.state import Graph
 
 TABLE_NAME = "electronic_45nm"
 MODEL = "counted events x electronic_45nm per-event energies (Horowitz 2014, 45 nm)"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The events of one electronic datapath width (names of ``electronic_45nm`` events)."""
+
+    name: str
+    mac: str
+    add: str
+    transcendental: str
+    sram: str
+    dram: str
+    bits: int
+    """Operand width in bits."""
+
+
+FP32 = Precision(
+    "fp32", "mac_fp32", "add_fp32", "transcendental_fp32", "sram_word_32b", "dram_word_32b", 32
+)
+INT8 = Precision(
+    "int8", "mac_int8", "add_int8", "transcendental_int8", "sram_word_8b", "dram_word_8b", 8
+)
+PRECISIONS: dict[str, Precision] = {p.name: p for p in (FP32, INT8)}
+"""The datapath precisions of the electronic cost model, by name."""
+
+
+def precision(name: str) -> Precision:
+    """The :class:`Precision` called ``name`` (fp32, int8); an RsgnError names the choices."""
+    if name not in PRECISIONS:
+        raise RsgnError(f"unknown electronic precision {name!r} (choices: {', '.join(PRECISIONS)})")
+    return PRECISIONS[name]
+
+
+def model_text(prec: Precision) -> str:
+    """The cost model's description at precision ``prec``."""
+    return MODEL if prec is FP32 else f"{MODEL}, {prec.name} datapath"
+
+
 ELECTRONIC_OPS = tuple(op for op in OPS if op not in ("graph", "sync", "static"))
 """The ops :func:`charge_run` charges per call (the graph is charged once, by the program)."""
 
@@ -92,19 +135,21 @@ def step_sizes(
     )
 
 
-def charge_graph(ledger: CostLedger, spec: ModelSpec, n_edges: int) -> None:
+def charge_graph(ledger: CostLedger, spec: ModelSpec, n_edges: int, prec: Precision = FP32) -> None:
     """The graph op over E live edges (once per program, not per batch; op ``graph``):
     MAC E (r + D) (affinities, distances), transcendental 4E (asinh, sqrt, exp, softplus /
     sigmoid), SRAM E (r + D + 2)."""
     hp = spec.hyper
     rank = spec.weights.aff_u.shape[1]
     ledger.op("graph")
-    ledger.add("mac_fp32", n_edges * (rank + hp.d_space))
-    ledger.add("transcendental_fp32", 4 * n_edges)
-    ledger.add("sram_word_32b", n_edges * (rank + hp.d_space + 2))
+    ledger.add(prec.mac, n_edges * (rank + hp.d_space))
+    ledger.add(prec.transcendental, 4 * n_edges)
+    ledger.add(prec.sram, n_edges * (rank + hp.d_space + 2))
 
 
-def charge_encode(ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, n_lit: int) -> None:
+def charge_encode(
+    ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, n_lit: int, prec: Precision = FP32
+) -> None:
     """The front end: token encoder, spark MLP and expmap0, initial states (op ``encode``)."""
     hp, w = spec.hyper, spec.weights
     f = w.enc_w.shape[0] if w.enc_w is not None else hp.d_in
@@ -123,51 +168,57 @@ def charge_encode(ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, n_lit: 
         macs += n_lit * t * f + n_lit * f * d
         trans += n_lit * t
     ledger.op("encode")
-    ledger.add("mac_fp32", macs)
-    ledger.add("add_fp32", adds)
-    ledger.add("transcendental_fp32", trans)
-    ledger.add("sram_word_32b", w.front_end_params())
+    ledger.add(prec.mac, macs)
+    ledger.add(prec.add, adds)
+    ledger.add(prec.transcendental, trans)
+    ledger.add(prec.sram, w.front_end_params())
 
 
-def charge_ignite(ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, width: int) -> None:
+def charge_ignite(
+    ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, width: int, prec: Precision = FP32
+) -> None:
     """Distances of every (spark, node) pair, min over tokens, select, exact distances of the
     B W winners (op ``ignite``)."""
     n, dsp = spec.hyper.n_nodes, spec.hyper.d_space
     ledger.op("ignite")
-    ledger.add("mac_fp32", bsz * t * n * (dsp + 1))
-    ledger.add("add_fp32", bsz * t * n)
+    ledger.add(prec.mac, bsz * t * n * (dsp + 1))
+    ledger.add(prec.add, bsz * t * n)
     ledger.add("int_op_32b", bsz * n * 4)
-    ledger.add("transcendental_fp32", bsz * width * 3)
-    ledger.add("sram_word_32b", bsz * t * (dsp + 1) + n * (dsp + 1))
+    ledger.add(prec.transcendental, bsz * width * 3)
+    ledger.add(prec.sram, bsz * t * (dsp + 1) + n * (dsp + 1))
 
 
-def charge_attend(ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, width: int) -> None:
+def charge_attend(
+    ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, width: int, prec: Precision = FP32
+) -> None:
     """The B W T (winner, spark) distances of the 'attend' initial state (op ``attend``)."""
     dsp = spec.hyper.d_space
     pairs = bsz * width * t
     ledger.op("attend")
-    ledger.add("mac_fp32", pairs * (dsp + 1))
-    ledger.add("transcendental_fp32", pairs)
-    ledger.add("sram_word_32b", bsz * width * (dsp + 1))
+    ledger.add(prec.mac, pairs * (dsp + 1))
+    ledger.add(prec.transcendental, pairs)
+    ledger.add(prec.sram, bsz * width * (dsp + 1))
 
 
-def charge_propagate(ledger: CostLedger, d: int, s: StepSizes) -> None:
+def charge_propagate(ledger: CostLedger, d: int, s: StepSizes, prec: Precision = FP32) -> None:
     """W_h projection of the sources, message sum over E_A edges, soft threshold (op
     ``propagate``)."""
     ledger.op("propagate")
-    ledger.add("mac_fp32", s.sources * d * d + s.edges * d + s.candidates * d)
-    ledger.add("sram_word_32b", s.edges * (d + 2) + s.sources * d + d * d)
+    ledger.add(prec.mac, s.sources * d * d + s.edges * d + s.candidates * d)
+    ledger.add(prec.sram, s.edges * (d + 2) + s.sources * d + d * d)
     ledger.add("int_op_32b", s.edges * 4)
-    ledger.add("transcendental_fp32", 2 * s.candidates)
+    ledger.add(prec.transcendental, 2 * s.candidates)
 
 
-def charge_inhibit(ledger: CostLedger, candidates: int, k_inh: int, strength: float) -> None:
+def charge_inhibit(
+    ledger: CostLedger, candidates: int, k_inh: int, strength: float, prec: Precision = FP32
+) -> None:
     """Mean of the neighbours' alpha and one division per candidate (op ``inhibit``)."""
     ledger.op("inhibit")
     if strength == 0:
         return
-    ledger.add("add_fp32", candidates * (k_inh + 2))
-    ledger.add("sram_word_32b", candidates * k_inh)
+    ledger.add(prec.add, candidates * (k_inh + 2))
+    ledger.add(prec.sram, candidates * k_inh)
 
 
 def charge_select(ledger: CostLedger, candidates: int) -> None:
@@ -177,34 +228,38 @@ def charge_select(ledger: CostLedger, candidates: int) -> None:
     ledger.add("int_op_32b", candidates * 8)
 
 
-def charge_update(ledger: CostLedger, d: int, winners: int) -> None:
+def charge_update(ledger: CostLedger, d: int, winners: int, prec: Precision = FP32) -> None:
     """Residual + LayerNorm + alpha scaling of the winners (op ``update``)."""
     ledger.op("update")
-    ledger.add("add_fp32", winners * d * 6)
-    ledger.add("sram_word_32b", winners * d * 3)
+    ledger.add(prec.add, winners * d * 6)
+    ledger.add(prec.sram, winners * d * 3)
 
 
-def charge_readout(ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, n_final: int) -> None:
+def charge_readout(
+    ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, n_final: int, prec: Precision = FP32
+) -> None:
     """Activation-weighted pooling and W_o, plus the readout options (op ``readout``)."""
     hp, w = spec.hyper, spec.weights
     c, d = hp.n_classes, hp.d_hidden
     ledger.op("readout")
-    ledger.add("mac_fp32", n_final * d + bsz * c * d)
-    ledger.add("sram_word_32b", n_final * d + c * d)
+    ledger.add(prec.mac, n_final * d + bsz * c * d)
+    ledger.add(prec.sram, n_final * d + c * d)
     if w.node_out is not None:
-        ledger.add("mac_fp32", n_final * c)
-        ledger.add("sram_word_32b", n_final * c)
+        ledger.add(prec.mac, n_final * c)
+        ledger.add(prec.sram, n_final * c)
     if w.skip_w is not None:
         f = w.skip_w.shape[1]
-        ledger.add("add_fp32", bsz * t * f)
-        ledger.add("mac_fp32", bsz * f * c)
-        ledger.add("sram_word_32b", f * c + c)
+        ledger.add(prec.add, bsz * t * f)
+        ledger.add(prec.mac, bsz * f * c)
+        ledger.add(prec.sram, f * c + c)
 
 
-def charge_input(ledger: CostLedger, spec: ModelSpec, bsz: int, t: int) -> None:
+def charge_input(
+    ledger: CostLedger, spec: ModelSpec, bsz: int, t: int, prec: Precision = FP32
+) -> None:
     """The input tokens streamed in from DRAM (op ``input``)."""
     ledger.op("input")
-    ledger.add("dram_word_32b", bsz * t * spec.hyper.d_in)
+    ledger.add(prec.dram, bsz * t * spec.hyper.d_in)
 
 
 def charge_run(
@@ -214,31 +269,33 @@ def charge_run(
     trace: Trace,
     *,
     ops: tuple[str, ...] = ELECTRONIC_OPS,
+    prec: Precision = FP32,
 ) -> list[StepSizes]:
-    """Charge the ops named in ``ops`` of one traced forward pass; returns the step sizes."""
+    """Charge the ops named in ``ops`` of one traced forward pass at precision ``prec``;
+    returns the step sizes."""
     hp = spec.hyper
     bsz, t = trace.batch, trace.tokens
     ids0, valid0 = trace.states[0]
     n_lit = int(valid0.sum())
     if "encode" in ops:
-        charge_encode(ledger, spec, bsz, t, n_lit)
+        charge_encode(ledger, spec, bsz, t, n_lit, prec)
     if "ignite" in ops:
-        charge_ignite(ledger, spec, bsz, t, ids0.shape[1])
+        charge_ignite(ledger, spec, bsz, t, ids0.shape[1], prec)
     if "attend" in ops and hp.init_state == "attend":
-        charge_attend(ledger, spec, bsz, t, ids0.shape[1])
+        charge_attend(ledger, spec, bsz, t, ids0.shape[1], prec)
     sizes = [step_sizes(graph, a, b) for a, b in zip(trace.states, trace.states[1:], strict=False)]
     k_inh = graph.inh_idx.shape[1]
     for s in sizes:
         if "propagate" in ops:
-            charge_propagate(ledger, hp.d_hidden, s)
+            charge_propagate(ledger, hp.d_hidden, s, prec)
         if "inhibit" in ops:
-            charge_inhibit(ledger, s.candidates, k_inh, hp.inhibition_strength)
+            charge_inhibit(ledger, s.candidates, k_inh, hp.inhibition_strength, prec)
         if "select" in ops:
             charge_select(ledger, s.candidates)
         if "update" in ops:
-            charge_update(ledger, hp.d_hidden, s.winners)
+            charge_update(ledger, hp.d_hidden, s.winners, prec)
     if "readout" in ops:
-        charge_readout(ledger, spec, bsz, t, int(trace.states[-1][1].sum()))
+        charge_readout(ledger, spec, bsz, t, int(trace.states[-1][1].sum()), prec)
     if "input" in ops:
-        charge_input(ledger, spec, bsz, t)
+        charge_input(ledger, spec, bsz, t, prec)
     return sizes

@@ -6,8 +6,11 @@ propagation step, the nearest-spark search and the ignition select run by numba 
 on CPU tensors (the definition itself on CUDA tensors); with ``compile = 'eager'``
 :data:`rsgn.ops.TABLE` itself, op by op. ``prepare`` builds the graph once and each call runs
 :func:`rsgn.forward.forward` on the spec with that table, traces it and charges the trace
-with the electronic cost model (:mod:`rsgn.backends.torch.cost`). Latency is the measured wall
-time of the call (CUDA-synchronised on a GPU) per inference.
+with the electronic cost model (:mod:`rsgn.backends.torch.cost`) at the option ``precision``
+(fp32 by default; int8 prices the same counted work on an 8-bit integer datapath: the
+electronic baseline an optical core reading <= 8 effective bits is compared with). The
+computation itself is float32 either way. Latency is the measured wall time of the call
+(CUDA-synchronised on a GPU) per inference.
 """
 
 from __future__ import annotations
@@ -76,6 +79,8 @@ class TorchOptions(TargetOptions):
     ignition select run as numba kernels on CPU tensors (:mod:`.compiled`; CUDA tensors take
     the definition); 'eager': :mod:`rsgn.ops` op by op, the definition bit for bit. The
     default is the faster one measured on the CPU (``studies/cpu_compiled``)."""
+    precision: str = "fp32"
+    """Datapath width the cost model prices (fp32, int8); the numerics stay float32."""
     PRESETS: ClassVar[tuple[str, ...]] = ("electronic_45nm",)
     TARGET: ClassVar[str] = "torch"
 
@@ -85,6 +90,7 @@ class TorchOptions(TargetOptions):
             raise RsgnError(
                 f"torch option 'compile': {self.compile!r} is not one of {', '.join(COMPILE_MODES)}"
             )
+        cost.precision(self.precision)
 
 
 def op_table(compile: str) -> OpTable:
@@ -136,12 +142,14 @@ class TorchProgram(Program):
         spec: ModelSpec,
         device: torch.device,
         preset: str,
+        prec: cost.Precision = cost.FP32,
         measure_energy: bool = False,
         ops_table: OpTable = ops.TABLE,
     ) -> None:
         self.spec = spec.to(device)
         self.device = device
         self.preset = preset
+        self.precision = prec
         self.measure_energy = measure_energy
         self.table = cost.electronic_table()
         self.op_table = ops_table
@@ -158,7 +166,7 @@ class TorchProgram(Program):
             self.spec, self.graph, x, self.op_table, lengths, measure_energy=self.measure_energy
         )
         ledger = CostLedger(self.table)
-        cost.charge_run(ledger, self.spec, self.graph, trace)
+        cost.charge_run(ledger, self.spec, self.graph, trace, prec=self.precision)
         how = wall_clock_how(self.device)
         n = int(x.shape[0])
         return logits, Report(
@@ -169,7 +177,7 @@ class TorchProgram(Program):
             wall_time=Measured(dt, "s", how),
             latency=Measured(dt / max(1, n), "s", f"{how}, batch time / batch size"),
             ledger=ledger,
-            energy_model=cost.MODEL,
+            energy_model=cost.model_text(self.precision),
             energy_measured=measured,
         )
 
@@ -215,7 +223,8 @@ class TorchBackend(Backend):
                 if self.options.compile == "eager"
                 else "the reference definition with the propagation step, nearest-spark search "
                 "and ignition select as numba CPU kernels (compile=eager: op by op)"
-            ),
+            )
+            + f"; energy priced on a {self.options.precision} datapath",
         )
 
     @property
@@ -226,5 +235,10 @@ class TorchBackend(Backend):
         device = resolve_device(self.options.device, spec.device)
         measure = self.capabilities().kind("energy_measured") == "measured"
         return TorchProgram(
-            spec, device, self.options.preset, measure_energy=measure, ops_table=self.ops
+            spec,
+            device,
+            self.options.preset,
+            cost.precision(self.options.precision),
+            measure_energy=measure,
+            ops_table=self.ops,
         )

@@ -6,12 +6,13 @@ hardware-aware training, on both paper tasks.
 
 Per task: train a small RSGN on ``torch`` (plain) and on ``optical-aware`` (bench-preset
 surrogates in the loop); evaluate both on the torch reference and on the ``optical`` backend
-(bench preset and one-parameter sweeps of laser power, detector thermal noise (load resistance),
-ADC bits, extinction ratio and waveplate angle error), accuracy as mean and 95% CI (Student t)
-over noise seeds, modelled energy per inference from the optical program's report.  Then the
-modelled energy per inference of the optical core vs the electronic (torch) path as a function
-of node count, ADC precision and beam encoder.  Checkpoints go to ``OUT/runs`` (regenerated;
-not committed); ``results.json``, ``sweeps.csv``, ``energy_vs_nodes.csv`` and PNG plots to OUT.
+(bench preset and one-parameter sweeps of laser power (the link's target SNR), detector noise
+(load resistance at the bench's detector power), ADC bits, extinction ratio and element angle
+error), accuracy as mean, std and 95% CI (Student t) over noise draws
+(``rsgn.evaluation.evaluate(..., repeats=R)``), modelled energy per inference from the optical
+program's report. The energy design space (N, fan-out, symbol rate, ENOB, laser power, the
+crossover with int8 electronics) is ``studies/optical_design``. Checkpoints go to ``OUT/runs``
+(regenerated; not committed); ``results.json``, ``sweeps.csv`` and PNG plots to OUT.
 
 ``--hwaware`` runs only the hardware-aware-training rows (:func:`run_hwaware`): per task a plain,
 a bench-aware and a ``lowpower``-aware model (larger data sets: 2,000 / 1,000 validation samples),
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -39,12 +41,11 @@ from scipy import stats
 from rsgn import optics
 from rsgn.backends import get_backend
 from rsgn.backends.base import Program
-from rsgn.backends.optical.cost import energy_by_domain, energy_table
-from rsgn.backends.optical.options import apply_overrides
+from rsgn.backends.optical.cost import energy_by_domain
 from rsgn.backends.optical.validation import accuracy_vs_torch
 from rsgn.checkpoint import load_model, read_checkpoint
-from rsgn.config import ModelConfig, load_config
 from rsgn.config import apply_overrides as config_overrides
+from rsgn.config import load_config
 from rsgn.data import make_task
 from rsgn.evaluation import evaluate
 from rsgn.model import RSGN
@@ -59,6 +60,7 @@ FIRST = [
     "model.affinity_rank=32",
     "model.encoder_width=0",
     "model.token_skip=false",
+    "model.d_space=3",  # one beam's H^3: the core's native ball (D > 3 needs a state per pair)
 ]
 TASKS_FULL = {
     "hierarchical": (["data.n_samples=3000", "train.lr=3e-3", *FIRST], 8),
@@ -100,15 +102,15 @@ HWAWARE_TRAININGS = (
 )
 
 BENCH = optics.load_preset("bench")
-ENOB_DEFICIT = BENCH.adc.bits - BENCH.adc.enob  # 2.11 bits, kept when the ADC bits are swept
-ADC_J_PER_STEP = BENCH.adc.energy_per_sample / 2.0**BENCH.adc.enob  # Walden FoM 25 fJ/step
+ENOB_DEFICIT = BENCH.adc.bits - BENCH.adc.enob  # 1.51 bits, kept when the ADC bits are swept
+ADC_J_PER_STEP = BENCH.adc.energy_per_sample / 2.0**BENCH.adc.enob  # Walden FoM 16.5 fJ/step
 
 
 def sweep_specs(quick: bool) -> dict[str, dict]:
     """Sweep name -> values (display units) and the preset overrides (SI) at each value."""
     if quick:
         vals = {
-            "laser_power_mW": [0.01, 1.0],
+            "target_snr_db": [20.0, 40.8],
             "load_resistance_ohm": [5.0, 50.0],
             "adc_bits": [4, 8],
             "extinction_ratio_dB": [10.0, 30.0],
@@ -116,7 +118,7 @@ def sweep_specs(quick: bool) -> dict[str, dict]:
         }
     else:
         vals = {
-            "laser_power_mW": [0.01, 0.1, 1.0, 10.0],
+            "target_snr_db": [14.0, 20.0, 26.0, 32.0, 40.8, 45.0],
             "load_resistance_ohm": [5.0, 50.0, 500.0, 5000.0],
             "adc_bits": [4, 6, 8, 10, 12],
             "extinction_ratio_dB": [10.0, 20.0, 30.0, 40.0],
@@ -126,17 +128,30 @@ def sweep_specs(quick: bool) -> dict[str, dict]:
 
 
 def overrides_for(name: str, v: float) -> dict[str, float]:
-    if name == "laser_power_mW":  # the ADC range follows the laser (bench: FS = laser power)
-        return {"laser.optical_power": v * 1e-3, "adc.full_scale_power": v * 1e-3}
+    """Preset overrides (SI) of one sweep value around the bench point:
+
+    - ``target_snr_db``: the link budget's target, which sets the detector and laser power (the
+      sweep's x axis is the resulting source laser power);
+    - ``load_resistance_ohm``: detector noise at the bench's detector power (the target SNR set
+      to what that power gives with this load: the power stays, the noise changes);
+    - ``adc_bits``: ENOB = bits - 1.51 (the bench ADC's deficit), energy by its Walden figure of
+      merit (16.5 fJ per step);
+    - ``extinction_ratio_dB``: the node diattenuators' extinction ratio;
+    - ``angle_error_deg``: the azimuth error of node elements and of written states.
+    """
+    if name == "target_snr_db":
+        return {"link.target_snr_db": v}
     if name == "load_resistance_ohm":
-        return {"detector.load_resistance": v}
+        det = dataclasses.replace(BENCH.receiver_params(), load_resistance=v)
+        snr = float(optics.snr(BENCH.detector_power(), BENCH.noise_bandwidth, det))
+        return {"detector.load_resistance": v, "link.target_snr_db": 10 * math.log10(snr)}
     if name == "adc_bits":
         enob = max(0.5, v - ENOB_DEFICIT)
         return {"adc.bits": v, "adc.enob": enob, "adc.energy_per_sample": ADC_J_PER_STEP * 2**enob}
     if name == "extinction_ratio_dB":
-        return {"devices.extinction_ratio": 10.0 ** (v / 10.0)}
+        return {"node.extinction_ratio": 10.0 ** (v / 10.0)}
     if name == "angle_error_deg":
-        return {"devices.angle_error": math.radians(v)}
+        return {"node.angle_error": math.radians(v), "encoder.angle_error": math.radians(v)}
     raise ValueError(name)
 
 
@@ -184,22 +199,21 @@ def predict(program, x: torch.Tensor, bs: int) -> tuple[torch.Tensor, list]:
     return torch.cat(preds), reps
 
 
-def optical_eval(net, x, y, changes, seeds, bs=300) -> dict:
-    accs, energy, by_domain = [], None, None
-    for s in seeds:
-        be = get_backend("optical", preset="bench", seed=s, overrides=overrides_text(changes))
-        ev = evaluate(net, x, y, be, batch_size=bs)
-        accs.append(ev.accuracy)
-        if energy is None:
-            energy = ev.report.energy_per_inference.value
-            by_domain = {k: v / ev.n_samples for k, v in energy_by_domain(ev.report.ledger).items()}
-    mean, half = ci95(accs)
+def optical_eval(net, x, y, changes, repeats, bs=300) -> dict:
+    """``repeats`` noise draws (seeds 0 ...) of the bench core with constants ``changes``."""
+    be = get_backend("optical", preset="bench", seed=0, overrides=overrides_text(changes))
+    ev = evaluate(net, x, y, be, batch_size=bs, repeats=repeats)
+    rep = ev.report
+    details = rep.details.get("per_batch", [rep.details])[0]  # a merged report keeps each batch's
+    lo, hi = ev.noise.ci95
     return {
-        "accuracy_mean": mean,
-        "accuracy_ci95_half": half,
-        "accuracies": accs,
-        "energy_j_per_inference": energy,
-        "energy_by_domain": by_domain,
+        "accuracy_mean": ev.noise.mean,
+        "accuracy_std": ev.noise.std,
+        "accuracy_ci95_half": 0.5 * (hi - lo),
+        "accuracies": ev.noise.accuracies,
+        "energy_j_per_inference": rep.energy_per_inference.value,
+        "energy_by_domain": {k: v / rep.n_samples for k, v in energy_by_domain(rep.ledger).items()},
+        "system": details["system"],
     }
 
 
@@ -234,76 +248,24 @@ def graph_weight_error(net, seed: int = 0) -> dict:
     return {"optical_bench": rel(w_o), "optical_aware_surrogate": rel(w_a)}
 
 
-# ---------------------------------------------------------------------------------- energy
-def price(counts: dict[str, float], table) -> float:
-    return float(sum(n * table.events[e].joules() for e, n in counts.items()))
-
-
-def energy_vs_nodes(task_ds, nodes: list[int], bits: list[int], n_samples: int = 4) -> list[dict]:
-    """Modelled energy per inference of the optical program and the torch (electronic) program
-    on untrained RSGNs of ``nodes`` nodes, priced at each ADC precision (Walden-scaled ADC
-    energy) and two beam encoders: the bench LCoS SLM frame and modulator-written beams."""
-    x = task_ds.x_val[:n_samples]
-    rows = []
-    for n in nodes:
-        torch.manual_seed(0)
-        spec = RSGN(task_ds.d_in, task_ds.n_classes, ModelConfig(n_nodes=n)).export()
-        _, rep_o = get_backend("optical", preset="bench", noise=False).prepare(spec)(x)
-        _, rep_t = get_backend("torch").prepare(spec)(x)
-        c_o, c_t = rep_o.ledger.totals(), rep_t.ledger.totals()
-        e_el = price(c_t, rep_t.ledger.table) / n_samples
-        mod_frame = 3 * (BENCH.modulator.energy_per_write + BENCH.dac.energy_per_sample)
-        for enc_name, enc_j in (("lcos_slm", BENCH.encoder.write_energy), ("modulator", mod_frame)):
-            for b in bits:
-                changes = {**overrides_for("adc_bits", b), "encoder.write_energy": enc_j}
-                table = energy_table(apply_overrides(BENCH, changes))
-                e_opt = price(c_o, table) / n_samples
-                rows.append(
-                    {
-                        "n_nodes": n,
-                        "encoder": enc_name,
-                        "encoder_j_per_frame": enc_j,
-                        "adc_bits": b,
-                        "adc_enob": b - ENOB_DEFICIT,
-                        "optical_j_per_inference": e_opt,
-                        "electronic_j_per_inference": e_el,
-                        "optical_wins": e_opt < e_el,
-                    }
-                )
-    return rows
-
-
-def crossover(rows: list[dict]) -> list[dict]:
-    """Per (encoder, bits): linear fits E(N) of both paths and the node count where they cross."""
-    out = []
-    keys = sorted({(r["encoder"], r["adc_bits"]) for r in rows})
-    for enc, b in keys:
-        sub = sorted(
-            (r for r in rows if r["encoder"] == enc and r["adc_bits"] == b),
-            key=lambda r: r["n_nodes"],
-        )
-        n = np.array([r["n_nodes"] for r in sub], dtype=float)
-        eo = np.polyfit(n, [r["optical_j_per_inference"] for r in sub], 1)
-        ee = np.polyfit(n, [r["electronic_j_per_inference"] for r in sub], 1)
-        if eo[0] < ee[0]:
-            n_star = max(0.0, (eo[1] - ee[1]) / (ee[0] - eo[0]))
-        else:
-            n_star = float("inf")
-        out.append(
-            {
-                "encoder": enc,
-                "adc_bits": b,
-                "optical_j_per_node": float(eo[0]),
-                "electronic_j_per_node": float(ee[0]),
-                "optical_j_fixed": float(eo[1]),
-                "electronic_j_fixed": float(ee[1]),
-                "crossover_n_nodes": n_star,
-            }
-        )
-    return out
-
-
 # ---------------------------------------------------------------------------------- plots
+SWEEP_X = {
+    "target_snr_db": "laser power, all sources (W) [link target SNR]",
+    "load_resistance_ohm": "load resistance (ohm) [thermal noise ~ 1/R]",
+    "adc_bits": "ADC bits (ENOB = bits - 1.51)",
+    "extinction_ratio_dB": "node extinction ratio (dB)",
+    "angle_error_deg": "element angle error (deg; 0 plotted at 0.01)",
+}
+
+
+def _sweep_x(name: str, pts: list[dict]) -> list[float]:
+    if name == "target_snr_db":
+        return [pt["system"]["lasers"] * pt["system"]["laser_power_w"] for pt in pts]
+    if name == "angle_error_deg":
+        return [max(pt["value"], 0.01) for pt in pts]
+    return [pt["value"] for pt in pts]
+
+
 def plot(results: dict, out: Path) -> None:
     import matplotlib
 
@@ -312,12 +274,12 @@ def plot(results: dict, out: Path) -> None:
 
     for task, tr in results["tasks"].items():
         names = list(tr["sweeps"])
-        fig, axes = plt.subplots(2, len(names), figsize=(3.4 * len(names), 6), squeeze=False)
+        fig, axes = plt.subplots(2, len(names), figsize=(3.6 * len(names), 6.4), squeeze=False)
         for j, name in enumerate(names):
             ax, ax_e = axes[0, j], axes[1, j]
             for kind, color in (("plain", "C0"), ("aware", "C3")):
                 pts = tr["sweeps"][name][kind]
-                xs = [pt["value"] for pt in pts]
+                xs = _sweep_x(name, pts)
                 ax.errorbar(
                     xs,
                     [100 * pt["accuracy_mean"] for pt in pts],
@@ -329,52 +291,25 @@ def plot(results: dict, out: Path) -> None:
                 )
                 ax.axhline(100 * tr[kind]["torch_accuracy"], color=color, ls=":", lw=1)
                 if kind == "plain":
-                    ax_e.plot(xs, [pt["energy_j_per_inference"] for pt in pts], "o-", color="k")
+                    ax_e.plot(
+                        xs, [1e6 * pt["energy_j_per_inference"] for pt in pts], "o-", color="k"
+                    )
             for a in (ax, ax_e):
-                a.set_xlabel(name)
-                if name in ("laser_power_mW", "load_resistance_ohm"):
+                a.set_xlabel(SWEEP_X[name], fontsize=8)
+                if name in ("target_snr_db", "load_resistance_ohm", "angle_error_deg"):
                     a.set_xscale("log")
-            ax_e.set_yscale("log")
+                a.grid(True, which="both", alpha=0.3)
             if j == 0:
                 ax.set_ylabel("optical accuracy (%)  [dotted: torch]")
-                ax_e.set_ylabel("modelled energy / inference (J)")
+                ax_e.set_ylabel("modelled energy / inference (uJ, plain model)")
                 ax.legend(fontsize=7)
-        fig.suptitle(f"{task}: optical (bench-based sweeps), mean and 95% CI over noise seeds")
+        fig.suptitle(
+            f"{task}: optical core, one bench constant changed per panel; mean and 95% CI "
+            "over noise draws"
+        )
         fig.tight_layout()
         fig.savefig(out / f"sweep_{task}.png", dpi=110)
         plt.close(fig)
-
-    rows = results["energy_vs_nodes"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), squeeze=False)
-    for j, enc in enumerate(("lcos_slm", "modulator")):
-        ax = axes[0, j]
-        sub = [r for r in rows if r["encoder"] == enc]
-        bits = sorted({r["adc_bits"] for r in sub})
-        for i, b in enumerate(bits):
-            s = sorted((r for r in sub if r["adc_bits"] == b), key=lambda r: r["n_nodes"])
-            ax.plot(
-                [r["n_nodes"] for r in s],
-                [r["optical_j_per_inference"] for r in s],
-                "o-",
-                color=f"C{i}",
-                label=f"optical, ADC {b} b",
-            )
-        s = sorted((r for r in sub if r["adc_bits"] == bits[0]), key=lambda r: r["n_nodes"])
-        ax.plot(
-            [r["n_nodes"] for r in s],
-            [r["electronic_j_per_inference"] for r in s],
-            "k--",
-            label="electronic (torch, 45 nm)",
-        )
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("nodes N")
-        ax.set_ylabel("modelled energy / inference (J)")
-        ax.set_title(f"beam encoder: {enc}")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out / "energy_vs_nodes.png", dpi=110)
-    plt.close(fig)
 
 
 # ---------------------------------------------------------------------------------- hw-aware
@@ -422,17 +357,22 @@ def paired_gap(
 def preset_summary(p: optics.OpticalPreset) -> dict:
     """The target-relevant constants of a preset, as written in its TOML (value and unit)."""
     keys = (
-        "laser.optical_power",
-        "detector.bandwidth",
+        "link.target_snr_db",
+        "encoder.symbol_rate",
         "detector.load_resistance",
         "adc.bits",
         "adc.enob",
-        "devices.extinction_ratio",
-        "devices.insertion_loss_db",
-        "devices.angle_error",
-        "devices.retardance_error",
+        "dac.bits",
+        "encoder.split_error",
+        "node.extinction_ratio",
+        "node.insertion_loss_db",
+        "node.angle_error",
+        "node.retardance_error",
     )
-    return {k: p.provenance[k].given for k in keys}
+    out = {k: p.provenance[k].given for k in keys}
+    out["detector_full_scale_power_W (derived)"] = p.detector_power()
+    out["noise_bandwidth_Hz (derived)"] = p.noise_bandwidth
+    return out
 
 
 def run_hwaware(
@@ -618,9 +558,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--trainings", default=None, help="--hwaware: subset of plain,aware-bench,aware-lowpower"
     )
+    ap.add_argument(
+        "--replot", action="store_true", help="redraw the sweep plots from OUT/results.json"
+    )
     args = ap.parse_args(argv)
     out = args.out or HERE / ("results_quick" if args.quick else "results")
     out.mkdir(parents=True, exist_ok=True)
+    if args.replot:
+        plot(json.loads((out / "results.json").read_text()), out)
+        return 0
     t0 = time.perf_counter()
     if args.hwaware or args.all:
         res = run_hwaware(
@@ -645,28 +591,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     tasks = TASKS_QUICK if args.quick else TASKS_FULL
     head_seeds = list(range(2 if args.quick else 5))
-    sweep_seeds = list(range(2 if args.quick else 3))
+    sweep_repeats = 2 if args.quick else 3
     log = sys.stderr
     results: dict = {
         "command": "OMP_NUM_THREADS=1 python studies/optical_validation/run.py"
         + (" --quick" if args.quick else ""),
         "machine": machine_info(),
-        "bench_preset": {
-            "laser_optical_power_W": BENCH.laser.optical_power,
-            "detector_bandwidth_Hz": BENCH.detector.bandwidth,
-            "adc_bits": BENCH.adc.bits,
-            "adc_enob": BENCH.adc.enob,
-            "extinction_ratio_linear": BENCH.devices.extinction_ratio,
-            "insertion_loss_dB": BENCH.devices.insertion_loss_db,
-            "angle_error_rad": BENCH.devices.angle_error,
-            "retardance_error_rad": BENCH.devices.retardance_error,
-            "load_resistance_ohm": BENCH.detector.load_resistance,
-        },
+        "bench_preset": preset_summary(BENCH),
         "tasks": {},
     }
     specs = sweep_specs(args.quick)
     sweep_rows = []
-    first_ds = None
     for task, (ov, epochs) in tasks.items():
         tr: dict = {"overrides": ov, "epochs": epochs, "sweeps": {}}
         nets = {}
@@ -675,7 +610,6 @@ def main(argv: list[str] | None = None) -> int:
             net, metrics, ds = train_or_load(
                 task, ov, epochs, backend, out / "runs" / f"{task}_{kind}", log
             )
-            first_ds = first_ds or ds
             nets[kind] = net
             x, y = ds.x_val, ds.y_val
             head = accuracy_vs_torch(net, x, y, "bench", head_seeds)
@@ -708,7 +642,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind in ("plain", "aware"):
                 pts = []
                 for v in values:
-                    r = optical_eval(nets[kind], x, y, overrides_for(name, v), sweep_seeds)
+                    r = optical_eval(nets[kind], x, y, overrides_for(name, v), sweep_repeats)
                     pts.append({"value": v, **r})
                     sweep_rows.append(
                         {
@@ -718,20 +652,18 @@ def main(argv: list[str] | None = None) -> int:
                             "value": v,
                             "torch_accuracy": tr[kind]["torch_accuracy"],
                             "optical_accuracy_mean": r["accuracy_mean"],
+                            "optical_accuracy_std": r["accuracy_std"],
                             "optical_accuracy_ci95_half": r["accuracy_ci95_half"],
                             "energy_j_per_inference": r["energy_j_per_inference"],
-                            "n_seeds": len(sweep_seeds),
+                            "laser_power_w": r["system"]["laser_power_w"],
+                            "detector_full_scale_w": r["system"]["detector_full_scale_w"],
+                            "n_repeats": sweep_repeats,
                         }
                     )
                 tr["sweeps"][name][kind] = pts
             print(f"[{time.perf_counter() - t0:6.0f}s] {task}: swept {name}", file=log)
         results["tasks"][task] = tr
 
-    print(f"[{time.perf_counter() - t0:6.0f}s] energy vs nodes", file=log)
-    nodes = [64, 256] if args.quick else [64, 256, 1024, 4096]
-    rows = energy_vs_nodes(first_ds, nodes, [4, 6, 8, 10, 12])
-    results["energy_vs_nodes"] = rows
-    results["energy_crossover"] = crossover(rows)
     results["wall_seconds"] = time.perf_counter() - t0
 
     from rsgn.checkpoint import atomic_write_bytes
@@ -741,10 +673,6 @@ def main(argv: list[str] | None = None) -> int:
         w = csv.DictWriter(f, fieldnames=list(sweep_rows[0]))
         w.writeheader()
         w.writerows(sweep_rows)
-    with open(out / "energy_vs_nodes.csv", "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
     plot(results, out)
     summary = {
         t: {

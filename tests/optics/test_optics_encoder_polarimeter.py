@@ -104,3 +104,36 @@ def test_polarimeter_errors() -> None:
         tetrahedral_polarimeter().measure([1, 0, 0, 0], noise_std=0.1)
     with pytest.raises(ValueError):
         tetrahedral_polarimeter().invert(np.ones(3))
+
+
+def test_quantized_drive_writes_grid_states() -> None:
+    """A b-bit drive: the power transmissions lie on the (2^b - 1)-level grid, the azimuth and
+    ellipticity on their grids (errors at most half a step), exact for bits = inf."""
+    from rsgn.optics import quantized_drive, stokes_to_angles
+
+    rng = np.random.default_rng(3)
+    p = rng.uniform(0, 1, 500)
+    n = rng.normal(size=(500, 3))
+    n /= np.linalg.norm(n, axis=1, keepdims=True)
+    pq, nq, total = quantized_drive(p, n, np.inf)
+    assert np.array_equal(pq, p) and np.allclose(nq, n) and np.all(total == 1)
+    bits = 6
+    levels = 2**bits - 1
+    pq, nq, total = quantized_drive(p, n, bits)
+    w_plus, w_minus = 0.5 * total * (1 + pq), 0.5 * total * (1 - pq)
+    assert np.allclose(w_plus * levels, np.round(w_plus * levels), atol=1e-9)
+    assert np.allclose(w_minus * levels, np.round(w_minus * levels), atol=1e-9)
+    assert np.all(np.abs(w_plus - 0.5 * (1 + p)) <= 0.5 / levels + 1e-12)
+    assert np.allclose(np.linalg.norm(nq, axis=1), 1.0)
+    s = np.concatenate([np.ones((500, 1)), n], axis=1)
+    sq = np.concatenate([np.ones((500, 1)), nq], axis=1)
+    (psi, chi), (psi_q, chi_q) = stokes_to_angles(s), stokes_to_angles(sq)
+    d_az = np.angle(np.exp(2j * (psi_q - psi)))  # 2 psi error, wrapped
+    assert np.all(np.abs(d_az) <= np.pi / 2**bits + 1e-9)
+    assert np.all(np.abs(2 * (chi_q - chi)) <= 0.5 * np.pi / 2**bits + 1e-9)
+    # a fully polarised state keeps p = 1 and total power 1
+    one = quantized_drive(1.0, [0.3, 0.4, 0.5], 8)
+    assert one[0] == 1.0 and one[2] == 1.0
+    # ... unless the drive keeps both sub-frames lit: then the state stays inside the ball
+    inner = quantized_drive(1.0, [0.3, 0.4, 0.5], 8, interior=True)
+    assert inner[0] == pytest.approx(254 / 256) and inner[2] == pytest.approx(256 / 255)

@@ -1,4 +1,5 @@
-"""Optical presets: loading, provenance, validation errors, and the energy/latency ledger."""
+"""Optical presets: loading, provenance, validation errors, and the receiver chain the link
+budget derives from them."""
 
 from __future__ import annotations
 
@@ -11,15 +12,14 @@ from pathlib import Path
 import pytest
 
 from rsgn.optics import (
-    EventCounts,
     PresetError,
     available_presets,
-    event_costs,
-    event_table,
+    enob_from_snr,
     laser_electrical_energy,
     load_preset,
     load_preset_file,
     propagation_delay,
+    snr,
 )
 from rsgn.optics.presets import EVIDENCE
 
@@ -53,26 +53,54 @@ def test_every_toml_constant_has_provenance() -> None:
 
 def test_bench_values_in_si() -> None:
     b = load_preset("bench")
-    assert math.isclose(b.devices.extinction_ratio, 1000.0)
-    assert math.isclose(b.devices.angle_error, math.radians(0.1))
+    assert math.isclose(b.node.extinction_ratio, 1000.0)
+    assert math.isclose(b.node.angle_error, math.radians(0.1))
     assert math.isclose(b.detector.dark_current, 35e-9)
+    assert math.isclose(b.encoder.symbol_rate, 10e9)
+    assert math.isclose(b.laser.wavelength, 1550e-9)
     assert math.isclose(b.adc.energy_per_sample, 1.48e-12)
     assert b.provenance["adc.energy_per_sample"].given == "1.48 pJ"
     assert b.provenance["adc.energy_per_sample"].unit == "J"
-    assert math.isclose(b.sbs.gain_per_watt, math.log(100.0) / 2.29e-3)
+    assert math.isclose(b.sbs.effective_area, 80e-12)
+    # the SBS gain from one source's constants: g = g_B P_p L_eff / A_eff, L_eff with 0.2 dB/km
+    alpha = 0.2 * math.log(10) / 10 / 1e3
+    l_eff = (1 - math.exp(-alpha * 1000.0)) / alpha
+    assert math.isclose(b.sbs.gain_exponent, 5e-11 * 5e-3 * l_eff / 80e-12, rel_tol=1e-12)
+    assert b.sbs.gain_exponent < b.sbs.threshold_gain
+    assert math.isclose(b.sbs.gain_per_watt, b.sbs.gain_exponent / 5e-3)
+
+
+def test_receiver_chain_is_derived_from_the_link_budget() -> None:
+    """The window holds two encoder sub-symbols, the noise bandwidth is 1/(2 t_int), a
+    full-scale reading reaches exactly the target analogue SNR, the ADC full scale sits there
+    and a channel's input carries it before its two elements' insertion loss."""
+    b = load_preset("bench")
+    assert math.isclose(b.window, 2 / 10e9) and math.isclose(b.noise_bandwidth, 2.5e9)
+    p_det = b.detector_power()
+    target = 10 ** (b.link.target_snr_db / 10)
+    assert math.isclose(float(snr(p_det, b.noise_bandwidth, b.receiver_params())), target)
+    assert float(snr(0.99 * p_det, b.noise_bandwidth, b.receiver_params())) < target
     det = b.detector_params()
-    assert math.isclose(det.adc_full_scale, 1e-3) and det.adc_bits == 8
+    assert math.isclose(det.adc_full_scale, b.detector.responsivity * p_det)
+    assert det.adc_bits == 8 and det.adc_enob == b.adc.enob
+    assert math.isclose(b.channel_power(), p_det / 10 ** (-2 * 0.5 / 10))
+    # the reading's effective bits: the link's SNR and the ADC's, as noise powers
+    assert float(enob_from_snr(target)) > b.adc.enob - 0.1
+    low = load_preset("lowpower")
+    assert low.detector_power() < 0.1 * p_det  # 20 dB instead of 40.8 dB
 
 
 def test_ideal_is_ideal() -> None:
     p = load_preset("ideal")
-    assert p.devices.extinction_ratio == math.inf
-    assert p.adc.bits == math.inf and p.laser.rin == -math.inf
-    report = event_costs(
-        p, EventCounts(channels=4, integration_time=1e-9, adc_samples=4, logic_ops=10)
-    )
-    assert report.energy["laser"] == pytest.approx(4e-3 * 1e-9)
-    assert report.energy["adc"] == 0.0 and report.energy["logic"] == 0.0
+    assert p.node.extinction_ratio == math.inf and p.node.insertion_loss_db == 0.0
+    assert p.adc.bits == math.inf and p.dac.bits == math.inf and p.laser.rin == -math.inf
+    assert p.encoder.split_error == 0.0 and p.encoder.angle_error == 0.0
+    assert p.detector.power == 0.0 and p.adc.energy_per_sample == 0.0
+    assert not p.noise
+    # only shot noise: the full-scale power is 2 q B SNR / R
+    target = 10 ** (p.link.target_snr_db / 10)
+    want = target * 2 * 1.602176634e-19 * p.noise_bandwidth / p.detector.responsivity
+    assert math.isclose(p.detector_power(), want, rel_tol=1e-9)
 
 
 def test_unknown_preset_lists_known() -> None:
@@ -97,13 +125,16 @@ def _edit(text: str, table: str, field: str, new: str) -> str:
     "table, field, new, expect",
     [
         (
-            "laser.optical_power",
+            "link.target_snr_db",
             "value",
             "-1.0",
-            r"laser\.optical_power: value -1\.0 mW must be finite and > 0",
+            r"link\.target_snr_db: value -1\.0 dB must be > 0 dB",
         ),
-        ("devices.extinction_ratio", "value", "-3.0", r"devices\.extinction_ratio: .*>= 1"),
-        ("devices.extinction_ratio", "unit", '"dBm"', r"devices\.extinction_ratio: unit 'dBm'"),
+        ("node.extinction_ratio", "value", "-3.0", r"node\.extinction_ratio: .*>= 1"),
+        ("node.extinction_ratio", "unit", '"dBm"', r"node\.extinction_ratio: unit 'dBm'"),
+        ("node.channels_per_device", "value", "0.5", r"node\.channels_per_device: .*whole"),
+        ("sbs.effective_area", "unit", '"cm^2"', r"sbs\.effective_area: unit 'cm\^2'"),
+        ("encoder.symbol_rate", "value", "0.0", r"encoder\.symbol_rate: .*finite and > 0"),
         (
             "detector.dark_current",
             "value",
@@ -133,10 +164,10 @@ def _edit(text: str, table: str, field: str, new: str) -> str:
         ),
         ("laser.rin", "value", "5.0", r"laser\.rin: .*negative"),
         (
-            "logic.energy_per_op",
+            "logic.latency_per_op",
             "source",
             '""',
-            r"logic\.energy_per_op: source must be a non-empty",
+            r"logic\.latency_per_op: source must be a non-empty",
         ),
     ],
 )
@@ -160,7 +191,9 @@ def test_structural_errors(tmp_path: Path) -> None:
         "unknown section [optics]": text
         + '\n[optics.x]\nvalue = 1\nunit = "1"\nsource = "[X2020]"\nevidence = "estimate"\n'
         'scope = "s"\n',
-        "missing scope": text.replace('scope = "one DAC conversion driving a modulator"\n', ""),
+        "missing scope": text.replace(
+            'scope = "one DAC conversion driving one encoder section"\n', ""
+        ),
         "invalid TOML": text + "\n[[[",
         "missing [meta]": text.replace('[meta]\nname = "bench"', '[meta]\ntitle = "bench"'),
     }
@@ -173,42 +206,10 @@ def test_structural_errors(tmp_path: Path) -> None:
         load_preset_file(tmp_path / "missing.toml")
 
 
-def test_energy_is_counts_times_event_energy() -> None:
-    b = load_preset("bench")
-    c = EventCounts(
-        channels=8,
-        integration_time=2e-9,
-        slm_frames=3,
-        modulator_writes=40,
-        detector_samples=64,
-        adc_samples=64,
-        dac_samples=40,
-        logic_ops=1000,
-        logic_depth=12,
-    )
-    r = event_costs(b, c)
-    table = event_table(b)
-    expected = (
-        8 * b.laser.optical_power * 2e-9 * table["laser_per_watt_second"][0]
-        + 3 * table["slm_frame"][0]
-        + 40 * table["modulator_write"][0]
-        + 64 * table["detector_sample"][0]
-        + 64 * table["adc_sample"][0]
-        + 40 * table["dac_sample"][0]
-        + 1000 * table["logic_op"][0]
-    )
-    assert r.total_energy == pytest.approx(expected, rel=1e-12)
-    assert r.energy["adc"] == pytest.approx(64 * 1.48e-12)
-    assert r.energy["laser"] == pytest.approx(8 * 1e-3 * 2e-9 / 0.166)
-    latency = 3 * 1e-3 + 25e-12 + 0.3 / 299_792_458.0 + 2e-9 + 1e-9 + 12 * 1e-9
-    assert r.total_latency == pytest.approx(latency, rel=1e-12)
-    assert r.provenance["adc.energy_per_sample"].source.startswith("[LighteningTransformer2024]")
-
-
 def test_energy_helpers() -> None:
     assert laser_electrical_energy(1e-3, 1.0, 0.2) == pytest.approx(5e-3)
     assert propagation_delay(0.3) == pytest.approx(1.0007e-9, rel=1e-4)  # ~1 ns per 30 cm
     with pytest.raises(ValueError):
         laser_electrical_energy(1.0, 1.0, 0.0)
     with pytest.raises(ValueError):
-        EventCounts(adc_samples=-1)
+        propagation_delay(-1.0)
