@@ -90,7 +90,8 @@ def test_the_electronic_table_has_the_events_the_model_charges():
     assert t.name == "electronic_45nm" and t.meta["name"] == "electronic_45nm"
     assert set(t.events) == {
         "mac_fp32", "add_fp32", "transcendental_fp32", "int_op_32b", "sram_word_32b",
-        "dram_word_32b",
+        "dram_word_32b", "mac_int8", "add_int8", "transcendental_int8", "sram_word_8b",
+        "dram_word_8b",
     }  # fmt: skip
     assert t.events["mac_fp32"].joules() == pytest.approx(4.6e-12, rel=1e-15, abs=0)
 

@@ -56,7 +56,7 @@ def _be(**kw) -> NeuromorphicBackend:
 
 
 def _torch(spec, x) -> torch.Tensor:
-    return get_backend("torch").prepare(spec)(x)[0]
+    return get_backend("torch", compile="eager").prepare(spec)(x)[0]
 
 
 def _agreement(logits: torch.Tensor, ref: torch.Tensor) -> dict[str, float]:

@@ -95,7 +95,7 @@ def test_program_logits_agree_with_the_torch_target(fused):
     same spec and inputs, within ``LOGIT_TOL``; the same active sets."""
     spec = _small_model().export()
     x = torch.randn(4, 6, 5, device=DEV)
-    ref, r_ref = get_backend("torch").prepare(spec)(x)
+    ref, r_ref = get_backend("torch", compile="eager").prepare(spec)(x)
     got, rep = get_backend("triton", fused=fused).prepare(spec)(x)
     assert rep.active_fraction_per_step == r_ref.active_fraction_per_step
     assert r_ref.active_fraction_per_step[-1] > 0
@@ -154,7 +154,7 @@ def test_default_config_matches_torch_in_float64():
     assert (model.cfg.d_space, model.cfg.init_state) == (8, "attend")
     x = torch.randn(3, 6, 5, device=DEV, dtype=torch.float64)
     y = torch.tensor([0, 1, 2], device=DEV)
-    o_ref, _, g_ref = _run(model, x, y, get_backend("torch"))
+    o_ref, _, g_ref = _run(model, x, y, get_backend("torch", compile="eager"))
     o_tri, _, g_tri = _run(model, x, y, get_backend("triton"))
     torch.testing.assert_close(o_tri.logits, o_ref.logits, atol=1e-12, rtol=1e-12)
     for k in g_ref:
@@ -172,7 +172,7 @@ def test_forward_and_grads_match_torch(selection):
     )
     model = RSGN(5, 3, cfg).to(DEV)
     x, y = torch.randn(3, 6, 5, device=DEV), torch.tensor([0, 1, 2], device=DEV)
-    o_ref, _, g_ref = _run(model, x, y, get_backend("torch"))
+    o_ref, _, g_ref = _run(model, x, y, get_backend("torch", compile="eager"))
     o_tri, _, g_tri = _run(model, x, y, get_backend("triton"))
     assert o_tri.active_fraction_per_step == o_ref.active_fraction_per_step
     assert o_ref.active_fraction_per_step[-1] > 0  # the network is not silent
