@@ -83,6 +83,17 @@ SUMMARY_COLS = [
 ]
 
 
+def without_lr(args: list[str]) -> list[str]:
+    """``args`` without its ``--set train.lr=...`` pair."""
+    out: list[str] = []
+    for a in args:
+        if a.startswith("train.lr="):
+            out.pop()  # its "--set"
+        else:
+            out.append(a)
+    return out
+
+
 def sh(cmd: list[str], env: dict | None = None) -> float:
     print("$", " ".join(cmd), flush=True)
     t = time.perf_counter()
@@ -125,7 +136,9 @@ def main() -> None:
         if not args.skip_train:
             for model, folder in (("rsgn", run), (BASELINE, base)):
                 shutil.rmtree(folder, ignore_errors=True)  # fresh runs (runs/ is git-ignored)
-                cmd = [*rsgn, "train", "--task", task, "--model", model, *TRAIN[task]]
+                # the baseline at its own default learning rate
+                args_ = TRAIN[task] if model == "rsgn" else without_lr(TRAIN[task])
+                cmd = [*rsgn, "train", "--task", task, "--model", model, *args_]
                 cmd += ["--seed", "0", "--out", str(folder), "--quiet"]
                 log["wall_s"][f"train {task} {model}"] = sh(cmd)
                 log["commands"].append(cmd)
