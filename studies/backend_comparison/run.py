@@ -162,7 +162,9 @@ def main() -> None:
             if not f.exists():
                 continue
             for r in json.loads(f.read_text())["rows"]:
-                if setting != "all" and r["row"] == "torch":
+                if "row" not in r:  # a report of the version-1 compare (another format)
+                    continue
+                if setting != "all" and r["row"].startswith("torch"):
                     continue  # the torch reference row is the same in every setting
                 rows.append({"task": task, "setting": setting, **r})
     root = str(HERE.parents[1]) + "/"
