@@ -300,3 +300,26 @@ def test_colocated_neurons_cost_no_hops(prof):
     assert c.packets > 0 and c.hops == 0 and c.inter_tile_packets == 0
     assert c.intra_tile_spikes == c.packets and c.noc_messages == 0
     assert rep.energy.terms["hops_ew"] == rep.energy.terms["hops_ns"] == 0.0
+
+
+def test_counting_environment_counts_each_scheduled_event_once():
+    env = nm.CountingEnvironment()
+    assert env.n_events == 0
+    env.timeout(5)  # a timeout schedules itself once, when it is made
+    assert env.n_events == 1
+    env.timeout(3)
+    assert env.n_events == 2
+
+
+def test_default_spread_is_one_message_out_per_packet_after_the_first(prof):
+    """spread=None means the source sends its k packets message_out apart: the same result as
+    the explicit spread (k - 1) * message_out, and later than sending them all at once."""
+    topo = nm.Topology(prof)
+    t = prof.timing
+    k = 6
+    default = nm.simulate_flows(topo, [0], [4], [k])
+    explicit = nm.simulate_flows(topo, [0], [4], [k], spread=[(k - 1) * t.message_out_ps])
+    burst = nm.simulate_flows(topo, [0], [4], [k], spread=[0])
+    assert default.tolist() == explicit.tolist()
+    assert int(default[0]) >= int(burst[0])
+    assert int(default[0]) >= t.tile_spike_ps + t.hop_ew_ps + (k - 1) * t.message_out_ps
