@@ -82,6 +82,10 @@ class Mesh:
     topology : Topology
     buffer_packets : int, optional
         Input buffer depth B (default: the profile's ``noc.buffer_packets``).
+    quantum_ps : int, optional
+        A flow's process waits for its head only when the head is more than this far ahead of
+        the clock (0, the default: at every hop); the results do not depend on it, the number
+        of events does. Times are integer picoseconds throughout.
     """
 
     def __init__(
@@ -142,6 +146,8 @@ class Mesh:
         been processed at the destination. ``done(t)`` is called with that time as soon as the
         head reaches the receive port (its calendar fixes it): whoever waits on it resumes at
         the reported time, not at the call."""
+        if k < 1:
+            raise ValueError(f"a flow carries at least one packet, got k = {k}")
         env = self.env
         free, burst, lat, ser, b = self.free, self.burst, self.lat, self.ser, self.buffer
         a = start if host else start + self.tile_ps
@@ -150,7 +156,7 @@ class Mesh:
             yield env.timeout(a - env.now)
         sp = spread
         last = len(path) - 1
-        rx_ser = rx_total // k if k else 0
+        rx_ser = rx_total // k
         for i in range(last):
             link = path[i]
             sl = ser[link]
@@ -201,7 +207,7 @@ def simulate_flows(
     src, dst : int arrays (F,)
         Source (-1: the host) and destination cores.
     packets : int array (F,), optional
-        Packets per flow (default 1 each).
+        Packets per flow, at least 1 (default 1 each).
     start, spread : int arrays (F,), optional
         Ready time of the first packet and the time to the last one (ps; default 0 and
         ``(k - 1) * timing.message_out``).
@@ -219,6 +225,8 @@ def simulate_flows(
     dst = np.asarray(dst, dtype=np.int64)
     n = src.size
     k = np.ones(n, dtype=np.int64) if packets is None else np.asarray(packets, dtype=np.int64)
+    if n and k.min() < 1:
+        raise ValueError(f"every flow carries at least one packet, got {k.min()}")
     st = np.zeros(n, dtype=np.int64) if start is None else np.asarray(start, dtype=np.int64)
     t_out = topology.profile.timing.message_out_ps
     sp = (k - 1) * t_out if spread is None else np.asarray(spread, dtype=np.int64)

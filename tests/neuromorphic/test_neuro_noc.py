@@ -323,3 +323,170 @@ def test_default_spread_is_one_message_out_per_packet_after_the_first(prof):
     assert default.tolist() == explicit.tolist()
     assert int(default[0]) >= int(burst[0])
     assert int(default[0]) >= t.tile_spike_ps + t.hop_ew_ps + (k - 1) * t.message_out_ps
+
+
+def test_counting_environment_keeps_simpy_event_order():
+    """Counting must not reorder: an event succeeded at time t is processed before a
+    zero-delay timeout made after it (SimPy's default priority), exactly as in a plain
+    simpy.Environment."""
+    import simpy
+
+    def order(env):
+        seen = []
+
+        def proc():
+            yield env.timeout(3)
+            ev = env.event()
+            ev.callbacks.append(lambda _e: seen.append("succeeded"))
+            ev.succeed()
+            to = env.timeout(0)
+            to.callbacks.append(lambda _e: seen.append("timeout"))
+            yield to
+
+        env.process(proc())
+        env.run()
+        return seen
+
+    assert order(nm.CountingEnvironment()) == order(simpy.Environment())
+    assert order(nm.CountingEnvironment()) == ["succeeded", "timeout"]
+
+
+def test_mesh_defaults_are_exact_integer_time(prof):
+    topo = nm.Topology(prof)
+    mesh = nm.Mesh(nm.CountingEnvironment(), topo)
+    assert mesh.quantum == 0 and type(mesh.quantum) is int
+    assert mesh.buffer == prof.noc.buffer_packets and type(mesh.buffer) is int
+    assert mesh.free == [0] * topo.n_links and mesh.burst == [0] * topo.n_links
+    m2 = nm.Mesh(nm.CountingEnvironment(), topo, np.int64(4), quantum_ps=np.int64(500))
+    assert (m2.buffer, m2.quantum) == (4, 500)
+    assert type(m2.buffer) is int and type(m2.quantum) is int
+
+
+def test_host_flow_from_time_zero_closed_form(prof):
+    """A single packet from the host at t = 0 on an idle mesh: the host link and the mesh
+    links' latencies, then the receive port; nothing else (idle calendars start at 0)."""
+    topo = nm.Topology(prof, 2, 1)
+    lat, _, _ = topo.link_tables()
+    rx = 777
+    for dst in (0, 5, topo.n_cores - 1):
+        path = nm.Mesh(nm.CountingEnvironment(), topo).route(-1, dst)
+        got = nm.simulate_flows(topo, [-1], [dst], rx_per_packet=rx)
+        assert int(got[0]) == int(lat[list(path[:-1])].sum()) + rx
+
+
+def test_spread_out_flow_ends_with_its_last_packet(prof):
+    """k packets spread S apart in time over links faster than the spread keep their spread:
+    the last one arrives S after the head and is processed in rx, on an idle mesh."""
+    topo = nm.Topology(prof)
+    t = prof.timing
+    spread, rx = 100_000, 1_000
+    got = nm.simulate_flows(topo, [0], [4], [3], spread=[spread], rx_per_packet=rx)
+    assert int(got[0]) == t.tile_spike_ps + t.hop_ew_ps + spread + rx
+
+
+def test_routes_of_mismatched_pairs_are_refused(prof):
+    mesh = nm.Mesh(nm.CountingEnvironment(), nm.Topology(prof))
+    with pytest.raises(ValueError):
+        mesh.routes(np.array([0, 1]), np.array([4]))
+
+
+def test_flows_carry_at_least_one_packet(prof):
+    topo = nm.Topology(prof)
+    with pytest.raises(ValueError, match="^every flow carries at least one packet, got 0$"):
+        nm.simulate_flows(topo, [0, 0], [4, 4], [3, 0])
+    mesh = nm.Mesh(nm.CountingEnvironment(), topo)
+    with pytest.raises(ValueError, match="^a flow carries at least one packet, got k = 0$"):
+        next(mesh.flow(mesh.route(0, 4), 0, 0, 0, 0, 0))
+    assert nm.simulate_flows(topo, [0], [4], [1]).tolist() == [
+        prof.timing.tile_spike_ps + prof.timing.hop_ew_ps
+    ]
+    assert nm.simulate_flows(topo, [], []).tolist() == []
+
+
+def _contended_flows(topo, rng, n=24):
+    src = rng.integers(-1, 8, n)  # the host and the first tiles' cores: shared links
+    dst = rng.integers(0, 16, n)
+    packets = rng.integers(1, 60, n)
+    start = rng.integers(0, 2_000_000, n)
+    spread = rng.integers(0, 300_000, n)
+    rx = rng.integers(1_000, 60_000, n)
+    return src, dst, packets, start, spread, rx
+
+
+def test_flows_are_exactly_time_shift_invariant(prof):
+    """Integer-picosecond arithmetic: delaying every flow by S delays every result by exactly
+    S, for S far beyond float64's 53-bit mantissa (2^60 + 1 ps), under contention,
+    back-pressure (buffer 4, slow ports) and long spreads alike."""
+    topo = nm.Topology(prof)
+    rng = np.random.default_rng(7)
+    src, dst, packets, start, spread, rx = _contended_flows(topo, rng)
+    shift = (1 << 60) + 1
+    kw = dict(spread=spread, rx_per_packet=rx, buffer_packets=4)
+    base = nm.simulate_flows(topo, src, dst, packets, start=start, **kw)
+    moved = nm.simulate_flows(topo, src, dst, packets, start=start + shift, **kw)
+    assert moved.dtype == np.int64
+    np.testing.assert_array_equal(moved - shift, base)
+    assert (base > start).all()
+
+
+def _quantum_events(lat, start, tile, host, quantum):
+    """Events of one flow run alone under ``quantum``: the process start and end, and one
+    wait each time the head is more than ``quantum`` ahead of the clock."""
+    now, n = 0, 2
+    a = start if host else start + tile
+    if a > now + quantum:
+        now, n = a, n + 1
+    for dt in lat:
+        a += dt
+        if a > now + quantum:
+            now, n = a, n + 1
+    return n
+
+
+@pytest.mark.parametrize(
+    ("src", "start", "quantum"),
+    [(0, 0, 0), (-1, 0, 0), (-1, 4100, 4100), (3, 2000, 4100), (0, 0, 6200), (0, 0, 10**9)],
+)
+def test_quantum_merges_waits_without_changing_results(prof, src, start, quantum):
+    """The quantum only skips waits of at most ``quantum`` ps: the flow's result is the one
+    of quantum 0, and the events are the process start and end plus one wait per hop whose
+    head is more than ``quantum`` ahead of the clock (boundary included: equal is no wait)."""
+    topo = nm.Topology(prof, 2, 1)
+    t = prof.timing
+    dst = topo.n_cores - 1
+    ends, events = [], []
+    for q in (0, quantum):
+        env = nm.CountingEnvironment()
+        mesh = nm.Mesh(env, topo, quantum_ps=q)
+        path = mesh.route(src, dst)
+        p = env.process(mesh.flow(path, 3, start, 0, 3 * 900, 900, host=src < 0))
+        env.run()
+        ends.append(p.value)
+        events.append(env.n_events)
+    assert ends[0] == ends[1]
+    lat = [mesh.lat[link] for link in path[:-1]]
+    want = _quantum_events(lat, start, t.tile_spike_ps, src < 0, quantum)
+    assert events[1] == want
+    assert events[0] == 2 + (start + (0 if src < 0 else t.tile_spike_ps) > 0) + len(lat)
+
+
+def test_flow_started_late_waits_for_its_head_only(prof):
+    """A flow whose process starts at T0 > 0 waits until its head is due (not T0 longer):
+    after the run the clock stands at the head's arrival at the receive port."""
+    topo = nm.Topology(prof)
+    t = prof.timing
+    env = nm.CountingEnvironment()
+    mesh = nm.Mesh(env, topo)
+    path = mesh.route(0, 4)
+    t0, rx = 50_000, 1_000
+    out = {}
+
+    def later():
+        yield env.timeout(t0)
+        out["end"] = yield from mesh.flow(path, 1, t0 + 10, 0, rx, rx)
+
+    env.process(later())
+    env.run()
+    head = t0 + 10 + t.tile_spike_ps + t.hop_ew_ps
+    assert out["end"] == head + rx
+    assert env.now == head
