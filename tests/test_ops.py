@@ -535,3 +535,76 @@ def test_row_norm_values_and_gradient_at_zero_rows():
     assert n.tolist() == [5.0, 0.0, 1.0]
     (gh,) = torch.autograd.grad((n * torch.tensor([1.0, 2.0, 3.0], dtype=DT)).sum(), h)
     assert gh.flatten().tolist() == pytest.approx([0.6, 0.8, 0.0, 0.0, -3.0, 0.0], rel=1e-15)
+
+
+# ------------------------------------------------------------------------------ masks
+def _masked_batch(seed: int = 3):
+    """x [3, 5, 4] float64 with lengths 5, 2, 1 (samples 1 and 2 padded)."""
+    g = _gen(seed)
+    x = torch.randn(3, 5, 4, generator=g, dtype=DT)
+    lengths = torch.tensor([5, 2, 1])
+    return x, lengths, ops.length_mask(lengths, 5)
+
+
+def test_length_mask_marks_the_real_steps():
+    assert ops.length_mask(None, 4) is None
+    m = ops.length_mask(torch.tensor([3, 0, 4, 1]), 4)
+    want = [[1, 1, 1, 0], [0, 0, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+    assert m.dtype == torch.bool and m.tolist() == [[bool(v) for v in r] for r in want]
+
+
+@pytest.mark.parametrize("width", [None, 3])
+def test_encode_with_a_mask_is_the_unpadded_sequence_then_zeros(width):
+    """Real steps' features equal those of each sample's unpadded sequence (the encoder reads
+    zeros past the end); padded steps' features are exactly 0."""
+    x, lengths, m = _masked_batch()
+    g = _gen(4)
+    w = None if width is None else torch.randn(6, 4, width, generator=g, dtype=DT)
+    b = None if width is None else torch.randn(6, generator=g, dtype=DT)
+    x_noisy = torch.where(m.unsqueeze(-1), x, torch.full_like(x, 7.0))  # garbage in padding
+    e = ops.encode(x_noisy, w, b, m)
+    for i, n in enumerate(lengths.tolist()):
+        alone = ops.encode(x[i : i + 1, :n], w, b)
+        assert torch.allclose(e[i, :n], alone[0], rtol=0, atol=1e-12)
+        assert (e[i, n:] == 0).all()
+    assert torch.equal(ops.encode(x, w, b, None), ops.encode(x, w, b))
+
+
+def test_mean_and_max_tokens_over_the_real_steps_only():
+    x, lengths, m = _masked_batch()
+    x = torch.where(m.unsqueeze(-1), x, torch.full_like(x, 50.0))  # padding would dominate
+    mean, mx = ops.mean_tokens(x, m), ops.max_tokens(x, m)
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.allclose(mean[i], x[i, :n].mean(0), rtol=0, atol=1e-12)
+        assert torch.equal(mx[i], x[i, :n].amax(0))
+    assert torch.equal(ops.mean_tokens(x), x.mean(1))
+    assert torch.equal(ops.max_tokens(x), x.amax(1))
+    empty = torch.zeros(1, 5, dtype=torch.bool)  # no real step: 0, not a division by 0
+    assert torch.equal(ops.mean_tokens(x[:1], empty), torch.zeros(1, 4, dtype=DT))
+
+
+def test_attend_gives_padded_steps_zero_weight():
+    """pi over the real steps only: a padded token that would win the softmax (distance 0)
+    contributes nothing; the result is attend over the unpadded sequence."""
+    x, lengths, m = _masked_batch()
+    g = _gen(5)
+    d = torch.rand(3, 2, 5, generator=g, dtype=DT) * 2 + 0.5
+    d = torch.where(m.unsqueeze(1), d, torch.zeros_like(d))
+    got = ops.attend(x, d, sigma=0.7, mask=m)
+    for i, n in enumerate(lengths.tolist()):
+        alone = ops.attend(x[i : i + 1, :n], d[i : i + 1, :, :n], sigma=0.7)
+        assert torch.allclose(got[i], alone[0], rtol=0, atol=1e-12)
+    logit = -d.pow(2) / (2 * 0.7**2)
+    assert torch.allclose(ops.attend(x, d, sigma=0.7), torch.softmax(logit, -1) @ x, atol=1e-12)
+
+
+def test_mask_sparks_replaces_padded_sparks_by_the_first():
+    x, lengths, m = _masked_batch()
+    sp = x[..., :3]
+    sa = x[..., 3]
+    assert ops.mask_sparks(sp, sa, None) == (sp, sa)
+    got, got_a = ops.mask_sparks(sp, sa, m)
+    for i, n in enumerate(lengths.tolist()):
+        assert torch.equal(got[i, :n], sp[i, :n]) and torch.equal(got_a[i, :n], sa[i, :n])
+        assert torch.equal(got[i, n:], sp[i, :1].expand(5 - n, 3))
+        assert torch.equal(got_a[i, n:], sa[i, :1].expand(5 - n))

@@ -35,9 +35,13 @@ ROOT = HERE.parents[1]
 STEPS = ROOT / "studies" / "sparse_vs_dense" / "bench.py"
 
 
-def run_steps(quick: bool, out: Path) -> dict:
-    """Part 1: the sparse-vs-dense bench with the compiled model added."""
+def run_steps(quick: bool, out: Path, model: str, sizes: str | None = None) -> dict:
+    """Part 1: the sparse-vs-dense bench with the compiled model added, for one RSGN
+    configuration (``twin``: the dense formulation's own model; ``default``: the package's)."""
     cmd = [sys.executable, str(STEPS), "--kinds", "dense,sparse,compiled", "--out", str(out)]
+    cmd += ["--model", model]
+    if sizes:
+        cmd += ["--sizes", sizes]
     if quick:
         cmd.append("--quick")
     subprocess.run(cmd, check=True)
@@ -110,9 +114,12 @@ def table(res: dict) -> str:
         f"Machine: {res['steps']['meta']['machine']}; torch {res['steps']['meta']['torch']}; "
         f"{res['date']}. Command: `{res['command']}`",
         "",
-        "## Train step and inference",
+        "## Train step and inference: one model, sparse and dense (`--model twin`)",
         "",
         Path(res["steps_md"]).read_text().split("\n", 3)[3],
+        "## Train step and inference: the package's default model (`--model default`)",
+        "",
+        Path(res["default_steps_md"]).read_text().split("\n", 3)[3],
         "## The demo (`rsgn demo`: 8 epochs, 2,400 samples)",
         "",
         "| run | wall time (s) | training (s) | validation accuracy |",
@@ -152,8 +159,11 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "cpu_threads": os.cpu_count(),
     }
-    res["steps"] = run_steps(args.quick, steps_json)
+    res["steps"] = run_steps(args.quick, steps_json, "twin")
     res["steps_md"] = str(steps_json.with_suffix(".md"))
+    default_json = out.with_name(out.stem + "_steps_default.json")
+    res["default_steps"] = run_steps(args.quick, default_json, "default", "256,1024")
+    res["default_steps_md"] = str(default_json.with_suffix(".md"))
     demos = []
     if args.before_python:
         demos.append(run_demo(args.before_python, Path(args.before_root or ROOT), []))

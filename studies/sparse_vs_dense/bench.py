@@ -27,7 +27,16 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) -> dict:
+# ``--model twin``: the sparse model with exactly the dense formulation's parameters (no token
+# encoder, h(0) from the token mean; rsgn.dense.DenseRSGN computes that model densely), so the
+# two formulations of one model are compared. ``default``: the package's default model (conv
+# token encoder, attention initial state), which does more than the dense formulation.
+MODELS = {"default": {}, "twin": {"encoder_width": 0, "init_state": "mean"}}
+
+
+def run_one(
+    kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int, config: str = "default"
+) -> dict:
     import torch
 
     from rsgn.config import ModelConfig
@@ -37,7 +46,7 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
 
     tune_malloc()  # same allocator settings for both models (see rsgn/malloc_tuning.py)
     torch.manual_seed(0)
-    cfg = ModelConfig(n_nodes=n, d_hidden=hidden, hebbian=False)
+    cfg = ModelConfig(n_nodes=n, d_hidden=hidden, hebbian=False, **MODELS[config])
     table = None
     if kind == "compiled":  # the torch target's default op table (numba kernels, issue 20)
         from rsgn.backends.torch.target import op_table
@@ -79,6 +88,8 @@ def run_one(kind: str, n: int, repeats: int, batch: int, seq: int, hidden: int) 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     res = {
         "model": kind,
+        "config": config,
+        "params": sum(p.numel() for p in model.parameters()),
         "n_nodes": n,
         "batch": batch,
         "seq": seq,
@@ -108,12 +119,20 @@ def main() -> None:
     ap.add_argument(
         "--kinds", default="dense,sparse", help="models to run (dense, sparse, compiled)"
     )
+    ap.add_argument(
+        "--model",
+        choices=sorted(MODELS),
+        default="default",
+        help="the RSGN configuration: the package default, or 'twin' (exactly the dense "
+        "formulation's parameters: no token encoder, h(0) from the token mean)",
+    )
+    ap.add_argument("--sizes", default=None, help="only these N (comma-separated)")
     args = ap.parse_args()
     batch, seq, hidden = 64, 64, 128
     if args.one:
         kind, n = args.one[0], int(args.one[1])
         reps = args.repeats or 3
-        print(json.dumps(run_one(kind, n, reps, batch, seq, hidden)))
+        print(json.dumps(run_one(kind, n, reps, batch, seq, hidden, args.model)))
         return
     if args.quick:
         plan = [("dense", 256, 2), ("sparse", 256, 2), ("dense", 1024, 2), ("sparse", 1024, 2)]
@@ -130,12 +149,16 @@ def main() -> None:
         ]
     kinds = args.kinds.split(",")
     plan = [p for p in plan if p[0] in kinds]
+    if args.sizes:
+        sizes = {int(v) for v in args.sizes.split(",")}
+        plan = [p for p in plan if p[1] in sizes]
     if "compiled" in kinds:  # at every N the sparse model runs
         plan += [("compiled", n, reps) for kind, n, reps in plan if kind == "sparse"]
         plan.sort(key=lambda p: (p[1], ("dense", "sparse", "compiled").index(p[0])))
     rows = []
     for kind, n, reps in plan:
         cmd = [sys.executable, __file__, "--one", kind, str(n), "--repeats", str(reps)]
+        cmd += ["--model", args.model]
         t = time.perf_counter()
         p = subprocess.run(cmd, capture_output=True, text=True)
         if p.returncode != 0:
@@ -157,6 +180,7 @@ def main() -> None:
         "torch": str(torch.__version__),
         "threads": torch.get_num_threads(),
         "date": time.strftime("%Y-%m-%d"),
+        "model": args.model,
     }
     from rsgn.checkpoint import atomic_write_bytes, atomic_write_json
 
@@ -189,6 +213,10 @@ def _table(meta: dict, rows: list[dict]) -> str:
         f"Machine: {meta['machine']}; torch {meta['torch']}, {meta['threads']} threads; "
         f"{meta['date']}",
         f"Command: `{meta['command']}`",
+        f"RSGN configuration: {meta.get('model', 'default')} ({rows[0].get('params', '?')} "
+        "parameters in the first row)"
+        if rows
+        else "",
         "",
         "| N | model | train step (s) | inference (s) | peak RSS (MiB) | active fraction "
         "| train speed-up vs dense | train speed-up vs eager sparse |",
