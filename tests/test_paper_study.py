@@ -240,3 +240,32 @@ def test_full_record_trains_as_before_and_generalised_mode_as_the_default(study)
             assert (cfg.data.select_fraction == 0) == paperlike, (mode, s.id)
             assert cfg.train.min_steps == (0 if paperlike else default.min_steps)
             assert cfg.train.patience == (0 if paperlike else default.patience)
+
+
+def test_epochs_option_trains_its_own_folders_and_tables(study, monkeypatch, tmp_path):
+    """--epochs N (N != the mode's) names the mode MODE-eN: its own run folders, its own
+    output folder and a reproduce command that repeats --epochs; the mode's default epochs keep
+    the plain mode."""
+    seen = {}
+
+    def fake_run_study(st, out, runs, **kw):
+        seen["st"], seen["out"] = st, out
+        return {"failed": []}
+
+    monkeypatch.setattr(study, "run_study", fake_run_study)
+    assert study.main(["--generalised", "--epochs", "150", "--runs", str(tmp_path)]) == 0
+    st = seen["st"]
+    assert (st.mode, st.epochs, st.epochs_for("hierarchical"), st.epochs_for("long-range")) == (
+        "generalised-e150",
+        150,
+        150,
+        20,
+    )
+    assert seen["out"].name == "generalised-e150"
+    spec = next(iter(study.plan(st)))
+    assert spec.folder(tmp_path, st.mode).parts[-4] == "generalised-e150"
+    assert "--generalised --epochs 150" in study.reproduce_command(st)
+    assert study.main(["--generalised", "--epochs", "50", "--runs", str(tmp_path)]) == 0
+    assert seen["st"].mode == "generalised" and seen["out"].name == "generalised"
+    with pytest.raises(SystemExit):
+        study.parse_args(["--epochs", "0"])

@@ -95,3 +95,29 @@ def test_real_data_study_quick_mode(tmp_path) -> None:
     assert "| RSGN (default) |" in (tmp_path / "q" / "tables.md").read_text()
     assert study.main(args) == 0  # a second invocation reuses the runs
     assert json.loads((tmp_path / "q" / "results.json").read_text())["meta"]["reused"] == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("aeon") is None, reason="aeon not installed")
+def test_screen_scores_on_the_selection_split_and_never_prints_the_test_split(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    """studies/real_data/screen/screen.py: one tiny training per (variant, seed), the pooled
+    selection-split accuracy per variant; the test split's accuracy is never printed."""
+    path = ROOT / "studies" / "real_data" / "screen" / "screen.py"
+    spec = importlib.util.spec_from_file_location("real_data_screen", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    tiny = "train.epochs=1;train.min_steps=2;train.eval_interval=1;train.patience=0"
+    argv = ["screen.py", "BasicMotions", "--seeds", "0,1", "--runs", str(tmp_path / "r"),
+            "--out", str(tmp_path / "s.json"), "--variant", f"a={tiny}",
+            "--variant", f"b={tiny};train.augment_jitter=0"]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", argv)
+    assert mod.main() == 0
+    out = capsys.readouterr().out
+    rows = json.loads((tmp_path / "s.json").read_text())
+    assert [(r["variant"], r["seed"]) for r in rows] == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    assert all(r["n_select"] == 8 and 0 <= r["select_last5"] <= 1 for r in rows)
+    assert rows[2]["overrides"][-1] == "train.augment_jitter=0"
+    assert "| a |" in out and "| b |" in out
+    assert "val_acc" not in out and "test" not in out
+    assert not any(k.startswith(("val", "test")) for r in rows for k in r)

@@ -179,3 +179,86 @@ def test_default_parameters():
             return x
 
     assert Plain().graded and Plain().name == "neuron"
+
+
+# ------------------------------------------------------------------ StepContext, needs_update
+def _sctx(**kw):
+    return nm.StepContext(2, 1, False, 9, **kw)
+
+
+def test_step_context_defaults_and_last_step():
+    ctx = _sctx()
+    assert (ctx.step, ctx.group, ctx.fixed, ctx.seed, ctx.context) == (2, 1, False, 9, None)
+    assert ctx.n_steps == 1 and ctx.n_cores == 1 and ctx.phases == []
+    assert ctx.placement.dtype == np.int64 and ctx.placement.shape == (0,)
+    assert not ctx.last  # step 2 of a one-step run
+    assert _sctx(n_steps=3).last and not _sctx(n_steps=4).last
+    place, phases = np.array([0, 1]), []
+    ctx = _sctx(placement=place, phases=phases)
+    assert ctx.placement is place and ctx.phases is phases
+
+
+def test_phase_records_a_round_with_broadcast_packets():
+    ctx = _sctx(n_cores=4)
+    ph = ctx.phase(
+        "select",
+        compute={"synop": [1, 2, 3, 4]},
+        src=[0, 3, -1],
+        dst=[-1, 1, 2],
+        packets=2,
+        rx_ops=np.array([0, 1, 5]),
+    )
+    assert ctx.phases == [ph] and ph.name == "select"
+    assert ph.compute["synop"].dtype == np.int64 and ph.compute["synop"].tolist() == [1, 2, 3, 4]
+    assert ph.src.tolist() == [0, 3, -1] and ph.dst.tolist() == [-1, 1, 2]
+    assert ph.packets.tolist() == [2, 2, 2] and ph.rx_ops.tolist() == [0, 1, 5]
+    empty = ctx.phase("idle")
+    assert empty.src.shape == empty.dst.shape == (0,) and empty.src.dtype == np.int64
+    assert empty.compute == {} and empty.packets.shape == (0,)
+    assert len(ctx.phases) == 2
+
+
+@pytest.mark.parametrize(
+    ("kw", "msg"),
+    [
+        (dict(compute={"flops": [1, 1, 1, 1]}), "unknown op kind"),
+        (dict(compute={"synop": [1, 1, 1]}), "must have shape"),
+        (dict(src=[0, 1], dst=[1]), "equal length"),
+        (dict(src=[[0]], dst=[[1]]), "equal length"),
+        (dict(src=[0, 4], dst=[0, 1]), r"core ids must lie in \[-1, 4\)"),
+        (dict(src=[0, 1], dst=[4, 0]), "core ids"),
+        (dict(src=[-2, 0], dst=[0, 1]), "core ids"),
+        (dict(src=[0, 1], dst=[1, -2]), "core ids"),
+        (dict(src=[0, 1], dst=[1, 2], packets=[1, 0]), "packets must be >= 1"),
+        (dict(src=[0, 1], dst=[1, 0], rx_ops=[0, -1]), "rx_ops >= 0"),
+    ],
+)
+def test_phase_refuses_bad_rounds(kw, msg):
+    ctx = _sctx(n_cores=4)
+    with pytest.raises(nm.ConfigError, match=msg):
+        ctx.phase("bad", **kw)
+    assert ctx.phases == []
+
+
+def test_phase_boundaries_are_accepted():
+    ctx = _sctx(n_cores=4)
+    ph = ctx.phase("edge", src=[3, -1], dst=[-1, 3], packets=[1, 1], rx_ops=[0, 0])
+    assert ph.src.tolist() == [3, -1] and ph.packets.tolist() == [1, 1]
+
+
+def test_needs_update_default_none_and_lif_rule():
+    """A neuron without input is idle by default; a LIF neuron must update while its current
+    or potential is non-zero, and always with a bias."""
+    from rsgn.neuromorphic.neurons import LIF, NeuronModel
+
+    assert NeuronModel.needs_update(LIF(), {}, 3) is None
+    assert NeuronModel.declares_compute is False
+    st = {"u": np.array([0.0, 0.5, 0.0, 0.0]), "v": np.array([0.0, 0.0, -0.2, 0.0])}
+    assert LIF().needs_update(st, 4).tolist() == [False, True, True, False]
+    assert LIF(bias=0.1).needs_update(st, 4).tolist() == [True] * 4
+    assert LIF(bias=-0.1).needs_update(st, 3).tolist() == [True] * 3
+
+
+def test_phase_defaults_one_packet_and_no_receive_ops():
+    ph = _sctx(n_cores=2).phase("x", src=[0, 1], dst=[1, 0])
+    assert ph.packets.tolist() == [1, 1] and ph.rx_ops.tolist() == [0, 0]
