@@ -85,7 +85,8 @@ def test_edge_distances_weights_and_csr_against_loops():
         for s in range(k):
             j = int(gr.in_idx[i, s])
             d = G.dist(gr.x[i], gr.x[j])
-            assert ops.edge_distances(gr.x, gr.a, gr.in_idx)[i, s] == pytest.approx(d, abs=1e-12)
+            got = float(ops.edge_distances(gr.x, gr.a, gr.in_idx)[i, s])
+            assert got == pytest.approx(float(d), abs=1e-12)
             want = 0.0
             if gr.in_mask[i, s]:
                 aff = float(u[i] @ v[j] + hebb[i, s])
