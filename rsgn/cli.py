@@ -164,13 +164,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load_data(args, seed: int, cfg=None, n_classes: int | None = None):
-    from rsgn.data import load_npz, make_task
+    from rsgn.config import DataConfig
+    from rsgn.data import load_data
 
-    if args.task:
-        return make_task(args.task, cfg.data if cfg else None, seed=seed)
-    vf = cfg.data.val_fraction if cfg else 0.2
-    znorm = cfg.data.znorm if cfg else False
-    return load_npz(args.data, seed=seed, val_fraction=vf, n_classes=n_classes, znorm=znorm)
+    data = cfg.data if cfg else DataConfig()
+    return load_data(data, task=args.task, npz=args.data, seed=seed, n_classes=n_classes)
 
 
 def _model_kwargs(args) -> dict | None:

@@ -509,7 +509,7 @@ def run_compare(
     """The ``rsgn compare`` command: load, split, compare, write (``out`` defaults to
     ``<run folder>/compare``; an existing report folder gets a numbered sibling)."""
     from rsgn.checkpoint import load_model, resolve
-    from rsgn.data import check_features, load_npz, make_task
+    from rsgn.data import check_features, load_data
 
     if batch_size <= 0:
         raise RsgnError(f"--batch-size must be positive, got {batch_size}")
@@ -520,11 +520,7 @@ def run_compare(
     folder = new_report_dir(out if out is not None else resolve(ckpt).parent / "compare")
     model, cfg, _ = load_model(ckpt)
     seed = cfg.train.seed
-    if task:
-        ds = make_task(task, cfg.data, seed=seed)
-    else:
-        vf = cfg.data.val_fraction
-        ds = load_npz(data, seed=seed, val_fraction=vf, n_classes=model.n_classes)
+    ds = load_data(cfg.data, task=task, npz=data, seed=seed, n_classes=model.n_classes)
     check_features(ds, model.d_in)
     if ds.n_classes != model.n_classes:
         raise RsgnError(f"task has {ds.n_classes} classes but the model has {model.n_classes}")

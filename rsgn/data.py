@@ -227,6 +227,28 @@ def make_task(name: str, cfg: DataConfig | None = None, seed: int = 0) -> Datase
     return Dataset(name, *map(torch.from_numpy, (xt, yt, xv, yv)), n_classes=n_classes)
 
 
+def load_data(
+    cfg: DataConfig,
+    *,
+    task: str | None = None,
+    npz: str | Path | None = None,
+    seed: int = 0,
+    n_classes: int | None = None,
+) -> Dataset:
+    """The data set a run's ``data`` configuration describes: the built-in or ``aeon:`` task
+    ``task`` (:func:`make_task`) or the user file ``npz`` (:func:`load_npz` with the config's
+    ``val_fraction`` and ``znorm``), exactly one of them. Every command that rebuilds a run's
+    data (train, compare, sweep) goes through here, so a checkpoint is evaluated on data
+    prepared as it was trained on."""
+    if (task is None) == (npz is None):
+        raise RsgnError("give exactly one of a task and an .npz file")
+    if task is not None:
+        return make_task(task, cfg, seed=seed)
+    return load_npz(
+        npz, seed=seed, val_fraction=cfg.val_fraction, n_classes=n_classes, znorm=cfg.znorm
+    )
+
+
 def _check_xy(x: np.ndarray, y: np.ndarray, xname: str, yname: str, path: Path) -> None:
     if x.ndim != 3:
         raise RsgnError(f"{path}: {xname} must have shape [n, T, F], got {x.shape}")

@@ -421,11 +421,9 @@ def unit_dir(out: str | Path, name: str) -> Path:
 
 
 def _dataset(data: dict[str, Any], cfg):
-    from rsgn.data import load_npz, make_task
+    from rsgn.data import load_data
 
-    if "task" in data:
-        return make_task(data["task"], cfg.data, seed=cfg.train.seed)
-    return load_npz(data["npz"], seed=cfg.train.seed, val_fraction=cfg.data.val_fraction)
+    return load_data(cfg.data, task=data.get("task"), npz=data.get("npz"), seed=cfg.train.seed)
 
 
 def _metric(v: Any) -> Any:
@@ -531,7 +529,14 @@ def _run_local(units: list[Unit], out: str, workers: int, hook: Hook) -> None:
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
+    from rsgn.workers import exit_with_parent
+
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("spawn"),
+        initializer=exit_with_parent,
+        initargs=(os.getpid(),),
+    ) as pool:
         futs = {pool.submit(execute_unit, u.kind, u.spec, u.params, out): u for u in units}
         try:
             pending = set(futs)

@@ -325,3 +325,57 @@ def test_ctrl_c_says_what_each_command_leaves_behind(monkeypatch, capsys):
         rc = main([cmd, "--ckpt", "x", "--task", "hierarchical"])
         err = capsys.readouterr().err
         assert rc == 130 and needle in err and "--resume" not in err
+
+
+def test_compare_and_sweep_rebuild_npz_data_as_the_run_was_trained(tmp_path, npz, monkeypatch):
+    """A run trained with data.znorm = true on an .npz is compared (and swept) on the same
+    z-normalised data: both go through rsgn.data.load_data with the run's data config (they
+    used to read the raw file)."""
+    import torch
+
+    from rsgn import comparison, sweep
+    from rsgn.config import DataConfig, apply_overrides, load_config
+    from rsgn.data import load_data
+
+    raw = np.load(npz)
+    shifted = tmp_path / "shifted.npz"
+    np.savez(shifted, X=raw["X"] * 5.0 + 40.0, y=raw["y"])
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(shifted), "--epochs", "1", "--out", str(out), "--quiet"]
+    assert main([*argv, *SMALL, "--set", "data.znorm=true"]) == 0
+    want = load_data(DataConfig(znorm=True), npz=shifted, seed=0)
+    assert abs(float(want.x_train.mean())) < 0.1  # normalised, not the raw offset of 40
+    seen = {}
+
+    def spy(model, x, y, rows, **kw):
+        seen["x"] = x
+        raise RuntimeError("stop after the data")
+
+    monkeypatch.setattr(comparison, "compare", spy)
+    with pytest.raises(RuntimeError, match="stop after the data"):
+        comparison.run_compare(
+            out,
+            task=None,
+            data=shifted,
+            backends="torch",
+            presets=[],
+            out=tmp_path / "c",
+            limit=None,
+            batch_size=8,
+        )
+    assert torch.equal(seen["x"], want.x_val)
+
+    cfg = apply_overrides(load_config(None), ["data.znorm=true"])
+    ds = sweep._dataset({"npz": str(shifted)}, cfg)
+    assert torch.equal(ds.x_val, want.x_val) and torch.equal(ds.x_train, want.x_train)
+
+
+def test_load_data_takes_exactly_one_source(npz):
+    from rsgn.config import DataConfig
+    from rsgn.data import load_data
+    from rsgn.errors import RsgnError
+
+    for kw in ({}, {"task": "hierarchical", "npz": npz}):
+        with pytest.raises(RsgnError, match="exactly one of a task and an .npz file"):
+            load_data(DataConfig(), **kw)
+    assert load_data(DataConfig(n_samples=40), task="hierarchical").name == "hierarchical"

@@ -185,46 +185,6 @@ def test_report_writes_the_finished_runs_without_training(study, tmp_path):
     assert "not run" in (out / "tables.md").read_text()
 
 
-def test_pool_workers_exit_when_the_study_process_is_gone(tmp_path):
-    """_exit_with_parent: a worker whose parent dies stops (no orphan keeps training)."""
-    import os
-    import subprocess
-    import time
-
-    grandchild = (
-        "import importlib.util, os, sys, time; "
-        f"spec = importlib.util.spec_from_file_location('prr', {str(RUN_PY)!r}); "
-        "mod = importlib.util.module_from_spec(spec); sys.modules['prr'] = mod; "
-        "spec.loader.exec_module(mod); mod._exit_with_parent(os.getppid(), 0.05); "
-        "print('ready', flush=True); time.sleep(60)"
-    )
-    parent = (
-        "import subprocess, sys, time; "
-        f"c = subprocess.Popen([sys.executable, '-c', {grandchild!r}], stdout=subprocess.PIPE, "
-        "text=True); assert c.stdout.readline().strip() == 'ready'; "
-        "print(c.pid, flush=True); time.sleep(60)"
-    )
-    p = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True)
-    pid = int(p.stdout.readline())
-    p.kill()
-    p.wait()
-
-    def running(pid: int) -> bool:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return False
-        return state != "Z"
-
-    deadline = time.monotonic() + 20
-    while running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    alive = running(pid)
-    if alive:
-        os.kill(pid, 9)
-    assert not alive, "the worker outlived its parent"
-
-
 def test_full_record_trains_as_before_and_generalised_mode_as_the_default(study):
     """full/ keeps the pre-issue-18 training; --generalised trains with the package default
     (selection split, early stopping, min_steps) except the paper config, which trains as the

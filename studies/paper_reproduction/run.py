@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from rsgn.config import PAPER_LR, RSGN_LR
+from rsgn.workers import exit_with_parent
 
 STUDY_DIR = Path(__file__).resolve().parent
 DEFAULT_RUNS = STUDY_DIR / "ckpt_runs"
@@ -344,21 +345,6 @@ def run_config(spec: RunSpec):
     if spec.lr is not None:
         ov.append(f"train.lr={spec.lr!r}")
     return apply_overrides(RunConfig().validate(), ov)
-
-
-def _exit_with_parent(parent: int, period: float = 5.0) -> None:
-    """Pool-worker initializer: a daemon thread ends this worker (exit status 3) once the
-    study process that started it is gone, so killing the study does not leave orphaned
-    workers training on (the run-folder lock of ``rsgn.training`` is then stale and is taken
-    over by the next invocation)."""
-    import threading
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(period)
-        os._exit(3)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def execute(spec: RunSpec, run_dir: str, threads: int | None) -> dict[str, Any]:
@@ -828,7 +814,7 @@ def run_study(
         with ProcessPoolExecutor(
             max_workers=workers,
             mp_context=ctx,
-            initializer=_exit_with_parent,
+            initializer=exit_with_parent,
             initargs=(os.getpid(),),
         ) as pool:
             futs = {

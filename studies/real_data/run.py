@@ -373,7 +373,14 @@ def run_study(
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        from rsgn.workers import exit_with_parent
+
+        with ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=ctx,
+            initializer=exit_with_parent,
+            initargs=(os.getpid(),),
+        ) as pool:
             futs = {
                 pool.submit(execute, s, str(s.folder(runs_dir, st.mode)), threads): s
                 for s in pending
