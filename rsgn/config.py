@@ -240,6 +240,15 @@ class DataConfig:
     znorm: bool = False
     """Z-normalise each channel with the mean and std of the training split's real steps (the
     same statistics for every split; padding stays 0). Applies to .npz and aeon data."""
+    patch_len: int = 1
+    """Steps per token: every ``patch_len`` consecutive steps (after z-normalisation) become
+    one token of patch_len x F features, T' = ceil(T / patch_len) tokens
+    (:func:`rsgn.data.tokenise`); 1: one token per step (the paper)."""
+    time_channel: bool = False
+    """Append each token's position as one more feature, the standardised index
+    tau_t = (t - (T' - 1) / 2) / sqrt((T'^2 - 1) / 12) (mean 0, variance 1 over the tokens; 0 on
+    padding): lets the ignition and the pooled initial state see where in the series a
+    pattern is."""
 
     def validate(self) -> None:
         if not 0.0 <= self.select_fraction < 1.0:
@@ -252,6 +261,10 @@ class DataConfig:
             raise RsgnError(f"data.noise must be a finite non-negative number, got {self.noise}")
         if not 0.0 < self.val_fraction < 1.0:
             raise RsgnError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if isinstance(self.patch_len, bool) or not isinstance(self.patch_len, int):
+            raise RsgnError(f"data.patch_len must be an integer, got {self.patch_len!r}")
+        if self.patch_len < 1:
+            raise RsgnError(f"data.patch_len must be at least 1, got {self.patch_len}")
 
 
 @dataclass

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from rsgn.config import DataConfig
 from rsgn.errors import RsgnError
@@ -200,14 +201,56 @@ def _steps_mask(x: np.ndarray, lengths: np.ndarray | None) -> np.ndarray:
     return np.arange(x.shape[1])[None, :] < lengths[:, None]
 
 
+def tokenise(
+    x: torch.Tensor, lengths: torch.Tensor | None, patch_len: int = 1, time_channel: bool = False
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Tokens from steps. Patches: token t' = [x_{kt'}, ..., x_{kt'+k-1}] (k = ``patch_len``,
+    k F features, padded steps and the fill of the last patch are 0), T' = ceil(T / k) tokens,
+    and a series of L real steps has ceil(L / k) real tokens. Time channel: one more feature,
+    the standardised token index tau_t' = (t' - (T' - 1) / 2) / sqrt((T'^2 - 1) / 12) (mean 0,
+    variance 1 over t' = 0..T'-1; 0 when T' = 1) on real tokens, 0 on padding.
+    Returns (tokens [n, T', k F (+1)], token lengths or None)."""
+    n, t, f = x.shape
+    if patch_len > 1:
+        if lengths is not None:  # padded steps never leak into a real token
+            x = x * (torch.arange(t)[None, :] < lengths[:, None]).unsqueeze(-1).to(x.dtype)
+        t2 = -(-t // patch_len)
+        x = F.pad(x, (0, 0, 0, t2 * patch_len - t)).reshape(n, t2, patch_len * f)
+        if lengths is not None:
+            lengths = (lengths + patch_len - 1) // patch_len
+        t = t2
+    if time_channel:
+        tau = (torch.arange(t, dtype=torch.float64) - (t - 1) / 2) / max(t * t - 1, 1) ** 0.5
+        tau = (tau * 12**0.5).to(x.dtype).view(1, t, 1).expand(n, t, 1)
+        if lengths is not None:
+            tau = tau * (torch.arange(t)[None, :] < lengths[:, None]).unsqueeze(-1)
+        x = torch.cat([x, tau], 2)
+    return x, lengths
+
+
+def with_tokens(ds: Dataset, cfg: DataConfig) -> Dataset:
+    """``ds`` with every split tokenised by ``cfg.patch_len`` and ``cfg.time_channel``
+    (:func:`tokenise`); ``ds`` itself when both are off."""
+    if cfg.patch_len == 1 and not cfg.time_channel:
+        return ds
+    out = {}
+    for split in ("train", "select", "val"):
+        x, lens = getattr(ds, f"x_{split}"), getattr(ds, f"len_{split}")
+        if x is not None:
+            out[f"x_{split}"], out[f"len_{split}"] = tokenise(
+                x, lens, cfg.patch_len, cfg.time_channel
+            )
+    return dataclasses.replace(ds, **out)
+
+
 def make_task(name: str, cfg: DataConfig | None = None, seed: int = 0) -> Dataset:
     """Build a built-in task (or ``aeon:NAME``, :func:`rsgn.aeon_data.load_aeon`); ``cfg``
-    overrides sample count, length and noise."""
+    overrides sample count, length and noise, and tokenises (:func:`with_tokens`)."""
     cfg = cfg or DataConfig()
     if name.startswith("aeon:"):
         from rsgn.aeon_data import load_aeon
 
-        return load_aeon(name.split(":", 1)[1], znorm=cfg.znorm)
+        return with_tokens(load_aeon(name.split(":", 1)[1], znorm=cfg.znorm), cfg)
     kw = {}
     if cfg.n_samples is not None:
         kw["n_samples"] = cfg.n_samples
@@ -224,7 +267,8 @@ def make_task(name: str, cfg: DataConfig | None = None, seed: int = 0) -> Datase
     else:
         raise RsgnError(f"unknown task {name!r} (known: {', '.join(TASKS)}, aeon:NAME)")
     xt, yt, xv, yv = split(x, y, cfg.val_fraction, seed)
-    return Dataset(name, *map(torch.from_numpy, (xt, yt, xv, yv)), n_classes=n_classes)
+    ds = Dataset(name, *map(torch.from_numpy, (xt, yt, xv, yv)), n_classes=n_classes)
+    return with_tokens(ds, cfg)
 
 
 def load_data(
@@ -244,9 +288,10 @@ def load_data(
         raise RsgnError("give exactly one of a task and an .npz file")
     if task is not None:
         return make_task(task, cfg, seed=seed)
-    return load_npz(
+    ds = load_npz(
         npz, seed=seed, val_fraction=cfg.val_fraction, n_classes=n_classes, znorm=cfg.znorm
     )
+    return with_tokens(ds, cfg)
 
 
 def _check_xy(x: np.ndarray, y: np.ndarray, xname: str, yname: str, path: Path) -> None:

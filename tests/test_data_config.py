@@ -112,6 +112,8 @@ def test_config_toml_overrides_and_validation(tmp_path):
         (["train.lr=-1"], "train.lr must be positive"),
         (["model.tau=nan"], "invalid value for 'model.tau'"),
         (["noequals"], "expects key=value"),
+        (["data.patch_len=0"], "data.patch_len must be at least 1"),
+        (["data.patch_len=1.5"], "invalid value for 'data.patch_len'"),
     ],
 )
 def test_bad_config_values_are_named(override, msg):
@@ -134,3 +136,62 @@ def test_bad_toml(tmp_path):
 def test_k_active_rounds_down():
     assert ModelConfig(n_nodes=256, target_active=0.05).k_active == 12
     assert ModelConfig(n_nodes=100, target_active=0.01).k_active == 1
+
+
+def test_tokenise_patches_and_time_channel_by_hand():
+    """Patches of k steps (the last zero-filled), ceil(L / k) real tokens, padded steps never
+    inside a real token, and the time channel (standardised token index), 0 on padding."""
+    import torch
+
+    from rsgn.data import tokenise
+
+    x = torch.arange(2 * 5 * 2, dtype=torch.float32).view(2, 5, 2) + 1  # no zeros anywhere
+    lens = torch.tensor([5, 3])
+    tok, tl = tokenise(x, lens, 2, True)
+    assert tok.shape == (2, 3, 5) and tl.tolist() == [3, 2]
+    r = 1.5**0.5  # T' = 3: tau = (t' - 1) / sqrt(8 / 12)
+    want0 = [[1, 2, 3, 4, -r], [5, 6, 7, 8, 0], [9, 10, 0, 0, r]]
+    want1 = [[11, 12, 13, 14, -r], [15, 16, 0, 0, 0], [0, 0, 0, 0, 0]]  # steps 3, 4: padding
+    assert torch.allclose(tok, torch.tensor([want0, want1]))
+    tau = tokenise(torch.zeros(1, 7, 1), None, 1, True)[0][0, :, 1]
+    assert float(tau.mean()) == pytest.approx(0, abs=1e-6)
+    assert float(tau.var(unbiased=False)) == pytest.approx(1, rel=1e-5)
+    assert tokenise(torch.zeros(1, 1, 1), None, 1, True)[0][0, 0, 1] == 0  # T' = 1
+    same, none = tokenise(x, None, 1, False)
+    assert same is x and none is None
+    assert tokenise(x, None, 5, False)[0].shape == (2, 1, 10)  # k = T: one token
+    assert tokenise(x, None, 7, False)[0][0, 0, 10:].abs().sum() == 0  # k > T: zero fill
+
+
+def test_tokens_reach_every_split_and_the_cli(tmp_path, npz, capsys):
+    """data.patch_len / data.time_channel tokenise train, select and reported splits alike,
+    on built-in tasks and .npz files; a run trains and compares on them (d_in = k F + 1)."""
+    import json
+
+    from rsgn.cli import main
+    from rsgn.data import load_data, with_selection
+
+    cfg = DataConfig(n_samples=40, seq_len=9, patch_len=4, time_channel=True)
+    ds = with_selection(make_task("hierarchical", cfg), 0.25, seed=0)
+    assert ds.x_train.shape[1:] == ds.x_val.shape[1:] == ds.x_select.shape[1:] == (3, 129)
+    plain = make_task("hierarchical", DataConfig(n_samples=40, seq_len=9))
+    assert torch_equal(ds.x_val[:, 0, :32], plain.x_val[:, 0])
+    tok = load_data(DataConfig(patch_len=2, time_channel=True), npz=npz)
+    assert tok.d_in == 11 and tok.seq_len == 3  # 6 steps of 5 features
+    out = tmp_path / "run"
+    small = ["--set", "model.n_nodes=32", "--set", "model.d_hidden=8", "--set", "model.k_in=4",
+             "--set", "model.affinity_rank=4", "--set", "model.n_steps=2",
+             "--set", "train.min_steps=0", "--set", "train.eval_interval=0"]  # fmt: skip
+    argv = ["train", "--data", str(npz), "--epochs", "1", "--out", str(out), "--quiet", *small]
+    assert main([*argv, "--set", "data.patch_len=2", "--set", "data.time_channel=true"]) == 0
+    capsys.readouterr()
+    rep = tmp_path / "c"
+    assert main(["compare", "--ckpt", str(out), "--data", str(npz), "--backends", "torch",
+                 "--out", str(rep)]) == 0  # fmt: skip
+    assert json.loads((rep / "compare.json").read_text())["rows"][0]["status"] == "ok"
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))

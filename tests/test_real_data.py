@@ -121,3 +121,19 @@ def test_screen_scores_on_the_selection_split_and_never_prints_the_test_split(
     assert "| a |" in out and "| b |" in out
     assert "val_acc" not in out and "test" not in out
     assert not any(k.startswith(("val", "test")) for r in rows for k in r)
+
+
+def test_study_rows_configure_what_their_titles_say() -> None:
+    """rsgn-tokens: no augmentation, 4-step patches and the time channel; the default row
+    keeps the package default; every row z-normalises."""
+    study = _load_study()
+    spec = study.RunSpec("ArrowHead", "rsgn-tokens", 1, ())
+    cfg = study.run_config(spec)
+    assert (cfg.data.patch_len, cfg.data.time_channel, cfg.data.znorm) == (4, True, True)
+    assert cfg.train.augment_jitter == cfg.train.augment_scale == cfg.train.augment_shift == 0
+    assert cfg.train.seed == 1
+    base = study.run_config(study.RunSpec("ArrowHead", "rsgn", 1, ()))
+    assert (base.data.patch_len, base.data.time_channel) == (1, False)
+    assert base.train.augment_jitter > 0
+    noaug = study.run_config(study.RunSpec("ArrowHead", "rsgn-noaug", 1, ()))
+    assert noaug.data.patch_len == 1 and noaug.train.augment_jitter == 0

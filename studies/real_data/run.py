@@ -39,6 +39,7 @@ SETS = ("JapaneseVowels", "BasicMotions", "GunPoint", "ArrowHead")
 MODELS = (
     "rsgn",
     "rsgn-noaug",
+    "rsgn-tokens",
     "rsgn-before",
     "rsgn-paper",
     "conv",
@@ -51,6 +52,7 @@ MODELS = (
 TITLES = {
     "rsgn": "RSGN (default)",
     "rsgn-noaug": "RSGN default, no augmentation",
+    "rsgn-tokens": "RSGN default, no augmentation, patch tokens + time channel",
     "rsgn-before": "RSGN default, trained as before issue 18",
     "rsgn-paper": "RSGN, paper config and training",
     "conv": "Conv + max-pool",
@@ -75,6 +77,9 @@ BEFORE_TRAINING = (
 # The default training without its time-series augmentation (chosen for the real sets on the
 # selection split by screen/screen.py: see README "Augmentation on real data").
 NO_AUGMENTATION = ("train.augment_jitter=0", "train.augment_scale=0", "train.augment_shift=0")
+# Tokens of 4 steps with the token's position as a feature (rsgn.data.tokenise), chosen by the
+# ArrowHead selection-split screen (README, 'Patch tokens and a time channel').
+TOKENS = ("data.patch_len=4", "data.time_channel=true")
 # The issue's table (one run each on main when the issue was filed: rsgn train --data X.npz
 # --epochs 50, z-normalised, zero-padded), for the before/after comparison.
 ISSUE_TABLE = {
@@ -138,8 +143,10 @@ def run_config(spec: RunSpec):
     ov = [f"train.seed={spec.seed}", "data.znorm=true"]
     if spec.model == "rsgn-before":
         ov += BEFORE_TRAINING
-    if spec.model == "rsgn-noaug":
+    if spec.model in ("rsgn-noaug", "rsgn-tokens"):
         ov += NO_AUGMENTATION
+    if spec.model == "rsgn-tokens":
+        ov += TOKENS
     return apply_overrides(base, [*ov, *spec.overrides])
 
 
