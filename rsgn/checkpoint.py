@@ -192,11 +192,19 @@ def _with_legacy_keys(config: dict, where: str = "checkpoint") -> dict:
     return {**config, "model": model}
 
 
+def saved_config(config: dict, where: str = "checkpoint") -> RunConfig:
+    """A saved run's config (a checkpoint's or ``metrics.json``'s ``config``) as today's
+    RunConfig: options added since it was saved take the value that reproduces that run
+    (:func:`_with_legacy_keys`; options whose default is the old behaviour, such as
+    ``data.patch_len`` and ``data.time_channel``, their default)."""
+    return RunConfig.from_dict(_with_legacy_keys(config, where), where=where)
+
+
 def load_model(path: str | Path) -> tuple[torch.nn.Module, RunConfig, dict[str, Any]]:
     """Rebuild the model of a checkpoint (the RSGN or a baseline, by the recorded model name):
     returns (model, RunConfig, payload)."""
     payload = read_checkpoint(path)
-    cfg = RunConfig.from_dict(_with_legacy_keys(payload["config"], str(path)), where=str(path))
+    cfg = saved_config(payload["config"], str(path))
     name = payload.get("model", "rsgn")
     if name == "rsgn":
         from rsgn.model import RSGN

@@ -137,3 +137,24 @@ def test_study_rows_configure_what_their_titles_say() -> None:
     assert base.train.augment_jitter > 0
     noaug = study.run_config(study.RunSpec("ArrowHead", "rsgn-noaug", 1, ()))
     assert noaug.data.patch_len == 1 and noaug.train.augment_jitter == 0
+
+
+def test_runs_saved_before_an_option_existed_are_still_this_studys(tmp_path) -> None:
+    """A metrics.json written before data.patch_len / data.time_channel existed (its config
+    lacks them) is the study's run: the saved config is read as today's (rsgn.checkpoint.
+    saved_config), not compared key by key; a run with another setting is refused."""
+    study = _load_study()
+    spec = study.RunSpec("GunPoint", "rsgn-noaug", 0, ())
+    cfg = study.run_config(spec).to_dict()
+    old = {**cfg, "data": {k: v for k, v in cfg["data"].items()
+                           if k not in ("patch_len", "time_channel")}}  # fmt: skip
+    metrics = {"config": old, "accuracy": 0.9, "params": 1, "active_fraction": 0.05,
+               "train_steps": 500, "epochs_run": 50, "selection": {"epoch": 3},
+               "splits": {"train": 40, "select": 10, "test": 150}, "train_seconds": 1.0,
+               "seconds_per_step": 0.01}  # fmt: skip
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    assert study.load_run(spec, tmp_path)["accuracy"] == 0.9
+    metrics["config"] = {**cfg, "data": {**cfg["data"], "patch_len": 4}}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="config differs"):
+        study.load_run(spec, tmp_path)

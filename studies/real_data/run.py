@@ -179,8 +179,10 @@ def load_run(spec: RunSpec, run_dir: Path) -> dict[str, Any] | None:
     mpath = run_dir / "metrics.json"
     if not mpath.exists():
         return None
+    from rsgn.checkpoint import saved_config
+
     m = json.loads(mpath.read_text())
-    if m["config"] != run_config(spec).to_dict():
+    if saved_config(m["config"], str(mpath)).to_dict() != run_config(spec).to_dict():
         raise SystemExit(f"{mpath}: config differs from this study's; move it or pass --runs")
     e = m.get("energy_per_inference") or {}
     side = run_dir / "study_run.json"
