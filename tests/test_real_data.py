@@ -137,6 +137,10 @@ def test_study_rows_configure_what_their_titles_say() -> None:
     assert base.train.augment_jitter > 0
     noaug = study.run_config(study.RunSpec("ArrowHead", "rsgn-noaug", 1, ()))
     assert noaug.data.patch_len == 1 and noaug.train.augment_jitter == 0
+    assert cfg.model.feature_dropout == noaug.model.feature_dropout == 0.0
+    drop = study.run_config(study.RunSpec("ArrowHead", "rsgn-tokens-drop", 1, ()))
+    assert drop.model.feature_dropout == 0.2 and drop.data.patch_len == 4
+    assert drop.data.time_channel and drop.train.augment_shift == 0
 
 
 def test_runs_saved_before_an_option_existed_are_still_this_studys(tmp_path) -> None:
