@@ -281,7 +281,8 @@ def load_data(
 ) -> Dataset:
     """The data set a run's ``data`` configuration describes: the built-in or ``aeon:`` task
     ``task`` (:func:`make_task`) or the user file ``npz`` (:func:`load_npz` with the config's
-    ``val_fraction`` and ``znorm``), exactly one of them. Every command that rebuilds a run's
+    ``val_fraction`` and ``znorm``), exactly one of them, tokenised by the config
+    (:func:`with_tokens`). Every command that rebuilds a run's
     data (train, compare, sweep) goes through here, so a checkpoint is evaluated on data
     prepared as it was trained on."""
     if (task is None) == (npz is None):
