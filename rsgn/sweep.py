@@ -526,17 +526,11 @@ def _run_local(units: list[Unit], out: str, workers: int, hook: Hook) -> None:
         for u in units:
             hook(u, execute_unit(u.kind, u.spec, u.params, out))
         return
-    import multiprocessing as mp
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures import FIRST_COMPLETED, wait
 
-    from rsgn.workers import exit_with_parent
+    from rsgn.workers import watched_pool
 
-    with ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=mp.get_context("spawn"),
-        initializer=exit_with_parent,
-        initargs=(os.getpid(),),
-    ) as pool:
+    with watched_pool(workers) as pool:
         futs = {pool.submit(execute_unit, u.kind, u.spec, u.params, out): u for u in units}
         try:
             pending = set(futs)

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from rsgn.config import DataConfig, ModelConfig, RunConfig, apply_overrides, load_config
 from rsgn.data import hierarchical, load_npz, long_range, make_task
@@ -141,8 +142,6 @@ def test_k_active_rounds_down():
 def test_tokenise_patches_and_time_channel_by_hand():
     """Patches of k steps (the last zero-filled), ceil(L / k) real tokens, padded steps never
     inside a real token, and the time channel (standardised token index), 0 on padding."""
-    import torch
-
     from rsgn.data import tokenise
 
     x = torch.arange(2 * 5 * 2, dtype=torch.float32).view(2, 5, 2) + 1  # no zeros anywhere
@@ -175,7 +174,7 @@ def test_tokens_reach_every_split_and_the_cli(tmp_path, npz, capsys):
     ds = with_selection(make_task("hierarchical", cfg), 0.25, seed=0)
     assert ds.x_train.shape[1:] == ds.x_val.shape[1:] == ds.x_select.shape[1:] == (3, 129)
     plain = make_task("hierarchical", DataConfig(n_samples=40, seq_len=9))
-    assert torch_equal(ds.x_val[:, 0, :32], plain.x_val[:, 0])
+    assert torch.equal(ds.x_val[:, 0, :32], plain.x_val[:, 0])
     tok = load_data(DataConfig(patch_len=2, time_channel=True), npz=npz)
     assert tok.d_in == 11 and tok.seq_len == 3  # 6 steps of 5 features
     out = tmp_path / "run"
@@ -189,9 +188,3 @@ def test_tokens_reach_every_split_and_the_cli(tmp_path, npz, capsys):
     assert main(["compare", "--ckpt", str(out), "--data", str(npz), "--backends", "torch",
                  "--out", str(rep)]) == 0  # fmt: skip
     assert json.loads((rep / "compare.json").read_text())["rows"][0]["status"] == "ok"
-
-
-def torch_equal(a, b) -> bool:
-    import torch
-
-    return bool(torch.equal(a, b))

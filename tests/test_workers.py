@@ -1,9 +1,8 @@
-"""rsgn.workers.exit_with_parent: a pool worker whose parent is gone stops; the sweep engine's
-and both studies' process pools install it."""
+"""rsgn.workers: a pool worker whose parent is gone stops (exit_with_parent); the watched pool
+runs it in every worker; the sweep engine and both studies train in that pool."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import importlib.util
 import os
 import subprocess
@@ -13,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from rsgn.workers import exit_with_parent
+from rsgn import workers
+from rsgn.workers import watched_pool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,13 +70,25 @@ def test_without_the_watcher_the_orphan_keeps_running() -> None:
     assert alive
 
 
+def _watcher_parent() -> int | None:
+    """In a pool worker: the parent pid its exit-with-parent thread watches, or None."""
+    import threading
+
+    return next((os.getppid() for t in threading.enumerate() if t.name == "exit-with-parent"), None)
+
+
+def test_a_watched_pool_worker_watches_its_parent() -> None:
+    with watched_pool(1) as pool:
+        assert pool.submit(_watcher_parent).result(timeout=120) == os.getpid()
+
+
 class _Refused(Exception):
     pass
 
 
-def _recording_pool(calls: list[dict]):
-    def make(*args, **kwargs):
-        calls.append(kwargs)
+def _recording(calls: list[int]):
+    def make(workers: int):
+        calls.append(workers)
         raise _Refused
 
     return make
@@ -90,39 +102,32 @@ def _load(path: Path, name: str):
     return mod
 
 
-def _assert_watched(calls: list[dict]) -> None:
-    assert len(calls) == 1
-    assert calls[0]["initializer"] is exit_with_parent
-    assert calls[0]["initargs"] == (os.getpid(),)
-
-
-def test_the_sweep_pool_installs_the_watcher(tmp_path, monkeypatch) -> None:
+def test_the_sweep_trains_in_a_watched_pool(tmp_path, monkeypatch) -> None:
     from rsgn import sweep
 
-    calls: list[dict] = []
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", _recording_pool(calls))
-    units = [object(), object()]
+    calls: list[int] = []
+    monkeypatch.setattr(workers, "watched_pool", _recording(calls))
     with pytest.raises(_Refused):
-        sweep._run_local(units, str(tmp_path), workers=2, hook=lambda u, r: None)
-    _assert_watched(calls)
+        sweep._run_local([object(), object()], str(tmp_path), workers=2, hook=lambda u, r: None)
+    assert calls == [2]
 
 
-def test_the_paper_study_pool_installs_the_watcher(tmp_path, monkeypatch) -> None:
+def test_the_paper_study_trains_in_a_watched_pool(tmp_path, monkeypatch) -> None:
     study = _load(ROOT / "studies" / "paper_reproduction" / "run.py", "prr_workers")
-    calls: list[dict] = []
-    monkeypatch.setattr(study, "ProcessPoolExecutor", _recording_pool(calls))
+    calls: list[int] = []
+    monkeypatch.setattr(workers, "watched_pool", _recording(calls))
     with pytest.raises(_Refused):
         study.main(["--tiny", "--workers", "2", "--out", str(tmp_path / "o"),
                     "--runs", str(tmp_path / "runs")])  # fmt: skip
-    _assert_watched(calls)
+    assert calls == [2]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("aeon") is None, reason="aeon not installed")
-def test_the_real_data_study_pool_installs_the_watcher(tmp_path, monkeypatch) -> None:
+def test_the_real_data_study_trains_in_a_watched_pool(tmp_path, monkeypatch) -> None:
     study = _load(ROOT / "studies" / "real_data" / "run.py", "rdr_workers")
-    calls: list[dict] = []
-    monkeypatch.setattr(study, "ProcessPoolExecutor", _recording_pool(calls))
+    calls: list[int] = []
+    monkeypatch.setattr(workers, "watched_pool", _recording(calls))
     with pytest.raises(_Refused):
         study.main(["--quick", "--models", "rsgn,mlp", "--no-minirocket", "--workers", "2",
                     "--out", str(tmp_path / "q"), "--runs", str(tmp_path / "runs")])  # fmt: skip
-    _assert_watched(calls)
+    assert calls == [2]

@@ -21,19 +21,17 @@ import dataclasses
 import fnmatch
 import json
 import math
-import multiprocessing
 import os
 import platform
 import shlex
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
 from rsgn.config import PAPER_LR, RSGN_LR
-from rsgn.workers import exit_with_parent
 
 STUDY_DIR = Path(__file__).resolve().parent
 DEFAULT_RUNS = STUDY_DIR / "ckpt_runs"
@@ -810,13 +808,9 @@ def run_study(
             except Exception as exc:  # one failed run must not stop the study
                 report(i, spec, None, exc)
     else:
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=exit_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
+        from rsgn.workers import watched_pool
+
+        with watched_pool(workers) as pool:
             futs = {
                 pool.submit(execute, s, str(s.folder(runs_dir, st.mode)), threads): s
                 for s in pending

@@ -29,7 +29,7 @@ import platform
 import shlex
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from pathlib import Path
 from typing import Any
 
@@ -385,17 +385,9 @@ def run_study(
             except Exception as exc:  # one failed run must not stop the study
                 done(i, spec, None, exc)
     else:
-        import multiprocessing
+        from rsgn.workers import watched_pool
 
-        ctx = multiprocessing.get_context("spawn")
-        from rsgn.workers import exit_with_parent
-
-        with ProcessPoolExecutor(
-            max_workers=workers,
-            mp_context=ctx,
-            initializer=exit_with_parent,
-            initargs=(os.getpid(),),
-        ) as pool:
+        with watched_pool(workers) as pool:
             futs = {
                 pool.submit(execute, s, str(s.folder(runs_dir, st.mode)), threads): s
                 for s in pending
