@@ -108,14 +108,28 @@ def test_screen_scores_on_the_selection_split_and_never_prints_the_test_split(
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     tiny = "train.epochs=1;train.min_steps=2;train.eval_interval=1;train.patience=0"
-    argv = ["screen.py", "BasicMotions", "--seeds", "0,1", "--runs", str(tmp_path / "r"),
+    # seeds 2 and 4: their 1-NN selection scores (0.5, 0.375) differ from seeds 3 and 5's
+    argv = ["screen.py", "BasicMotions", "--seeds", "2,4", "--runs", str(tmp_path / "r"),
             "--out", str(tmp_path / "s.json"), "--variant", f"a={tiny}",
             "--variant", f"b={tiny};train.augment_jitter=0"]  # fmt: skip
     monkeypatch.setattr(sys, "argv", argv)
     assert mod.main() == 0
     out = capsys.readouterr().out
     rows = json.loads((tmp_path / "s.json").read_text())
-    assert [(r["variant"], r["seed"]) for r in rows] == [("a", 0), ("a", 1), ("b", 0), ("b", 1)]
+    ref, rows = rows[:2], rows[2:]
+    assert [(r["variant"], r["seed"]) for r in rows] == [("a", 2), ("a", 4), ("b", 2), ("b", 4)]
+    # the bar: 1-NN Euclidean on the same splits, checked against a numpy 1-NN
+    from rsgn.aeon_data import load_aeon
+    from rsgn.data import stratified_split
+
+    ds = load_aeon("BasicMotions", znorm=True)
+    x, y = ds.x_train.numpy().reshape(len(ds.y_train), -1), ds.y_train.numpy()
+    for r in ref:
+        keep, held = stratified_split(y, 0.2, r["seed"])
+        d = ((x[held][:, None] - x[keep][None]) ** 2).sum(-1)
+        assert r["select_last5"] == pytest.approx(float((y[keep][d.argmin(1)] == y[held]).mean()))
+        assert r["variant"] == "1-NN Euclidean (reference)" and r["n_select"] == len(held) == 8
+    assert "| 1-NN Euclidean (reference) |" in out
     assert all(r["n_select"] == 8 and 0 <= r["select_last5"] <= 1 for r in rows)
     assert rows[2]["overrides"][-1] == "train.augment_jitter=0"
     assert "| a |" in out and "| b |" in out
